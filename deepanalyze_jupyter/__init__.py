@@ -1,0 +1,83 @@
+"""deepanalyze-jupyter: connect a notebook to real data, with credentials that never show.
+
+In IPython or Jupyter::
+
+    %load_ext deepanalyze_jupyter
+
+From Python, without IPython::
+
+    from deepanalyze_jupyter import Session
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .connectors import Connector, SourceContext
+from .credentials import CredentialManager
+from .errors import (
+    AuthenticationFailed,
+    ConfigurationError,
+    ConnectionFailed,
+    CredentialError,
+    DataSourceError,
+    DataSourceExists,
+    DataSourceNotFound,
+    FormatError,
+    ItemNotFound,
+    OperationCancelled,
+    QueryError,
+    RegistryError,
+    UnknownSourceType,
+)
+from .models import DataSourceConfig, OptionSpec, Secret
+from .redaction import Redactor, sanitize
+from .registry import DataSourceRegistry
+from .runner import LoopRunner
+from .session import Session
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuthenticationFailed",
+    "ConfigurationError",
+    "ConnectionFailed",
+    "Connector",
+    "CredentialError",
+    "CredentialManager",
+    "DataSourceConfig",
+    "DataSourceError",
+    "DataSourceExists",
+    "DataSourceNotFound",
+    "DataSourceRegistry",
+    "FormatError",
+    "ItemNotFound",
+    "LoopRunner",
+    "OperationCancelled",
+    "OptionSpec",
+    "QueryError",
+    "Redactor",
+    "RegistryError",
+    "Secret",
+    "Session",
+    "SourceContext",
+    "UnknownSourceType",
+    "__version__",
+    "load_ipython_extension",
+    "sanitize",
+    "unload_ipython_extension",
+]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext deepanalyze_jupyter``: one session for this shell, and the magics."""
+    from .extension import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext deepanalyze_jupyter``: disconnect every source and stop the loop."""
+    from .extension import unload
+
+    unload(ipython)

@@ -1,0 +1,63 @@
+"""A small time-to-live cache for metadata (listings, table columns) per source."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Hashable
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["MetadataCache"]
+
+
+class MetadataCache:
+    """Values per (source, key), each valid for ``ttl`` seconds of a monotonic clock.
+
+    DataFrames are copied in and out, so that a caller changing a listing it was given
+    cannot change what the next caller sees.
+    """
+
+    def __init__(self, ttl: float = 300.0, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self._clock = clock
+        self._entries: dict[tuple[str, Hashable], tuple[float, Any]] = {}
+
+    def __repr__(self) -> str:
+        return f"<MetadataCache ttl={self.ttl}s entries={len(self._entries)}>"
+
+    def put(self, source: str, key: Hashable, value: Any) -> None:
+        """Keep ``value`` for ``(source, key)`` until the TTL runs out."""
+        if self.ttl <= 0:
+            return
+        self._entries[(source, key)] = (self._clock() + self.ttl, _copied(value))
+
+    def get(self, source: str, key: Hashable) -> Any | None:
+        """The value kept for ``(source, key)``, or ``None`` if absent or expired."""
+        entry = self._entries.get((source, key))
+        if entry is None:
+            return None
+        expires, value = entry
+        if self._clock() >= expires:
+            del self._entries[(source, key)]
+            return None
+        return _copied(value)
+
+    def clear(self, source: str | None = None) -> int:
+        """Forget the entries of ``source`` (or all); return how many were dropped."""
+        if source is None:
+            dropped = len(self._entries)
+            self._entries.clear()
+            return dropped
+        keys = [key for key in self._entries if key[0] == source]
+        for key in keys:
+            del self._entries[key]
+        return len(keys)
+
+
+def _copied(value: Any) -> Any:
+    if isinstance(value, pd.DataFrame):
+        copy = value.copy()
+        copy.attrs = dict(value.attrs)
+        return copy
+    return value

@@ -1,0 +1,22 @@
+"""Connectors: one module per source type, all implementing :class:`Connector`.
+
+Built-in connectors are named here by import path and loaded on first use, so that
+loading the extension does not import every client library. Third-party connectors
+register through the ``deepanalyze_jupyter.connectors`` entry-point group.
+"""
+
+from __future__ import annotations
+
+from .base import Connector, SourceContext, SourceKind
+
+__all__ = ["BUILTIN_CONNECTORS", "ENTRY_POINT_GROUP", "Connector", "SourceContext", "SourceKind"]
+
+ENTRY_POINT_GROUP = "deepanalyze_jupyter.connectors"
+
+#: Source type name -> "module:Class" of the built-in connectors.
+BUILTIN_CONNECTORS: dict[str, str] = {
+    "postgresql": "deepanalyze_jupyter.connectors.postgresql:PostgresConnector",
+    "azure_blob": "deepanalyze_jupyter.connectors.azure_blob:AzureBlobConnector",
+    "sqlite": "deepanalyze_jupyter.connectors.sqlite:SqliteConnector",
+    "local": "deepanalyze_jupyter.connectors.local:LocalFolderConnector",
+}

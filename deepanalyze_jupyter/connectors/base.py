@@ -1,0 +1,187 @@
+"""The interface every connector implements, and what it is given to work with.
+
+A connector is made by the registry for one registered source, with a
+:class:`SourceContext`: the source's id, its validated options and its secrets, still
+encrypted. It decrypts a secret only inside :meth:`Connector.connect`. Every method is
+async and must not block the event loop: blocking libraries run in a worker thread.
+
+Cancelling the task that awaits a connector method (the kernel's interrupt does) must
+stop the work on the service too, and leave the connector usable.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import pandas as pd
+
+from ..credentials import EncryptedSecrets
+from ..errors import ConfigurationError
+from ..models import OptionSpec, Secret
+from ..progress import ProgressFactory, null_progress
+
+__all__ = ["Connector", "SourceContext", "SourceKind"]
+
+#: ``"sql"`` sources answer queries; ``"files"`` sources hold files read by path.
+SourceKind = Literal["sql", "files"]
+
+
+@dataclass(frozen=True)
+class SourceContext:
+    """What a connector knows of its source."""
+
+    id: str
+    options: Mapping[str, Any]
+    secrets: EncryptedSecrets
+    progress: ProgressFactory = field(default=null_progress)
+
+
+class Connector(ABC):
+    """Base class of the connectors; subclasses set the class attributes and methods."""
+
+    #: The type name users give (``--type postgresql``).
+    type_name: ClassVar[str]
+    #: A name for people (``PostgreSQL``).
+    display_name: ClassVar[str]
+    #: Whether the source takes SQL queries or file paths.
+    kind: ClassVar[SourceKind]
+    #: The options (and secret fields) the connector accepts.
+    option_specs: ClassVar[tuple[OptionSpec, ...]] = ()
+
+    def __init__(self, context: SourceContext) -> None:
+        self.context = context
+
+    @property
+    def source_id(self) -> str:
+        """The id of the source this connector serves."""
+        return self.context.id
+
+    @property
+    def options(self) -> Mapping[str, Any]:
+        """The source's validated, non-secret options."""
+        return self.context.options
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} for {self.source_id!r}>"
+
+    # -- configuration -------------------------------------------------------------
+
+    @classmethod
+    def spec(cls, name: str) -> OptionSpec | None:
+        """The spec of option ``name``, or ``None``."""
+        return next((spec for spec in cls.option_specs if spec.name == name), None)
+
+    @classmethod
+    def prepare(
+        cls,
+        source: str,
+        options: Mapping[str, Any],
+        secrets: Mapping[str, Secret],
+        *,
+        present_secrets: frozenset[str] = frozenset(),
+    ) -> tuple[dict[str, Any], dict[str, Secret]]:
+        """Validate and normalise a source's options and secrets before they are stored.
+
+        The default checks names against :attr:`option_specs`, converts values to their
+        kinds, fills defaults, moves values of secret options into the secrets, and
+        checks required options (``present_secrets`` names secrets already stored, on an
+        update). Subclasses extend it (e.g. to pull a password out of a DSN); it raises
+        :class:`ConfigurationError` naming the source and the problem.
+        """
+        known = {spec.name: spec for spec in cls.option_specs}
+        clean_options: dict[str, Any] = {}
+        clean_secrets: dict[str, Secret] = {}
+        for name, value in options.items():
+            spec = known.get(name)
+            if spec is None:
+                raise ConfigurationError(
+                    f"unknown option {name!r} for a {cls.type_name} source; "
+                    f"known options: {', '.join(sorted(known)) or 'none'}",
+                    source=source,
+                )
+            if value is None:
+                continue
+            if spec.secret:
+                clean_secrets[name] = value if isinstance(value, Secret) else Secret(str(value))
+            else:
+                clean_options[name] = spec.coerce(value, source=source)
+        for name, secret in secrets.items():
+            spec = known.get(name)
+            if spec is None or not spec.secret:
+                raise ConfigurationError(
+                    f"{name!r} is not a secret field of a {cls.type_name} source", source=source
+                )
+            clean_secrets[name] = secret
+        for spec in cls.option_specs:
+            if not spec.secret and spec.name not in clean_options and spec.default is not None:
+                clean_options[spec.name] = spec.default
+        for spec in cls.option_specs:
+            held = (clean_secrets.keys() | present_secrets) if spec.secret else clean_options.keys()
+            present = spec.name in held
+            if spec.required and not present and spec.applies(clean_options):
+                raise ConfigurationError(f"missing required option {spec.name!r}", source=source)
+        return clean_options, clean_secrets
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    @abstractmethod
+    async def connect(self) -> None:
+        """Open the connection (or check access); the only place secrets are decrypted."""
+
+    @abstractmethod
+    async def disconnect(self) -> None:
+        """Close the connection and release everything held. Safe to call twice."""
+
+    async def is_alive(self) -> bool:
+        """Tell, cheaply, whether the connection can still be used."""
+        return True
+
+    @abstractmethod
+    async def test_connection(self) -> str:
+        """Make a real round trip and return a one-line description of what answered."""
+
+    # -- browsing ------------------------------------------------------------------
+
+    @abstractmethod
+    async def list_items(
+        self, prefix: str | None = None, *, recursive: bool = False, limit: int | None = None
+    ) -> pd.DataFrame:
+        """List what the source holds under ``prefix`` (schemas/tables, folders/files).
+
+        ``prefix`` may be a shell-style glob for file sources. The frame's
+        ``attrs["truncated"]`` says whether ``limit`` cut the listing.
+        """
+
+    async def describe(self, item: str) -> pd.DataFrame:
+        """Describe one item: a table's columns, or a file's properties."""
+        raise ConfigurationError(f"{self.display_name} sources cannot describe items", source=self.source_id)
+
+    # -- data ----------------------------------------------------------------------
+
+    async def query(
+        self,
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        limit: int | None = None,
+        timeout: float | None = None,
+    ) -> pd.DataFrame:
+        """Run ``sql`` with named ``:param`` values bound, and return at most ``limit`` rows."""
+        raise ConfigurationError(
+            f"{self.display_name} sources take file paths, not SQL queries", source=self.source_id
+        )
+
+    async def read(
+        self,
+        paths: Sequence[str],
+        *,
+        format: str | None = None,
+        limit: int | None = None,
+        source_column: str | None = None,
+        reader_options: Mapping[str, Any] | None = None,
+    ) -> pd.DataFrame:
+        """Read the files at ``paths`` (globs allowed) into one DataFrame."""
+        raise ConfigurationError(f"{self.display_name} sources do not hold files", source=self.source_id)

@@ -1,0 +1,112 @@
+"""The one exception tree of deepanalyze-jupyter.
+
+Every error the package raises on purpose derives from :class:`DataSourceError`,
+names the data source it concerns when there is one, and never carries a secret::
+
+    DataSourceError
+    ├── ConfigurationError          bad or missing options, unknown type, literal secret
+    │   └── UnknownSourceType
+    ├── RegistryError
+    │   ├── DataSourceExists
+    │   └── DataSourceNotFound
+    ├── CredentialError             tampered or foreign token, missing secret
+    ├── ConnectionFailed            unreachable host, dropped connection, timeout
+    │   └── AuthenticationFailed    wrong password, key or token
+    ├── ItemNotFound                missing table, container, blob or file
+    ├── QueryError                  the server refused or failed the query
+    ├── FormatError                 unsupported or malformed file
+    └── OperationCancelled          interrupted by the user
+
+Library errors (psycopg, azure.core, cryptography) are wrapped at the connector
+boundary with ``raise ... from``; the message is rebuilt so that it holds no secret.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthenticationFailed",
+    "ConfigurationError",
+    "ConnectionFailed",
+    "CredentialError",
+    "DataSourceError",
+    "DataSourceExists",
+    "DataSourceNotFound",
+    "FormatError",
+    "ItemNotFound",
+    "OperationCancelled",
+    "QueryError",
+    "RegistryError",
+    "UnknownSourceType",
+]
+
+
+class DataSourceError(Exception):
+    """Base class of every error raised by deepanalyze-jupyter.
+
+    ``str(error)`` is one line: ``"<source>: <problem>"`` when a source is known.
+    """
+
+    def __init__(self, message: str, *, source: str | None = None) -> None:
+        self.message = message
+        self.source = source
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        if self.source:
+            return f"{self.source}: {self.message}"
+        return self.message
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild, (type(self), self.message, self.source))
+
+
+def _rebuild(cls: type[DataSourceError], message: str, source: str | None) -> DataSourceError:
+    return cls(message, source=source)
+
+
+class ConfigurationError(DataSourceError):
+    """A data source's type, options or secrets are missing or invalid."""
+
+
+class UnknownSourceType(ConfigurationError):
+    """No connector is registered for the requested source type."""
+
+
+class RegistryError(DataSourceError):
+    """The registry cannot do what was asked with the ids it holds."""
+
+
+class DataSourceExists(RegistryError):
+    """A data source with this id is already registered."""
+
+
+class DataSourceNotFound(RegistryError):
+    """No data source with this id is registered."""
+
+
+class CredentialError(DataSourceError):
+    """A secret cannot be stored or recovered (tampered token, other key, missing)."""
+
+
+class ConnectionFailed(DataSourceError):
+    """The service could not be reached, or the connection broke."""
+
+
+class AuthenticationFailed(ConnectionFailed):
+    """The service was reached but refused the credentials."""
+
+
+class ItemNotFound(DataSourceError):
+    """A table, schema, container, blob or file does not exist."""
+
+
+class QueryError(DataSourceError):
+    """The service refused or failed a query."""
+
+
+class FormatError(DataSourceError):
+    """A file's format is unsupported, or its content is malformed."""
+
+
+class OperationCancelled(DataSourceError):
+    """The user interrupted the operation; the work was stopped on the service too."""

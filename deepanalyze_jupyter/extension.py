@@ -1,0 +1,61 @@
+"""Loading and unloading the IPython extension: one session per shell."""
+
+from __future__ import annotations
+
+import atexit
+import weakref
+from typing import Any
+
+from .progress import tqdm_progress
+from .session import Session
+
+__all__ = ["get_session", "load", "unload"]
+
+_SESSION_ATTRIBUTE = "_deepanalyze_session"
+
+
+def get_session(shell: Any) -> Session | None:
+    """The session the extension made for ``shell``, or ``None`` when not loaded."""
+    return getattr(shell, _SESSION_ATTRIBUTE, None)
+
+
+def load(shell: Any) -> Session:
+    """Make the shell's session and register the magics; loading twice is harmless."""
+    session = get_session(shell)
+    if session is not None and not session.closed:
+        return session
+    from .magics import DataSourceMagics
+
+    session = Session(progress=tqdm_progress)
+    setattr(shell, _SESSION_ATTRIBUTE, session)
+    shell.register_magics(DataSourceMagics(shell, session=session))
+    atexit.register(_close_at_exit, weakref.ref(session))
+    return session
+
+
+def unload(shell: Any) -> None:
+    """Remove the magics, disconnect every source and stop the session's loop."""
+    session = get_session(shell)
+    if session is None:
+        return
+    from .magics import DataSourceMagics
+
+    _unregister_magics(shell, DataSourceMagics)
+    delattr(shell, _SESSION_ATTRIBUTE)
+    session.close()
+
+
+def _unregister_magics(shell: Any, magics_class: type) -> None:
+    manager = shell.magics_manager
+    instance = manager.registry.pop(magics_class.__name__, None)
+    if instance is None:
+        return
+    for kind, names in instance.magics.items():
+        for name in names:
+            manager.magics[kind].pop(name, None)
+
+
+def _close_at_exit(session_ref: weakref.ref[Session]) -> None:
+    session = session_ref()
+    if session is not None:
+        session.close()
