@@ -6,12 +6,14 @@ import atexit
 import weakref
 from typing import Any
 
+from .output_redaction import OutputRedaction
 from .progress import tqdm_progress
 from .session import Session
 
 __all__ = ["get_session", "load", "unload"]
 
 _SESSION_ATTRIBUTE = "_deepanalyze_session"
+_REDACTION_ATTRIBUTE = "_deepanalyze_output_redaction"
 
 
 def get_session(shell: Any) -> Session | None:
@@ -29,6 +31,9 @@ def load(shell: Any) -> Session:
     session = Session(progress=tqdm_progress)
     setattr(shell, _SESSION_ATTRIBUTE, session)
     shell.register_magics(DataSourceMagics(shell, session=session))
+    redaction = OutputRedaction(shell, session.redactor)
+    redaction.install()
+    setattr(shell, _REDACTION_ATTRIBUTE, redaction)
     atexit.register(_close_at_exit, weakref.ref(session))
     return session
 
@@ -41,6 +46,10 @@ def unload(shell: Any) -> None:
     from .magics import DataSourceMagics
 
     _unregister_magics(shell, DataSourceMagics)
+    redaction = getattr(shell, _REDACTION_ATTRIBUTE, None)
+    if redaction is not None:
+        redaction.uninstall()
+        delattr(shell, _REDACTION_ATTRIBUTE)
     delattr(shell, _SESSION_ATTRIBUTE)
     session.close()
 
