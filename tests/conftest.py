@@ -1,0 +1,101 @@
+"""Fixtures shared by the whole test suite."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+from uuid import uuid4
+
+import pytest
+from azure.storage.blob import BlobServiceClient
+from psycopg import sql
+
+from tests.services import (
+    AzuriteServer,
+    PostgresServer,
+    ServiceUnavailable,
+    start_azurite,
+    start_postgres,
+)
+
+_Service = TypeVar("_Service", PostgresServer, AzuriteServer)
+
+# --- real services: PostgreSQL and Azurite -----------------------------------------------------
+#
+# Started on first use and stopped at the end of the session, so a run without integration tests
+# starts nothing. Missing programs skip the tests that need them, or fail them when CI=true.
+
+# Tests that use one of these fixtures, directly or through another fixture, get its markers.
+SERVICE_MARKERS = {
+    "pg_server": ("integration", "postgres"),
+    "azurite": ("integration", "azurite"),
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixturenames = getattr(item, "fixturenames", ())
+        for fixture, markers in SERVICE_MARKERS.items():
+            if fixture in fixturenames:
+                for marker in markers:
+                    item.add_marker(marker)
+
+
+def _start_or_skip(start: Callable[[], _Service]) -> _Service:
+    try:
+        return start()
+    except ServiceUnavailable as missing:
+        reason = str(missing)
+    # Outside the except block, so the report shows the reason without a chained traceback.
+    if os.environ.get("CI", "").strip().lower() == "true":
+        pytest.fail(f"{reason} (with CI=true a missing service is a failure)", pytrace=False)
+    pytest.skip(reason)
+
+
+def _ensure_running(server: PostgresServer | AzuriteServer) -> None:
+    """Bring back a server that a failed restart test left stopped."""
+    if not server.external and not server.is_running():
+        server.start()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """The session's PostgreSQL server; see tests/services/postgres.py."""
+    server = _start_or_skip(start_postgres)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def pg_schema(pg_server: PostgresServer) -> Iterator[str]:
+    """A new, empty schema in the test database, dropped with its contents afterwards."""
+    name = f"test_{uuid4().hex[:16]}"
+    _ensure_running(pg_server)
+    with pg_server.admin_connection() as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
+    yield name
+    _ensure_running(pg_server)
+    with pg_server.admin_connection() as conn:
+        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[AzuriteServer]:
+    """The session's blob service (Azurite); see tests/services/azurite.py."""
+    server = _start_or_skip(start_azurite)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def blob_container(azurite: AzuriteServer) -> Iterator[str]:
+    """A new, empty blob container, deleted with its blobs afterwards."""
+    name = f"test-{uuid4().hex[:20]}"
+    _ensure_running(azurite)
+    with BlobServiceClient.from_connection_string(azurite.connection_string) as service:
+        service.create_container(name)
+    yield name
+    _ensure_running(azurite)
+    with BlobServiceClient.from_connection_string(azurite.connection_string) as service:
+        service.delete_container(name)
