@@ -48,11 +48,13 @@ _SECRET_KEY_PARTS = (
 
 _SECRET_KEY_RE = re.compile("|".join(re.escape(p) for p in _SECRET_KEY_PARTS), re.IGNORECASE)
 
-# scheme://user:password@host  ->  scheme://user:********@host
-_URI_PASSWORD_RE = re.compile(r"(?P<head>[a-z][a-z0-9+.\-]*://[^:/?#@\s]*:)(?P<secret>[^@/\s]+)(?=@)", re.I)
-# password='it''s' or password=plain (libpq key=value DSN)
+# scheme://user:password@host  ->  scheme://user:********@host; up to the last '@' of the
+# authority, since a password typed with a raw '@' in it is a common mistake.
+_URI_PASSWORD_RE = re.compile(r"(?P<head>[a-z][a-z0-9+.\-]*://[^:/?#@\s]*:)(?P<secret>[^/\s]+)(?=@)", re.I)
+# password='it\'s' or password=plain\ text (libpq key=value DSN: a backslash escapes any character)
 _DSN_PASSWORD_RE = re.compile(
-    r"(?P<head>\b(?:password|sslpassword)\s*=\s*)(?P<secret>'(?:[^'\\]|\\.|'')*'|[^\s'][^\s]*)",
+    r"(?P<head>\b(?:password|sslpassword)\s*=\s*)"
+    r"(?P<secret>'(?:[^'\\]|\\.|'')*'|(?:\\.|[^\s'\\])(?:\\.|[^\s\\])*)",
     re.I,
 )
 # AccountKey=...; SharedAccessSignature=...; in Azure connection strings
