@@ -16,6 +16,8 @@ __all__ = ["AddSourceForm"]
 
 #: Built-in types first, in this order, in the type selector; then the others by name.
 _TYPE_ORDER = ("postgresql", "azure_blob", "sqlite", "local")
+#: Buttons start where the fields' inputs start: after the label and its margin.
+BUTTON_INDENT = "148px"
 #: The id a Test uses when the id field is still empty.
 _TRIAL_ID = "new_source"
 
@@ -52,7 +54,7 @@ class AddSourceForm(widgets.VBox):  # type: ignore[misc]
         self.type_select.observe(self._show_type, names="value")
         buttons = widgets.HBox(
             [self.test_button, self.add_button],
-            layout=widgets.Layout(margin="8px 0 4px 144px", grid_gap="8px"),
+            layout=widgets.Layout(margin=f"8px 0 4px {BUTTON_INDENT}", grid_gap="8px"),
         )
         super().__init__(
             [

@@ -15,7 +15,7 @@ import ipywidgets as widgets
 
 from ..connectors import Connector
 from ..models import OptionSpec, Secret
-from ._status import field_layout
+from ._status import FORM_WIDTH, field_layout
 
 __all__ = ["FIELD_ORDER", "SourceFields"]
 
@@ -49,7 +49,9 @@ class SourceFields:
         children: list[widgets.Widget] = [self.controls[spec.name] for spec in main]
         if more:
             extra = widgets.VBox([self.controls[spec.name] for spec in more])
-            accordion = widgets.Accordion(children=[extra], titles=("More options",))
+            accordion = widgets.Accordion(
+                children=[extra], titles=("More options",), layout=widgets.Layout(width=FORM_WIDTH)
+            )
             accordion.selected_index = None
             children.append(accordion)
         self.box = widgets.VBox(children)

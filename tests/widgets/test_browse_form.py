@@ -148,3 +148,44 @@ def test_identifiers_are_quoted() -> None:
 )
 def test_variable_names_come_from_item_names(item_name: str, expected: str) -> None:
     assert variable_name(item_name) == expected
+
+
+@pytest.fixture
+def files(session: Session, tmp_path: Path) -> str:
+    """A registered local folder: one CSV at the top, one in a subfolder."""
+    root = tmp_path / "files"
+    (root / "sales" / "2024").mkdir(parents=True)
+    (root / "readme.csv").write_text("topic\nsales\n")
+    (root / "sales" / "2024" / "q1.csv").write_text("region,amount\nEU,10\nUS,20\nEU,30\n")
+    session.add("files", "local", path=str(root))
+    return "files"
+
+
+def test_folders_are_opened_and_left(session: Session, files: str) -> None:
+    form = BrowseForm(session, {}, files)
+    assert labels(form) == ["sales/", "readme.csv"]
+    choose(form, "sales/")
+    assert form.location == "sales/"
+    assert labels(form) == ["..", "2024/"]
+    choose(form, "2024/")
+    assert labels(form) == ["..", "q1.csv"]
+    assert form.status.message == "0 folder(s), 1 item(s) in files:sales/2024/"
+    choose(form, "..")
+    assert form.location == "sales/"
+    choose(form, "..")
+    assert form.location is None
+    assert labels(form) == ["sales/", "readme.csv"]
+
+
+def test_a_file_is_previewed_and_loaded(session: Session, files: str) -> None:
+    namespace: dict[str, Any] = {}
+    form = BrowseForm(session, namespace, files)
+    choose(form, "sales/")
+    choose(form, "2024/")
+    choose(form, "q1.csv")
+    assert form.status.message == "First 3 row(s) of sales/2024/q1.csv"
+    assert "<td>US</td>" in form.preview.outputs[0]["data"]["text/html"]
+    assert form.variable_field.value == "q1"
+    form.load_button.click()
+    assert form.status.message == "Loaded 3 row(s) \u00d7 2 column(s) of sales/2024/q1.csv into q1"
+    assert namespace["q1"]["amount"].sum() == 60
