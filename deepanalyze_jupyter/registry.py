@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable, Hashable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field, replace
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import pandas as pd
 
@@ -112,12 +112,16 @@ class DataSourceRegistry:
         """The type names sources can be registered with."""
         return sorted(self._types)
 
-    def connector_class(self, type_name: str) -> type[Connector]:
-        """The connector class for ``type_name``, imported on first use."""
+    def connector_class(self, type_name: str, *, source: str | None = None) -> type[Connector]:
+        """The connector class for ``type_name``, imported on first use.
+
+        ``source`` names the source asking, for the error message when there is none.
+        """
         target = self._types.get(type_name)
         if target is None:
             raise UnknownSourceType(
-                f"unknown source type {type_name!r}; known types: {', '.join(self.source_types)}"
+                f"unknown source type {type_name!r}; known types: {', '.join(self.source_types)}",
+                source=source,
             )
         if isinstance(target, type):
             return target
@@ -125,10 +129,13 @@ class DataSourceRegistry:
             loaded = _load(target)
         except Exception as error:
             raise ConfigurationError(
-                f"the connector for type {type_name!r} cannot be loaded: {type(error).__name__}: {error}"
+                f"the connector for type {type_name!r} cannot be loaded: {type(error).__name__}: {error}",
+                source=source,
             ) from error
         if not (isinstance(loaded, type) and issubclass(loaded, Connector)):
-            raise ConfigurationError(f"the connector for type {type_name!r} is not a Connector subclass")
+            raise ConfigurationError(
+                f"the connector for type {type_name!r} is not a Connector subclass", source=source
+            )
         self._types[type_name] = loaded
         return loaded
 
@@ -160,18 +167,22 @@ class DataSourceRegistry:
         source_id = validate_source_id(config.id)
         if source_id in self._sources or source_id in self._pending:
             raise DataSourceExists("a data source with this id is already registered", source=source_id)
-        connector_class = self.connector_class(config.type)
+        connector_class = self.connector_class(config.type, source=source_id)
         options, secrets = connector_class.prepare(source_id, config.options, config.secrets)
         stored = replace(config, options=options, secrets={})
         source = _Source(stored, self.credentials.seal(secrets, source=source_id), connector_class)
         self._pending.add(source_id)
+        # Known to the redactor before the test, so that an error it raises is masked too.
+        self.redactor.add(source_id, (secret.reveal() for secret in secrets.values()))
         try:
             if test_connection:
                 source.connector = await self._open(source)
+        except BaseException:
+            self.redactor.discard(source_id)
+            raise
         finally:
             self._pending.discard(source_id)
         self._sources[source_id] = source
-        self.redactor.add(source_id, (secret.reveal() for secret in secrets.values()))
         logger.info("registered data source %r of type %s", source_id, config.type)
         return self.get_config(source_id)
 
@@ -180,8 +191,10 @@ class DataSourceRegistry:
         source = self._source(source_id)
         del self._sources[source_id]
         self.cache.clear(source_id)
-        self.redactor.discard(source_id)
-        await self._close(source)
+        try:
+            await self._close(source)
+        finally:  # only now: closing may fail with an error that shows a secret
+            self.redactor.discard(source_id)
         logger.info("unregistered data source %r", source_id)
 
     async def update_data_source(
@@ -229,8 +242,13 @@ class DataSourceRegistry:
         updated = _Source(
             config, EncryptedSecrets(self.credentials, source_id, tokens), current.connector_class
         )
-        if test_connection:
-            updated.connector = await self._open(updated)
+        trial = f"{source_id} (update)"  # not a valid id, so never a source's own entry
+        self.redactor.add(trial, (secret.reveal() for secret in clean_secrets.values()))
+        try:
+            if test_connection:
+                updated.connector = await self._open(updated)
+        finally:
+            self.redactor.discard(trial)
         if self._sources.get(source_id) is not current:
             await self._close(updated)
             raise DataSourceNotFound("the source was removed while it was being updated", source=source_id)
@@ -292,8 +310,12 @@ class DataSourceRegistry:
                 logger.info("connection of %r was lost; reconnecting", source_id)
                 source.connector = None
                 await self._close_connector(connector)
-            source.connector = await self._open(source)
-            return source.connector
+            connector = await self._open(source)
+            if self._sources.get(source_id) is not source:  # removed or replaced meanwhile
+                await self._close_connector(connector)
+                raise DataSourceNotFound("the source was removed while it was connecting", source=source_id)
+            source.connector = connector
+            return connector
 
     async def test_connection(self, source_id: str) -> str:
         """Make a real round trip to the source; return a line describing what answered."""
@@ -451,17 +473,43 @@ class DataSourceRegistry:
             yield
         except DataSourceError as error:
             cleaned = self._clean(error.message)
-            if cleaned != error.message:
-                raise type(error)(cleaned, source=error.source) from None
-            raise
+            if cleaned == error.message and not self._holds_secret(error):
+                raise
+            _raise_detached(type(error)(cleaned, source=error.source))
         except (asyncio.CancelledError, KeyboardInterrupt, SystemExit, GeneratorExit):
             raise
         except Exception as error:
             text = f"{type(error).__name__}: {error}".strip().splitlines()[0]
             message = self._clean(text)
-            if message != text:  # the library's own text held a secret: do not chain it
-                raise wrap_as(message, source=source_id) from None
+            if self._holds_secret(error):  # the library's own text held a secret: do not chain it
+                _raise_detached(wrap_as(message, source=source_id))
             raise wrap_as(message, source=source_id) from error
+
+    def _holds_secret(self, error: BaseException) -> bool:
+        """Whether ``error`` or an error chained to it shows a secret in its str or repr."""
+        pending, seen = [error], set()
+        while pending:
+            current = pending.pop()
+            if id(current) in seen:
+                continue
+            seen.add(id(current))
+            try:
+                texts = (str(current), repr(current))
+            except Exception:
+                return True  # cannot be checked, so cannot be shown
+            if any(self._clean(text) != text for text in texts):
+                return True
+            pending.extend(chained for chained in (current.__cause__, current.__context__) if chained)
+        return False
+
+
+def _raise_detached(error: DataSourceError) -> NoReturn:
+    """Raise ``error`` with neither cause nor context: the error it replaces shows a secret."""
+    try:
+        raise error from None
+    except DataSourceError as raised:
+        raised.__context__ = None  # Python set it to the error being handled
+        raise
 
 
 def _load(target: str | EntryPoint) -> Any:
