@@ -16,7 +16,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 __all__ = ["LoopRunner"]
@@ -88,28 +88,32 @@ class LoopRunner:
             raise RuntimeError(
                 "run_sync() was called from the runner's own loop; await the coroutine instead"
             )
-        loop = self.loop
-        task, result = self._spawn(loop, coro)
+        cancel, result = self._spawn(self.loop, coro)
         try:
             return result.result(timeout)
         except KeyboardInterrupt:
-            self._cancel_and_wait(loop, task, result)
+            self._cancel_and_wait(cancel, result)
             raise
         except concurrent.futures.TimeoutError:
-            self._cancel_and_wait(loop, task, result)
+            self._cancel_and_wait(cancel, result)
             raise TimeoutError(f"the operation did not finish within {timeout} s") from None
 
     @staticmethod
     def _spawn(
         loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]
-    ) -> tuple[asyncio.Task[T], concurrent.futures.Future[T]]:
-        """Start ``coro`` as a task; the returned future settles only once the task is done."""
-        created: concurrent.futures.Future[asyncio.Task[T]] = concurrent.futures.Future()
+    ) -> tuple[Callable[[], None], concurrent.futures.Future[T]]:
+        """Start ``coro`` as a task without waiting for the loop.
+
+        Returns a thread-safe function that cancels the task (even one not made yet) and
+        a future that settles only once the task is done.
+        """
         result: concurrent.futures.Future[T] = concurrent.futures.Future()
+        tasks: list[asyncio.Task[T]] = []
 
         def settle(task: asyncio.Task[T]) -> None:
             if task.cancelled():
                 result.cancel()
+                result.set_running_or_notify_cancel()  # wakes concurrent.futures.wait()
             elif (error := task.exception()) is not None:
                 result.set_exception(error)
             else:
@@ -119,21 +123,27 @@ class LoopRunner:
             try:
                 task = loop.create_task(coro)
             except BaseException as error:  # the loop is closing
-                created.set_exception(error)
+                coro.close()
+                result.set_exception(error)
                 return
+            tasks.append(task)
             task.add_done_callback(settle)
-            created.set_result(task)
+
+        def cancel_tasks() -> None:
+            for task in tasks:
+                task.cancel()
+
+        def cancel() -> None:
+            # Runs after create() on the loop, since callbacks run in the order given.
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nothing runs
+                loop.call_soon_threadsafe(cancel_tasks)
 
         loop.call_soon_threadsafe(create)
-        return created.result(), result
+        return cancel, result
 
     @staticmethod
-    def _cancel_and_wait(
-        loop: asyncio.AbstractEventLoop,
-        task: asyncio.Task[Any],
-        result: concurrent.futures.Future[Any],
-    ) -> None:
-        loop.call_soon_threadsafe(task.cancel)
+    def _cancel_and_wait(cancel: Callable[[], None], result: concurrent.futures.Future[Any]) -> None:
+        cancel()
         concurrent.futures.wait([result], timeout=CANCEL_GRACE_SECONDS)
 
     def close(self, *, timeout: float = 10.0) -> None:
