@@ -59,6 +59,7 @@ def _unregister_magics(shell: Any, magics_class: type) -> None:
     instance = manager.registry.pop(magics_class.__name__, None)
     if instance is None:
         return
+    instance.detach()  # its completers, display formatters and configurable entry
     for kind, names in instance.magics.items():
         for name in names:
             manager.magics[kind].pop(name, None)

@@ -1,0 +1,391 @@
+"""Argument parsing for the magics: shell-like splitting and argparse parsers that never exit.
+
+Parsers raise IPython's :class:`UsageError` (one line, no traceback) instead of exiting,
+and ``--help`` prints the help and stops the magic through :class:`HelpShown`. The
+per-type options of ``%datasource add`` and ``update`` are made from the connector's
+``option_specs``: ``--host``, ``--read-only [true|false]``; a secret option ``--password``
+also gets ``--password-env VAR``, and ``--prompt password`` asks for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import NoReturn
+
+from IPython.core.error import UsageError
+from IPython.utils.process import arg_split  # type: ignore[attr-defined]
+
+from .models import OptionSpec
+
+__all__ = [
+    "HelpShown",
+    "MagicLineParser",
+    "OptionValues",
+    "add_option_arguments",
+    "add_parser",
+    "option_flag",
+    "output_variable",
+    "peek_parser",
+    "positive_float",
+    "positive_int",
+    "query_parser",
+    "split_line",
+    "subcommand_parser",
+    "update_parser",
+]
+
+_OPTION_DEST = "option:"
+_ENV_DEST = "env:"
+
+
+class HelpShown(Exception):
+    """A parser printed its help: the magic stops there, without an error."""
+
+
+def split_line(line: str, *, strict: bool = True) -> list[str]:
+    """Split a magic line into words the way a shell does (quotes group, backslashes escape)."""
+    try:
+        return arg_split(line, posix=os.name != "nt", strict=strict)
+    except ValueError as error:
+        raise UsageError(f"cannot read the line: {error} (check the quotes)") from None
+
+
+def option_flag(name: str) -> str:
+    """The command-line flag of option ``name``: ``read_only`` -> ``--read-only``."""
+    return "--" + name.replace("_", "-")
+
+
+class MagicLineParser(argparse.ArgumentParser):
+    """An argparse parser for one magic (sub)command that reports errors as one line."""
+
+    def __init__(self, prog: str, description: str = "", epilog: str = "", *, add_help: bool = True) -> None:
+        super().__init__(
+            prog=prog,
+            description=description,
+            epilog=epilog,
+            add_help=add_help,
+            allow_abbrev=False,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    def error(self, message: str) -> NoReturn:
+        """Raise a :class:`UsageError` naming the command, instead of exiting."""
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        """Stop the magic after ``--help`` printed the help."""
+        if status:
+            self.error(message or "invalid arguments")
+        raise HelpShown
+
+    def parse_words(self, words: Sequence[str]) -> argparse.Namespace:
+        """Parse ``words``; an unknown option names only the option, never its value."""
+        namespace, extras = self.parse_known_args(list(words))
+        if extras:
+            self.error(self._describe_extras(extras))
+        return namespace
+
+    def flags(self) -> list[str]:
+        """Every option flag of this parser (for completion)."""
+        return sorted(flag for flag in self._option_string_actions if flag.startswith("--"))
+
+    def takes_value(self, flag: str) -> bool:
+        """Whether ``flag`` is one of this parser's options that is followed by a value."""
+        action = self._option_string_actions.get(flag)
+        return action is not None and action.nargs != 0 and action.nargs != "?"
+
+    def _describe_extras(self, extras: Sequence[str]) -> str:
+        flags = [word.split("=", 1)[0] for word in extras if word.startswith("-") and len(word) > 1]
+        if not flags:
+            return f"unexpected argument {extras[0][:80]!r}"
+        flag = flags[0][:80]
+        close = difflib.get_close_matches(flag, list(self._option_string_actions), n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        return f"unknown option {flag}{hint}"
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text[:40]!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a number of seconds above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text[:40]!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, got {text[:40]!r}")
+    return value
+
+
+def output_variable(text: str) -> str:
+    """An argparse type: a name a result can be assigned to."""
+    if not text.isidentifier() or text in {"True", "False", "None"}:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a valid Python variable name")
+    return text
+
+
+@dataclass
+class OptionValues:
+    """What a line gave for a connector's options, secrets kept apart by how they come."""
+
+    options: dict[str, str] = field(default_factory=dict)
+    #: Values typed for secret options (only ``env:NAME`` references are accepted).
+    secret_values: dict[str, str] = field(default_factory=dict)
+    #: ``--<secret>-env VAR``: secret name -> environment variable.
+    secret_env: dict[str, str] = field(default_factory=dict)
+    #: ``--prompt NAME``: secrets to ask for.
+    prompts: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_namespace(cls, namespace: argparse.Namespace) -> OptionValues:
+        """Collect the values :func:`add_option_arguments` parsed into ``namespace``."""
+        values = cls(prompts=list(getattr(namespace, "prompt", None) or []))
+        for dest, value in vars(namespace).items():
+            if value is None:
+                continue
+            if dest.startswith(_OPTION_DEST):
+                values.options[dest.removeprefix(_OPTION_DEST)] = value
+            elif dest.startswith(_ENV_DEST):
+                values.secret_env[dest.removeprefix(_ENV_DEST)] = value
+        return values
+
+    def split_secrets(self, specs: Sequence[OptionSpec]) -> None:
+        """Move values typed for secret options out of :attr:`options`."""
+        for spec in specs:
+            if spec.secret and spec.name in self.options:
+                self.secret_values[spec.name] = self.options.pop(spec.name)
+
+
+def add_option_arguments(parser: MagicLineParser, title: str, specs: Sequence[OptionSpec]) -> None:
+    """Add a connector's options to ``parser``, in a help section called ``title``."""
+    group = parser.add_argument_group(title)
+    for spec in specs:
+        flag = option_flag(spec.name)
+        dest = _OPTION_DEST + spec.name
+        if spec.secret:
+            group.add_argument(
+                flag,
+                dest=dest,
+                metavar="env:VAR",
+                help=f"{_describe(spec)}; a secret: give env:VAR, {flag}-env VAR or --prompt {spec.name}",
+            )
+            group.add_argument(
+                f"{flag}-env",
+                dest=_ENV_DEST + spec.name,
+                metavar="VAR",
+                help=f"read {spec.title.lower()} from environment variable VAR",
+            )
+        elif spec.kind is bool:
+            group.add_argument(
+                flag, dest=dest, nargs="?", const="true", metavar="true|false", help=_describe(spec)
+            )
+        else:
+            group.add_argument(flag, dest=dest, metavar=spec.name.upper(), help=_describe(spec))
+    secret_names = [spec.name for spec in specs if spec.secret]
+    if secret_names:
+        group.add_argument(
+            "--prompt",
+            action="append",
+            choices=secret_names,
+            metavar="NAME",
+            help=f"ask for a secret with a hidden prompt ({', '.join(secret_names)}); repeatable",
+        )
+
+
+def _describe(spec: OptionSpec) -> str:
+    parts = [spec.help or spec.title]
+    if spec.choices:
+        parts.append(f"one of: {', '.join(spec.choices)}")
+    if spec.default is not None:
+        parts.append(f"default: {spec.default}")
+    if spec.required:
+        parts.append(
+            "required" if spec.when is None else f"required when {spec.when[0]} is {'/'.join(spec.when[1])}"
+        )
+    elif spec.when is not None:
+        parts.append(f"used when {spec.when[0]} is {'/'.join(spec.when[1])}")
+    return "; ".join(parts).replace("%", "%%")
+
+
+# -- the parsers of the magics -----------------------------------------------------------
+
+
+def add_parser(
+    source_types: Sequence[str], source_type: str | None, specs: Sequence[OptionSpec]
+) -> MagicLineParser:
+    """``%datasource add``: the general options, and those of ``source_type`` when known."""
+    types = ", ".join(source_types)
+    parser = MagicLineParser(
+        "%datasource add",
+        "Register a data source; its connection is tested first unless --no-test.",
+        f"Source types: {types}. The options of a type: %datasource add --type TYPE --help",
+    )
+    parser.add_argument("id", nargs="?", metavar="ID", help="the new source's id (letters, digits, _ - .)")
+    parser.add_argument("--type", metavar="TYPE", help=f"the source type: {types}")
+    parser.add_argument("--name", help="a display name (default: the id)")
+    parser.add_argument("--no-test", action="store_true", help="register without testing the connection")
+    if source_type and specs:
+        add_option_arguments(parser, f"{source_type} options", specs)
+    return parser
+
+
+def peek_parser() -> MagicLineParser:
+    """Reads the id and type of an add line before the type's options are known."""
+    parser = MagicLineParser("%datasource add", add_help=False)
+    parser.add_argument("id", nargs="?")
+    parser.add_argument("--type")
+    return parser
+
+
+def update_parser(source_type: str | None, specs: Sequence[OptionSpec]) -> MagicLineParser:
+    """``%datasource update``: the options of the source's type, ``--unset`` and ``--name``."""
+    parser = MagicLineParser(
+        "%datasource update",
+        "Change a source's options or secrets, keeping its id; the change is tested unless --no-test.",
+    )
+    parser.add_argument("id", metavar="ID", help="the source to change")
+    parser.add_argument("--name", help="a new display name")
+    parser.add_argument("--no-test", action="store_true", help="do not test the changed connection")
+    parser.add_argument(
+        "--unset",
+        action="append",
+        default=[],
+        choices=[spec.name for spec in specs] or None,
+        metavar="OPTION",
+        help="remove an option or secret (repeatable)",
+    )
+    if source_type and specs:
+        add_option_arguments(parser, f"{source_type} options", specs)
+    return parser
+
+
+def query_parser() -> MagicLineParser:
+    """``%%dsquery``'s line."""
+    parser = MagicLineParser(
+        "%%dsquery", "Query an SQL source, or read files of a file source, into a DataFrame."
+    )
+    parser.add_argument(
+        "id", nargs="?", metavar="ID", help="the source (default: DataSourceMagics.default_source)"
+    )
+    _add_result_arguments(parser)
+    parser.add_argument(
+        "--timeout", type=positive_float, metavar="S", help="cancel an SQL query after S seconds"
+    )
+    _add_file_arguments(parser)
+    return parser
+
+
+def subcommand_parser(subcommand: str) -> MagicLineParser | None:
+    """The parser of a ``%datasource`` subcommand other than add and update."""
+    builder = _SUBCOMMAND_PARSERS.get(subcommand)
+    return builder() if builder is not None else None
+
+
+def _source_parser(subcommand: str, description: str) -> MagicLineParser:
+    parser = MagicLineParser(f"%datasource {subcommand}", description)
+    parser.add_argument("id", metavar="ID", help="the source")
+    return parser
+
+
+def _list_parser() -> MagicLineParser:
+    return MagicLineParser("%datasource list", "The registered sources: id, type, name, status, created.")
+
+
+def _info_parser() -> MagicLineParser:
+    return _source_parser("info", "A source's settings (secrets masked) and its connection status.")
+
+
+def _test_parser() -> MagicLineParser:
+    return _source_parser("test", "Check that a source answers (a real round trip).")
+
+
+def _remove_parser() -> MagicLineParser:
+    return _source_parser("remove", "Disconnect and forget a source and its secrets.")
+
+
+def _ls_parser() -> MagicLineParser:
+    parser = _source_parser("ls", "List a source's items: folders and files, or schemas and tables.")
+    parser.add_argument("prefix", nargs="?", metavar="PREFIX", help="a folder, prefix or glob to list")
+    parser.add_argument("-r", "--recursive", action="store_true", help="list everything below, flat")
+    parser.add_argument("--limit", type=positive_int, metavar="N", help="list at most N items")
+    parser.add_argument("--refresh", action="store_true", help="ignore the cached listing")
+    return parser
+
+
+def _tables_parser() -> MagicLineParser:
+    parser = _source_parser("tables", "List the tables and views of an SQL source.")
+    parser.add_argument("schema", nargs="?", metavar="SCHEMA", help="only this schema")
+    parser.add_argument("--refresh", action="store_true", help="ignore the cached listing")
+    return parser
+
+
+def _columns_parser() -> MagicLineParser:
+    parser = _source_parser("columns", "Describe a table's columns (or a file's properties).")
+    parser.add_argument("table", metavar="TABLE")
+    parser.add_argument("--refresh", action="store_true", help="ignore the cached description")
+    return parser
+
+
+def _read_parser() -> MagicLineParser:
+    parser = _source_parser("read", "Read files (paths or globs) of a source into one DataFrame.")
+    parser.add_argument("paths", nargs="+", metavar="PATH")
+    _add_result_arguments(parser)
+    _add_file_arguments(parser)
+    return parser
+
+
+def _cache_parser() -> MagicLineParser:
+    parser = MagicLineParser("%datasource cache", "Forget cached listings and table descriptions.")
+    parser.add_argument("action", choices=["clear"], metavar="clear")
+    parser.add_argument("id", nargs="?", metavar="ID", help="only this source's (default: every source's)")
+    return parser
+
+
+def _browse_parser() -> MagicLineParser:
+    parser = MagicLineParser("%datasource browse", "Show the form that browses the sources.")
+    parser.add_argument("id", nargs="?", metavar="ID", help="the source to open first")
+    return parser
+
+
+def _add_result_arguments(parser: MagicLineParser) -> None:
+    parser.add_argument(
+        "-o", "--output", type=output_variable, metavar="VAR", help="also assign the result to VAR"
+    )
+    limits = parser.add_mutually_exclusive_group()
+    limits.add_argument("--limit", type=positive_int, metavar="N", help="return at most N rows")
+    limits.add_argument("--no-limit", action="store_true", help="return every row (ignore the autolimit)")
+
+
+def _add_file_arguments(parser: MagicLineParser) -> None:
+    parser.add_argument("--format", metavar="F", help="the file format (default: from the file name)")
+    parser.add_argument("--source-column", metavar="NAME", help="add a column NAME naming each row's file")
+
+
+_SUBCOMMAND_PARSERS: Mapping[str, Callable[[], MagicLineParser]] = MappingProxyType(
+    {
+        "list": _list_parser,
+        "info": _info_parser,
+        "test": _test_parser,
+        "remove": _remove_parser,
+        "ls": _ls_parser,
+        "tables": _tables_parser,
+        "columns": _columns_parser,
+        "read": _read_parser,
+        "cache": _cache_parser,
+        "browse": _browse_parser,
+    }
+)

@@ -1,0 +1,91 @@
+"""A refused literal secret leaves no trace in the shell's input history, memory or file."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+from deepanalyze_jupyter.history import scrub_text
+from deepanalyze_jupyter.redaction import MASK
+from deepanalyze_jupyter.session import Session
+
+from .conftest import run, usage_error
+
+SECRET = "hunter2-Very-Secret"
+
+
+def history_copies(shell: InteractiveShell, history_file: Path) -> list[str]:
+    """Every copy of the inputs the shell keeps: lists, variables, cache and file rows."""
+    manager = shell.history_manager
+    manager.writeout_cache()
+    copies = [*shell.user_ns["In"], *shell.user_ns["_ih"], *manager.input_hist_raw]
+    copies += [
+        value for name, value in shell.user_ns.items() if name.startswith("_i") and isinstance(value, str)
+    ]
+    copies += [manager._i00, manager._i, manager._ii, manager._iii]
+    copies += [text for entry in manager.db_input_cache for text in entry[1:]]
+    with sqlite3.connect(history_file) as connection:
+        rows = connection.execute("SELECT source, source_raw FROM history").fetchall()
+    copies += [text for row in rows for text in row]
+    return copies
+
+
+@pytest.mark.parametrize(
+    ("line", "masked"),
+    [
+        (f"%datasource add w --type fakesql --host ok --password {SECRET}", "--password ********"),
+        (f"%datasource add w --type fakesql --host ok --password='{SECRET}'", "--password='********'"),
+        (f'%datasource add w --type fakesql --host ok --password "it\'s-{SECRET}"', '--password "********"'),
+        (f"%datasource add w --type fakesql --host ok \\\n    --password {SECRET}", "--password ********"),
+        (
+            f"%datasource add w --type fakesql --host ok --dsn postgresql://bob:{SECRET}@db/sales",
+            "--dsn postgresql://bob:********@db/sales",
+        ),
+        (f"%datasource ls w 'https://acct.blob.core.windows.net/c?sv=1&sig={SECRET}'", "sig=********"),
+        (f"%%dsquery w --password {SECRET}\nSELECT 1", "--password ********"),
+    ],
+)
+def test_a_refused_line_is_scrubbed_everywhere(
+    shell: InteractiveShell, session: Session, history_file: Path, line: str, masked: str
+) -> None:
+    run(shell, "x = 1")
+    message = usage_error(shell, line)
+    run(shell, "y = 2")  # shifts _i/_ii/_iii and flushes the line to the file
+    assert "refused" in message
+    assert SECRET not in message
+    assert session.registry.source_ids == []
+    copies = history_copies(shell, history_file)
+    assert not [copy for copy in copies if SECRET in copy]
+    assert any(masked in copy for copy in copies)
+    assert MASK in shell.user_ns["_i"]
+
+
+def test_earlier_inputs_are_kept(shell: InteractiveShell, history_file: Path) -> None:
+    run(shell, "kept = 'an ordinary cell'")
+    usage_error(shell, f"%datasource add w --type fakesql --host ok --password {SECRET}")
+    assert "kept = 'an ordinary cell'" in history_copies(shell, history_file)
+
+
+def test_the_refused_line_inside_a_longer_cell_keeps_the_rest(
+    shell: InteractiveShell, history_file: Path
+) -> None:
+    cell = f"before = 1\n%datasource add w --type fakesql --host ok --password {SECRET}\nafter = 2"
+    usage_error(shell, cell)
+    raw = shell.history_manager.input_hist_raw[-1]
+    assert raw == "before = 1\n%datasource add w --type fakesql --host ok --password ********\nafter = 2"
+
+
+def test_scrub_text_masks_the_forms_a_value_takes_in_stored_input() -> None:
+    line = "add w --password 'it\\'s'"
+    parsed = f"get_ipython().run_line_magic('datasource', {line!r})"
+    assert "it" not in scrub_text(parsed, [("it's", MASK)], line=line).replace("get_ipython", "")
+
+
+def test_scrub_text_leaves_short_values_outside_the_line_alone() -> None:
+    assert scrub_text("ab = 1", [("ab", MASK)]) == "ab = 1"
+    assert (
+        scrub_text("add --password ab", [("ab", MASK)], line="add --password ab") == "add --password ********"
+    )
