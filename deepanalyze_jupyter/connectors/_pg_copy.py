@@ -1,0 +1,186 @@
+"""The fast path for query results: ``COPY (query) TO STDOUT`` parsed by pyarrow.
+
+The server formats the rows as ``COPY`` text (tab-separated, ``\\N`` for NULL, backslash
+escapes); :func:`copy_out` drains it at the libpq level into buffers of whole rows,
+handing each full buffer to a parser thread while the next one is read, and
+:func:`parse_copy_text` turns the buffers into one Arrow table with a schema made from the
+result's column types (:mod:`._pg_types`). Measured on 1M mixed rows, this reaches the
+speed of draining ``COPY`` without parsing, about twice as fast as fetching rows through
+a cursor.
+
+:func:`copy_out` is a psycopg generator run with ``AsyncConnection.wait``: cancelling the
+awaiting task makes psycopg cancel the query on the server and finish the generator, so
+the connection comes back idle.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Generator, Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+from psycopg import errors, pq
+from psycopg.pq.abc import PGconn, PGresult
+from psycopg.waiting import Ready, Wait
+
+from ._pg_types import Column, ColumnKind, ColumnPlan, loaded_column
+
+__all__ = ["ParseFailure", "copy_out", "finish_columns", "parse_copy_text"]
+
+#: Hand the drained text to the parser in pieces of about this size.
+CHUNK_BYTES = 8 << 20
+
+_ESCAPE_RE = re.compile(r"\\(.)", re.DOTALL)
+_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
+_COLUMN_IN_ERROR_RE = re.compile(r"CSV column #(\d+)")
+
+
+def _flush(pgconn: PGconn) -> Generator[Wait, Ready | int, None]:
+    while pgconn.flush() != 0:
+        ready = yield Wait.RW
+        if ready & Ready.R:
+            pgconn.consume_input()
+
+
+def _next_result(pgconn: PGconn) -> Generator[Wait, Ready | int, PGresult | None]:
+    pgconn.consume_input()
+    while pgconn.is_busy():
+        while not (yield Wait.R):
+            pass
+        pgconn.consume_input()
+    return pgconn.get_result()
+
+
+def _finish(pgconn: PGconn, first: PGresult | None) -> Generator[Wait, Ready | int, PGresult | None]:
+    """Read the results left until the connection is idle; return the first error, if any."""
+    failed = first if first is not None and first.status == pq.ExecStatus.FATAL_ERROR else None
+    while (result := (yield from _next_result(pgconn))) is not None:
+        if failed is None and result.status == pq.ExecStatus.FATAL_ERROR:
+            failed = result
+    return failed
+
+
+def copy_out(
+    pgconn: PGconn, statement: bytes, sink: Callable[[bytearray], None], *, chunk_bytes: int = CHUNK_BYTES
+) -> Generator[Wait, Ready | int, int]:
+    """Run ``COPY ... TO STDOUT``, give ``sink`` the data in buffers of whole rows, return the row count."""
+    pgconn.send_query(statement)
+    yield from _flush(pgconn)
+    result = yield from _next_result(pgconn)
+    if result is None or result.status != pq.ExecStatus.COPY_OUT:
+        failed = yield from _finish(pgconn, result)
+        if failed is not None:
+            raise errors.error_from_result(failed, encoding="utf-8")
+        raise errors.ProgrammingError("the statement did not start a COPY TO STDOUT")
+    buffer = bytearray()
+    read = pgconn.get_copy_data
+    while True:
+        size, data = read(1)
+        if size > 0:
+            buffer += data
+            if len(buffer) >= chunk_bytes:
+                sink(buffer)
+                buffer = bytearray()
+                yield Wait.W  # always ready: lets psycopg give the event loop a turn
+        elif size == 0:
+            while not (yield Wait.R):
+                pass
+            pgconn.consume_input()
+        else:
+            break
+    if buffer:
+        sink(buffer)
+    result = yield from _next_result(pgconn)
+    failed = yield from _finish(pgconn, result)
+    if failed is not None:
+        raise errors.error_from_result(failed, encoding="utf-8")
+    assert result is not None
+    return result.command_tuples or 0
+
+
+# -- parsing ------------------------------------------------------------------------------
+
+
+class ParseFailure(Exception):
+    """pyarrow could not parse some native column; ``columns`` names the culprits."""
+
+    def __init__(self, columns: frozenset[int]) -> None:
+        super().__init__(f"columns {sorted(columns)} could not be parsed")
+        self.columns = columns
+
+
+def parse_copy_text(data: bytes | bytearray, plans: Sequence[ColumnPlan]) -> pa.Table:
+    """Parse one buffer of ``COPY`` text rows into a table with one column per plan.
+
+    Native columns get their Arrow type; the others stay strings (still escaped; see
+    :func:`finish_columns`). Raises :class:`ParseFailure` naming the native columns
+    that must be read as text instead.
+    """
+    names = [f"c{position}" for position in range(len(plans))]
+    schema = pa.schema(
+        [
+            (name, plan.arrow_type if plan.kind is ColumnKind.NATIVE else pa.string())
+            for name, plan in zip(names, plans, strict=True)
+        ]
+    )
+    if not data:
+        return schema.empty_table()
+    try:
+        return pa_csv.read_csv(
+            pa.py_buffer(data),
+            read_options=pa_csv.ReadOptions(column_names=names, block_size=4 << 20),
+            parse_options=pa_csv.ParseOptions(
+                delimiter="\t", quote_char=False, double_quote=False, ignore_empty_lines=False
+            ),
+            convert_options=pa_csv.ConvertOptions(
+                column_types=schema,
+                null_values=["\\N"],
+                strings_can_be_null=True,
+                true_values=["t"],
+                false_values=["f"],
+            ),
+        )
+    except pa.ArrowInvalid as error:
+        raise ParseFailure(_failed_columns(str(error), plans)) from error
+
+
+def _failed_columns(message: str, plans: Sequence[ColumnPlan]) -> frozenset[int]:
+    native = [position for position, plan in enumerate(plans) if plan.kind is ColumnKind.NATIVE]
+    match = _COLUMN_IN_ERROR_RE.search(message)
+    if match and int(match.group(1)) in native:
+        return frozenset({int(match.group(1))})
+    decimals = [position for position in native if pa.types.is_decimal(plans[position].arrow_type)]
+    return frozenset(decimals or native)
+
+
+def finish_columns(table: pa.Table, plans: Sequence[ColumnPlan]) -> list[Column]:
+    """Turn the parsed table's columns into final columns: unescape text, load Python values."""
+    columns: list[Column] = []
+    for column, plan in zip(table.columns, plans, strict=True):
+        if plan.kind is ColumnKind.NATIVE:
+            columns.append(column)
+            continue
+        text = _unescape(column)
+        columns.append(text if plan.kind is ColumnKind.TEXT else loaded_column(plan, text))
+    return columns
+
+
+def _unescape(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Undo ``COPY`` text escapes (``\\n``, ``\\t``, ``\\\\``...) in the values that have any."""
+    return pa.chunked_array([_unescape_chunk(chunk) for chunk in column.chunks], pa.string())
+
+
+def _unescape_chunk(chunk: pa.Array) -> pa.Array:
+    mask = pc.fill_null(pc.match_substring(chunk, "\\"), False)
+    if not pc.any(mask).as_py():
+        return chunk
+    escaped = pc.filter(chunk, mask).to_pylist()
+    fixed = [_ESCAPE_RE.sub(_replace_escape, text) for text in escaped]
+    return pc.replace_with_mask(chunk, mask, pa.array(fixed, pa.string()))
+
+
+def _replace_escape(match: re.Match[str]) -> str:
+    char = match.group(1)
+    return _ESCAPES.get(char, char)

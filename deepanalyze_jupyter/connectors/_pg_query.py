@@ -1,0 +1,267 @@
+"""Running one query on a pooled connection and turning its result into a DataFrame.
+
+Two ways, chosen by what the statement is, not by reading its keywords:
+
+1. A statement that can stand as a subquery (``SELECT``, ``VALUES``, ``TABLE``, ``WITH``)
+   is described by running ``SELECT * FROM (<sql>) AS q LIMIT 0`` (column names, types
+   and modifiers; an error here is the user's, reported with its position), then read
+   with ``COPY (SELECT * FROM (<sql>) AS q LIMIT <limit + 1>) TO STDOUT``: the server
+   stops at the limit, and the extra row tells whether the result was cut. ``COPY``
+   takes no bind parameters, so values are quoted by psycopg (``sql.Literal``) into the
+   text, the same text in both steps.
+2. Any other statement (``SHOW``, ``EXPLAIN``, ``INSERT ... RETURNING``, DDL), which the
+   server refuses as a subquery, runs as it is with server-side parameters (``$1``...),
+   streamed by a cursor that stops after ``limit + 1`` rows.
+
+Both build the frame from the same column plans (:mod:`._pg_types`), off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import pandas as pd
+import psycopg
+import pyarrow as pa
+from psycopg import capabilities, pq
+from psycopg import sql as pg_sql
+
+from ..progress import Progress
+from ..sqlparams import BoundSQL, bind_literals, to_numbered
+from ._pg_copy import ParseFailure, copy_out, finish_columns, parse_copy_text
+from ._pg_types import (
+    ColumnPlan,
+    ConversionError,
+    PlanSettings,
+    frame_from_columns,
+    plan_columns,
+    session_time_zone,
+    values_to_column,
+)
+
+__all__ = ["QueryFailed", "QueryResult", "run_query"]
+
+AsyncConnection = psycopg.AsyncConnection[Any]
+
+_SUBQUERY_PREFIX = "SELECT * FROM (\n"
+_SUBQUERY_SUFFIX = "\n) AS q"
+_COPY_PREFIX = f"COPY ({_SUBQUERY_PREFIX}"
+# The server's answer to a statement that cannot be a subquery: a syntax error, or a
+# "feature not supported" (a data-modifying WITH).
+_NOT_A_SUBQUERY = frozenset({"42601", "0A000"})
+_STREAM_CHUNK_ROWS = 1000
+
+
+class QueryFailed(Exception):
+    """A psycopg error, with how to map its position back to the user's SQL."""
+
+    def __init__(self, error: psycopg.Error, position: Callable[[int], int | None] | None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.position = position
+
+
+@dataclass
+class QueryResult:
+    """What came back from the server; :meth:`frame` builds the DataFrame in a worker thread."""
+
+    build: Callable[[], pd.DataFrame]
+    truncated: bool
+
+    async def frame(self) -> pd.DataFrame:
+        """The result as a DataFrame (the raw data is released once it is built)."""
+        build, self.build = self.build, _no_frame
+        return await asyncio.to_thread(build)
+
+
+def _no_frame() -> pd.DataFrame:
+    raise RuntimeError("the frame of this result was already built")
+
+
+def plan_settings(conn: AsyncConnection, *, numeric_as_float: bool) -> PlanSettings:
+    """Plan settings from the source's options and the session's reported parameters."""
+    date_style = conn.info.parameter_status("DateStyle") or "ISO"
+    return PlanSettings(
+        numeric_as_float=numeric_as_float,
+        time_zone=session_time_zone(conn.info.parameter_status("TimeZone")),
+        iso_dates=date_style.upper().startswith("ISO"),
+    )
+
+
+def result_fields(result: pq.abc.PGresult | None) -> list[tuple[str, int, int]]:
+    """``(name, type oid, type modifier)`` of each column of a result."""
+    if result is None:
+        return []
+    return [
+        (
+            (result.fname(index) or b"").decode("utf-8"),
+            result.ftype(index),
+            result.fmod(index),
+        )
+        for index in range(result.nfields)
+    ]
+
+
+async def run_query(
+    conn: AsyncConnection,
+    statement: str,
+    params: Mapping[str, Any] | None,
+    *,
+    limit: int | None,
+    settings: PlanSettings,
+    progress: Progress,
+) -> QueryResult:
+    """Run ``statement`` (``:name`` placeholders) and return its result, at most ``limit`` rows."""
+    bound = bind_literals(statement, params, lambda value: pg_sql.Literal(value).as_string(conn))
+    plans = await _describe(conn, bound, settings)
+    if plans is None:
+        return await _run_with_cursor(conn, statement, params, limit=limit, settings=settings)
+    return await _run_with_copy(conn, bound, plans, limit=limit, progress=progress)
+
+
+async def _describe(
+    conn: AsyncConnection, bound: BoundSQL, settings: PlanSettings
+) -> list[ColumnPlan] | None:
+    """Column plans of the statement as a subquery, or ``None`` if it cannot be one."""
+    text = f"{_SUBQUERY_PREFIX}{bound.text}{_SUBQUERY_SUFFIX} LIMIT 0"
+    try:
+        cursor = await conn.execute(text.encode("utf-8"))
+    except psycopg.Error as error:
+        if error.sqlstate in _NOT_A_SUBQUERY:
+            return None
+        raise QueryFailed(error, _position_in(bound, len(_SUBQUERY_PREFIX))) from error
+    return plan_columns(result_fields(cursor.pgresult), conn.adapters, settings)
+
+
+def _position_in(bound: BoundSQL, prefix_length: int) -> Callable[[int], int | None]:
+    def position(reported: int) -> int | None:
+        inside = reported - prefix_length
+        if 1 <= inside <= len(bound.text):
+            return bound.original_position(inside)
+        return None
+
+    return position
+
+
+async def _run_with_copy(
+    conn: AsyncConnection,
+    bound: BoundSQL,
+    plans: list[ColumnPlan],
+    *,
+    limit: int | None,
+    progress: Progress,
+) -> QueryResult:
+    loop = asyncio.get_running_loop()
+    chunks: list[bytearray] = []
+    parsing: list[asyncio.Future[pa.Table]] = []
+
+    def take(chunk: bytearray) -> None:
+        chunks.append(chunk)
+        parsing.append(loop.run_in_executor(None, parse_copy_text, chunk, plans))
+        progress.update(nbytes=len(chunk))
+
+    limit_clause = "" if limit is None else f" LIMIT {int(limit) + 1:d}"
+    statement = f"{_COPY_PREFIX}{bound.text}{_SUBQUERY_SUFFIX}{limit_clause}) TO STDOUT"
+    try:
+        rows = await conn.wait(copy_out(conn.pgconn, statement.encode("utf-8"), take))
+    except BaseException as error:
+        for future in parsing:  # the threads finish on their own; nobody waits for them
+            future.cancel()
+        if isinstance(error, psycopg.Error):
+            raise QueryFailed(error, _position_in(bound, len(_COPY_PREFIX))) from error
+        raise
+    parsed = await asyncio.gather(*parsing, return_exceptions=True)
+    truncated = limit is not None and rows > limit
+    kept = rows if limit is None else min(rows, limit)
+
+    def build() -> pd.DataFrame:
+        return _frame_from_copy(chunks, list(parsed), plans, rows=rows, kept=kept)
+
+    return QueryResult(build, truncated)
+
+
+def _frame_from_copy(
+    chunks: list[bytearray],
+    parsed: list[pa.Table | BaseException],
+    plans: list[ColumnPlan],
+    *,
+    rows: int,
+    kept: int,
+) -> pd.DataFrame:
+    while failure := next((item for item in parsed if isinstance(item, ParseFailure)), None):
+        plans = [plan.as_python() if index in failure.columns else plan for index, plan in enumerate(plans)]
+        parsed = [_parse_or_failure(chunk, plans) for chunk in chunks]
+    for item in parsed:
+        if isinstance(item, BaseException):
+            raise item
+    chunks.clear()  # the raw text is no longer needed: release it before building the frame
+    tables = [item for item in parsed if isinstance(item, pa.Table)]
+    parsed.clear()
+    table = pa.concat_tables(tables) if tables else parse_copy_text(b"", plans)
+    del tables
+    if table.num_rows != rows:
+        raise ConversionError(f"COPY sent {rows} rows but {table.num_rows} were read")
+    columns = finish_columns(table.slice(0, kept), plans)
+    del table
+    return frame_from_columns(plans, columns, kept)
+
+
+def _parse_or_failure(chunk: bytearray, plans: Sequence[ColumnPlan]) -> pa.Table | BaseException:
+    try:
+        return parse_copy_text(chunk, plans)
+    except ParseFailure as failure:
+        return failure
+
+
+async def _run_with_cursor(
+    conn: AsyncConnection,
+    statement: str,
+    params: Mapping[str, Any] | None,
+    *,
+    limit: int | None,
+    settings: PlanSettings,
+) -> QueryResult:
+    numbered, names = to_numbered(statement)
+    values = [(params or {})[name] for name in names]
+    size = _STREAM_CHUNK_ROWS if capabilities.has_stream_chunked() else 1
+    rows: list[tuple[Any, ...]] = []
+    fields: list[tuple[str, int, int]] | None = None
+    async with psycopg.AsyncRawCursor(conn) as cursor:
+        try:
+            stream = cast(AsyncGenerator[Any, None], cursor.stream(numbered.text, values or None, size=size))
+            async with contextlib.aclosing(stream):
+                async for row in stream:
+                    if fields is None:
+                        fields = result_fields(cursor.pgresult)
+                    rows.append(row)
+                    if limit is not None and len(rows) > limit:
+                        break
+        except psycopg.Error as error:
+            raise QueryFailed(error, numbered.original_position) from error
+        if fields is None:
+            fields = result_fields(cursor.pgresult) if cursor.description else []
+    plans = plan_columns(fields, conn.adapters, settings)
+    truncated = limit is not None and len(rows) > limit
+    if truncated:
+        del rows[limit:]
+
+    def build() -> pd.DataFrame:
+        columns = [
+            values_to_column(plan, list(column))
+            for plan, column in zip(plans, _transpose(rows, len(plans)), strict=True)
+        ]
+        count = len(rows)
+        rows.clear()
+        return frame_from_columns(plans, columns, count)
+
+    return QueryResult(build, truncated)
+
+
+def _transpose(rows: list[tuple[Any, ...]], width: int) -> list[tuple[Any, ...]]:
+    if not rows:
+        return [() for _ in range(width)]
+    return list(zip(*rows, strict=True))

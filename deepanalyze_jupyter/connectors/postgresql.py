@@ -1,0 +1,291 @@
+"""PostgreSQL sources, through psycopg 3 (async) and a small ``psycopg_pool`` pool.
+
+- Connections are pooled and checked on checkout, so one the server dropped while it
+  sat idle (restart, ``pg_terminate_backend``, network) is replaced unseen.
+- Sessions are read-only unless the source allows writes: the server enforces it
+  (``default_transaction_read_only``), no SQL is inspected for keywords.
+- Queries bind ``:name`` values through psycopg, stop at the row limit on the server,
+  and read large results through ``COPY`` parsed by pyarrow (see :mod:`._pg_query`).
+- Cancelling the awaiting task cancels the query on the server; the connection stays.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from types import MappingProxyType
+from typing import Any, ClassVar
+
+import pandas as pd
+import psycopg
+from psycopg import pq
+from psycopg.conninfo import make_conninfo
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from ..errors import ConfigurationError, ConnectionFailed, QueryError
+from ..frames import mark_result
+from ..models import OptionSpec, Secret
+from ..sqlparams import missing_parameters, strip_terminator
+from ._pg_catalog import describe_relation, list_relations
+from ._pg_dsn import (
+    DEFAULT_APPLICATION_NAME,
+    DEFAULT_CONNECT_TIMEOUT,
+    connection_params,
+    describe_target,
+    split_dsn,
+)
+from ._pg_errors import connect_error, one_line, query_error
+from ._pg_query import QueryFailed, plan_settings, run_query
+from ._pg_types import ConversionError
+from .base import Connector
+
+__all__ = ["PostgresConnector"]
+
+AsyncConnection = psycopg.AsyncConnection[Any]
+
+_SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+_SET_TIMEOUT = "SELECT current_setting('statement_timeout'), set_config('statement_timeout', %s, false)"
+_RESTORE_TIMEOUT = "SELECT set_config('statement_timeout', %s, false)"
+_LOWEST_VALUES: Mapping[str, float] = MappingProxyType(
+    {"port": 1, "connect_timeout": 1, "pool_max_size": 1, "statement_timeout": 0}
+)
+
+
+def _milliseconds(seconds: float) -> str:
+    return str(max(0, round(seconds * 1000)))
+
+
+class PostgresConnector(Connector):
+    """A PostgreSQL database: SQL queries, schemas, tables and views."""
+
+    type_name: ClassVar[str] = "postgresql"
+    display_name: ClassVar[str] = "PostgreSQL"
+    kind = "sql"
+    option_specs: ClassVar[tuple[OptionSpec, ...]] = (
+        OptionSpec("host", help="Server host name, IP address or socket directory (libpq default if unset)"),
+        OptionSpec("port", int, help="Server port (5432 if unset)"),
+        OptionSpec("dbname", help="Database name (the user name if unset)", label="Database"),
+        OptionSpec("user", help="User name (the operating-system user if unset)"),
+        OptionSpec(
+            "password", secret=True, help="Password (unneeded with .pgpass, trust, peer or certificates)"
+        ),
+        OptionSpec(
+            "dsn",
+            help="A full connection string: postgresql:// URI or key=value pairs; a password in it "
+            "is stored as the secret",
+            label="Connection string",
+        ),
+        OptionSpec("sslmode", choices=_SSL_MODES, help="TLS mode (libpq default: prefer)", label="SSL mode"),
+        OptionSpec("sslrootcert", help="File of the certificate authorities to trust", label="SSL root cert"),
+        OptionSpec("sslcert", help="Client certificate file", label="SSL certificate"),
+        OptionSpec("sslkey", help="Client private key file", label="SSL key"),
+        OptionSpec("sslpassword", secret=True, help="Passphrase of the client key", label="SSL key password"),
+        OptionSpec(
+            "connect_timeout", int, help=f"Seconds to wait for a connection ({DEFAULT_CONNECT_TIMEOUT})"
+        ),
+        OptionSpec("application_name", help=f"Name shown in pg_stat_activity ({DEFAULT_APPLICATION_NAME})"),
+        OptionSpec("options", help="Server options for the session, e.g. '-c search_path=sales'"),
+        OptionSpec("read_only", bool, default=True, help="Sessions cannot write (enforced by the server)"),
+        OptionSpec("statement_timeout", float, help="Cancel statements running longer (seconds)"),
+        OptionSpec(
+            "numeric_as_float", bool, default=False, help="Read numeric columns as float64, not exact"
+        ),
+        OptionSpec("pool_max_size", int, default=2, help="Most connections kept open at once"),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pool: AsyncConnectionPool[AsyncConnection] | None = None
+        self._target = describe_target({k: str(v) for k, v in self.options.items() if k != "dsn"})
+
+    # -- configuration -------------------------------------------------------------
+
+    @classmethod
+    def prepare(
+        cls,
+        source: str,
+        options: Mapping[str, Any],
+        secrets: Mapping[str, Secret],
+        *,
+        present_secrets: frozenset[str] = frozenset(),
+    ) -> tuple[dict[str, Any], dict[str, Secret]]:
+        """Check the options; move a password found in ``dsn`` into the secrets."""
+        clean_options, clean_secrets = super().prepare(
+            source, options, secrets, present_secrets=present_secrets
+        )
+        if clean_options.get("dsn"):
+            stored, found = split_dsn(clean_options["dsn"], source=source)
+            clean_options["dsn"] = stored
+            for name, value in found.items():
+                if name not in clean_secrets:
+                    clean_secrets[name] = Secret(value)
+        for option, lowest in _LOWEST_VALUES.items():
+            number = clean_options.get(option)
+            if number is not None and number < lowest:
+                raise ConfigurationError(
+                    f"option {option!r} must be at least {lowest}, got {number}", source=source
+                )
+        return clean_options, clean_secrets
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Check that the server takes the credentials, then open the pool."""
+        params = connection_params(
+            self.options,
+            password=self.context.secrets.reveal("password"),
+            sslpassword=self.context.secrets.reveal("sslpassword"),
+            read_only=bool(self.options.get("read_only", True)),
+        )
+        self._target = describe_target(params)
+        conninfo = make_conninfo("", **params)
+        kwargs: dict[str, Any] = {"autocommit": True, "prepare_threshold": None}
+        try:  # a direct attempt gives libpq's reason at once, where a pool would retry
+            probe = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
+        except psycopg.Error as error:
+            raise connect_error(error, source=self.source_id, target=self._target) from None
+        await probe.close()
+        timeout = float(params["connect_timeout"])
+        pool: AsyncConnectionPool[AsyncConnection] = AsyncConnectionPool(
+            conninfo,
+            kwargs=kwargs,
+            min_size=1,
+            max_size=int(self.options.get("pool_max_size", 2)),
+            open=False,
+            configure=self._configure_session,
+            check=AsyncConnectionPool.check_connection,
+            reset=self._check_session,
+            name=f"deepanalyze:{self.source_id}",
+            timeout=timeout,
+        )
+        try:
+            await pool.open(wait=True, timeout=timeout)
+        except PoolTimeout:
+            await pool.close()
+            raise ConnectionFailed(
+                f"cannot connect to {self._target} within {timeout:g} s", source=self.source_id
+            ) from None
+        self._pool = pool
+
+    async def _configure_session(self, conn: AsyncConnection) -> None:
+        timeout = self.options.get("statement_timeout")
+        if timeout is not None:
+            await conn.execute(_RESTORE_TIMEOUT, [_milliseconds(timeout)])
+
+    async def _check_session(self, conn: AsyncConnection) -> None:
+        """Drop a connection whose session was made writable by a statement it ran."""
+        if self.options.get("read_only", True):
+            status = conn.info.parameter_status("default_transaction_read_only")
+            if status is not None and status != "on":
+                raise psycopg.ProgrammingError("the session is no longer read-only")
+
+    async def disconnect(self) -> None:
+        """Close the pool and its connections."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    async def is_alive(self) -> bool:
+        """Whether the pool is open; dead connections in it are replaced on checkout."""
+        return self._pool is not None and not self._pool.closed
+
+    async def test_connection(self) -> str:
+        """Ask the server who it is and who we are."""
+        async with self._connection() as conn:
+            cursor = await conn.execute(
+                "SELECT current_setting('server_version'), current_database(), current_user, "
+                "current_setting('default_transaction_read_only')"
+            )
+            version, database, user, read_only = await cursor.fetchone() or ("?", "?", "?", "?")
+        mode = "read-only" if read_only == "on" else "read-write"
+        return f"PostgreSQL {version}, database {database!r} as {user!r} ({mode})"
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[AsyncConnection]:
+        """A checked connection from the pool; connection problems become ConnectionFailed."""
+        if self._pool is None:
+            raise ConnectionFailed("not connected", source=self.source_id)
+        try:
+            async with self._pool.connection() as conn:
+                yield conn
+        except PoolTimeout:
+            raise ConnectionFailed(
+                f"no connection to {self._target} could be made within {self._pool.timeout:g} s; "
+                "is the server running?",
+                source=self.source_id,
+            ) from None
+
+    # -- browsing ------------------------------------------------------------------
+
+    async def list_items(
+        self, prefix: str | None = None, *, recursive: bool = False, limit: int | None = None
+    ) -> pd.DataFrame:
+        """Schemas (no prefix), or the tables and views of schema ``prefix`` (or of all, recursive)."""
+        async with self._connection() as conn:
+            frame, truncated = await list_relations(
+                conn, prefix, recursive=recursive, limit=limit, source=self.source_id
+            )
+        return mark_result(frame, source=self.source_id, truncated=truncated, limit=limit)
+
+    async def describe(self, item: str) -> pd.DataFrame:
+        """The columns of table or view ``item``: name, type, nullable, default, primary key."""
+        async with self._connection() as conn:
+            return await describe_relation(conn, item, source=self.source_id)
+
+    # -- data ----------------------------------------------------------------------
+
+    async def query(
+        self,
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        limit: int | None = None,
+        timeout: float | None = None,
+    ) -> pd.DataFrame:
+        """Run ``sql`` with ``:name`` values bound; at most ``limit`` rows (``None``: all)."""
+        if limit is not None and limit < 0:
+            raise ConfigurationError(f"the row limit must be at least 0, got {limit}", source=self.source_id)
+        missing = missing_parameters(sql, params)
+        if missing:
+            names = ", ".join(f":{name}" for name in missing)
+            raise QueryError(f"no value given for parameter {names}", source=self.source_id)
+        statement = strip_terminator(sql)
+        progress = self.context.progress(f"{self.source_id}: query", total_bytes=None, total_items=None)
+        try:
+            async with self._connection() as conn, self._statement_timeout(conn, timeout):
+                settings = plan_settings(conn, numeric_as_float=bool(self.options.get("numeric_as_float")))
+                try:
+                    result = await run_query(
+                        conn, statement, params, limit=limit, settings=settings, progress=progress
+                    )
+                except QueryFailed as failed:
+                    raise query_error(
+                        failed.error,
+                        source=self.source_id,
+                        connection_lost=conn.broken,
+                        position=failed.position,
+                    ) from None
+                except psycopg.Error as error:  # e.g. a value psycopg cannot quote
+                    raise QueryError(one_line(str(error)), source=self.source_id) from None
+            frame = await result.frame()
+        except ConversionError as error:
+            raise QueryError(str(error), source=self.source_id) from error
+        finally:
+            progress.close()
+        return mark_result(frame, source=self.source_id, truncated=result.truncated, limit=limit)
+
+    @contextlib.asynccontextmanager
+    async def _statement_timeout(self, conn: AsyncConnection, seconds: float | None) -> AsyncIterator[None]:
+        """Use another statement timeout (bound as a parameter) while the block runs."""
+        if seconds is None:
+            yield
+            return
+        cursor = await conn.execute(_SET_TIMEOUT, [_milliseconds(seconds)])
+        row = await cursor.fetchone()
+        previous = row[0] if row else "0"
+        try:
+            yield
+        finally:
+            if not conn.closed and conn.pgconn.transaction_status == pq.TransactionStatus.IDLE:
+                with contextlib.suppress(psycopg.Error):
+                    await conn.execute(_RESTORE_TIMEOUT, [previous])
