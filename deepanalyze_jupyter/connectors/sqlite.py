@@ -31,6 +31,7 @@ from ..errors import ConfigurationError, ConnectionFailed, ItemNotFound, Operati
 from ..frames import arrow_to_frame, mark_result
 from ..globs import glob_matcher, is_glob
 from ..models import OptionSpec, Secret
+from ..sqlparams import missing_parameters
 from .base import Connector, SourceContext
 
 __all__ = ["MEMORY", "SqliteConnector"]
@@ -244,6 +245,12 @@ class SqliteConnector(Connector):
         Only ``limit + 1`` rows are fetched; ``attrs["truncated"]`` says whether there were
         more. A ``timeout`` (seconds) interrupts the statement and raises :class:`QueryError`.
         """
+        if limit is not None and limit < 0:
+            raise ConfigurationError(f"the row limit must be at least 0, got {limit}", source=self.source_id)
+        missing = missing_parameters(sql, params)
+        if missing:
+            names = ", ".join(f":{name}" for name in missing)
+            raise QueryError(f"no value given for parameter {names}", source=self.source_id)
         bound = {name: _bindable(name, value, self.source_id) for name, value in (params or {}).items()}
         work = self._call(self._run_query, sql, bound, limit)
         try:

@@ -205,8 +205,25 @@ def test_parameter_values_are_never_pasted_into_sql(shop: Session) -> None:
 
 
 def test_missing_parameter_names_it(shop: Session) -> None:
-    with pytest.raises(QueryError, match=r"^shop: .*:region"):
-        shop.query("shop", "SELECT * FROM orders WHERE region = :region")
+    with pytest.raises(QueryError, match=r"^shop: no value given for parameter :region, :n$"):
+        shop.query("shop", "SELECT * FROM orders WHERE region = :region LIMIT :n", {"other": 1})
+
+
+def test_colons_in_strings_are_not_parameters(shop: Session) -> None:
+    frame = shop.query("shop", "SELECT ':not_a_parameter' AS text, 'a' || :x AS joined", {"x": "b"})
+    assert frame.iloc[0].tolist() == [":not_a_parameter", "ab"]
+
+
+def test_negative_limit_is_refused(shop: Session) -> None:
+    with pytest.raises(ConfigurationError, match="row limit must be at least 0"):
+        shop.query("shop", "SELECT 1", limit=-1)
+
+
+def test_zero_limit_returns_columns_only(shop: Session) -> None:
+    frame = shop.query("shop", "SELECT id, region FROM orders", limit=0)
+    assert list(frame.columns) == ["id", "region"]
+    assert frame.empty
+    assert is_truncated(frame)
 
 
 def test_query_dtypes_are_exact(shop: Session) -> None:
