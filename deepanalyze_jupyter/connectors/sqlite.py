@@ -249,8 +249,8 @@ class SqliteConnector(Connector):
             raise ConfigurationError(f"the row limit must be at least 0, got {limit}", source=self.source_id)
         missing = missing_parameters(sql, params)
         if missing:
-            names = ", ".join(f":{name}" for name in missing)
-            raise QueryError(f"no value given for parameter {names}", source=self.source_id)
+            listed = ", ".join(f":{name}" for name in missing)
+            raise QueryError(f"no value given for parameter {listed}", source=self.source_id)
         bound = {name: _bindable(name, value, self.source_id) for name, value in (params or {}).items()}
         work = self._call(self._run_query, sql, bound, limit)
         try:
