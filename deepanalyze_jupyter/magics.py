@@ -311,7 +311,10 @@ class DataSourceMagics(Magics):
         args = _parser("tables").parse_words(words)
         if self._kind(args.id) != "sql":
             raise UsageError(f"{args.id}: a file source has no tables; list it with %datasource ls {args.id}")
-        return self.session.list_items(args.id, args.schema, refresh=args.refresh)
+        # Without a schema, every table of every schema (a folder-style listing would show schemas).
+        return self.session.list_items(
+            args.id, args.schema, recursive=args.schema is None, refresh=args.refresh
+        )
 
     def _columns(self, words: list[str]) -> pd.DataFrame:
         args = _parser("columns").parse_words(words)
