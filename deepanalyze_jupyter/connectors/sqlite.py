@@ -228,7 +228,11 @@ class SqliteConnector(Connector):
             "FROM pragma_table_info(:table, :schema) ORDER BY cid",
             {"table": table, "schema": schema},
         ).fetchall()
-        return [(name, kind, not notnull, default, pk > 0) for name, kind, notnull, default, pk in info]
+        keys = sum(1 for *_, pk in info if pk)
+        return [
+            (name, kind, not (notnull or _is_rowid_alias(kind, pk, keys)), default, pk > 0)
+            for name, kind, notnull, default, pk in info
+        ]
 
     # -- data ----------------------------------------------------------------------
 
@@ -372,6 +376,11 @@ def _resolve_table(item: str, tables: Sequence[tuple[str, str, str]], *, source:
             if matches:
                 return next((pair for pair in matches if pair[0] == "main"), sorted(matches)[0])
     raise ItemNotFound(f"no table or view named {item!r}", source=source)
+
+
+def _is_rowid_alias(declared_type: str, primary_key_position: int, primary_key_columns: int) -> bool:
+    """Whether a column is the table's ``INTEGER PRIMARY KEY`` (the rowid), which is never NULL."""
+    return primary_key_position == 1 and primary_key_columns == 1 and declared_type.upper() == "INTEGER"
 
 
 def _filter_tables(rows: list[tuple[str, str, str]], prefix: str) -> list[tuple[str, str, str]]:

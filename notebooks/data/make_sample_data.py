@@ -175,9 +175,13 @@ def make_files(folder: Path, rng: random.Random, catalogue: list[dict[str, objec
     pq.write_table(table, folder / "products.parquet", compression="zstd")
 
     stores = [
-        {"store_id": store_id, "city": city, "region": region, "opened": 2015 + index, "manager": None}
-        if index % 3 == 2
-        else {"store_id": store_id, "city": city, "region": region, "opened": 2015 + index}
+        {
+            "store_id": store_id,
+            "city": city,
+            "region": region,
+            "opened": 2015 + index,
+            "manager": None if index % 3 == 2 else f"{FIRST_NAMES[index]} {LAST_NAMES[index]}",
+        }
         for index, (store_id, city, region) in enumerate(STORES)
     ]
     (folder / "stores.json").write_text(json.dumps(stores, indent=2) + "\n")

@@ -158,10 +158,20 @@ def test_describe_gives_columns_with_nullability_defaults_and_keys(shop: Session
     assert list(columns.columns) == ["name", "type", "nullable", "default", "primary_key"]
     assert columns["name"].tolist() == ["id", "region", "amount", "quantity", "note"]
     assert columns["type"].tolist() == ["INTEGER", "TEXT", "REAL", "INTEGER", "TEXT"]
-    assert columns["nullable"].tolist() == [True, False, True, True, True]
+    assert columns["nullable"].tolist() == [False, False, True, True, True]  # INTEGER PRIMARY KEY: the rowid
     assert columns["primary_key"].tolist() == [True, False, False, False, False]
     assert columns.loc[3, "default"] == "1"
     assert pd.isna(columns.loc[0, "default"])
+
+
+def test_a_primary_key_that_is_not_the_rowid_may_be_null(session: Session, tmp_path: Path) -> None:
+    path = tmp_path / "keys.db"
+    with closing_connection(path) as connection:
+        connection.execute("CREATE TABLE pairs (a INTEGER, b TEXT, PRIMARY KEY (a, b))")
+        connection.execute("CREATE TABLE coded (code TEXT PRIMARY KEY)")
+    session.add("keys", "sqlite", path=str(path))
+    assert session.describe("keys", "pairs")["nullable"].tolist() == [True, True]
+    assert session.describe("keys", "coded")["nullable"].tolist() == [True]
 
 
 @pytest.mark.parametrize(
