@@ -19,7 +19,10 @@ __all__ = ["DisplayLimit"]
 
 
 class DisplayLimit:
-    """Formats remembered frames with at most ``rows()`` rows (0 leaves them alone)."""
+    """Formats remembered frames with at most ``rows()`` rows (0 leaves them alone).
+
+    The formatters are installed only while a limit is set (see ``DataSourceMagics``).
+    """
 
     def __init__(self, rows: Callable[[], int]) -> None:
         self._rows = rows
@@ -79,12 +82,20 @@ class DisplayLimit:
                 if previous is not None:
                     previous(frame, printer, cycle)
                 else:
-                    printer.text(repr(frame))
+                    _print_lines(repr(frame), printer)
                 return
             with pd.option_context("display.max_rows", rows, "display.min_rows", rows):
-                printer.text(repr(frame))
+                _print_lines(repr(frame), printer)
 
         return print_text
+
+
+def _print_lines(text: str, printer: Any) -> None:
+    """Write a multi-line repr the way IPython's pretty printer does."""
+    for index, line in enumerate(text.splitlines()):
+        if index:
+            printer.break_()
+        printer.text(line)
 
 
 def _html_of(frame: pd.DataFrame) -> str | None:

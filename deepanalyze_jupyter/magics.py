@@ -17,7 +17,7 @@ import pandas as pd
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
 from IPython.display import display
-from traitlets import Bool, Integer, TraitError, Unicode, validate
+from traitlets import Bool, Integer, TraitError, Unicode, observe, validate
 
 from .completion import MagicCompleter
 from .display_limit import DisplayLimit
@@ -94,8 +94,9 @@ class DataSourceMagics(Magics):
             flags=self._flags,
         )
         if shell is not None:
-            self._results.install(shell)
             self._completer.install(shell)
+            if self.displaylimit:
+                self._results.install(shell)
 
     def detach(self) -> None:
         """Undo what the constructor hooked into the shell (at ``%unload_ext``)."""
@@ -106,6 +107,16 @@ class DataSourceMagics(Magics):
             if self in configurables:
                 configurables.remove(self)
         self.session.registry.progress = self._progress_factory
+
+    @observe("displaylimit")
+    def _displaylimit_changed(self, change: Any) -> None:
+        """Format results only while a limit is set, so pandas' own display stays untouched."""
+        if self.shell is None:
+            return
+        if change["new"]:
+            self._results.install(self.shell)
+        else:
+            self._results.uninstall()
 
     @validate("autolimit", "displaylimit")
     def _validate_limit(self, proposal: Any) -> int:

@@ -287,3 +287,14 @@ def test_completion_of_subcommands_ids_types_and_flags(shell: InteractiveShell) 
     assert "clear" in complete("%datasource cache ")
     assert complete("%%dsquery wa") == {"warehouse2"}
     assert complete("%dsquery wa") == {"warehouse2"}
+
+
+def test_dataframes_are_formatted_by_pandas_until_a_limit_is_set(shell: InteractiveShell) -> None:
+    html = shell.display_formatter.formatters["text/html"]
+    assert pd.DataFrame not in html.type_printers
+    run(shell, "%config DataSourceMagics.displaylimit = 5")
+    assert pd.DataFrame in html.type_printers
+    frame = pd.DataFrame({"n": range(3)})
+    assert shell.display_formatter.format(frame)[0]["text/plain"] == repr(frame)
+    run(shell, "%config DataSourceMagics.displaylimit = 0")
+    assert pd.DataFrame not in html.type_printers

@@ -146,3 +146,9 @@ def test_an_unexpected_error_keeps_its_traceback_without_the_secret(
     assert "broken_query" in ran.text
     assert "leaky-secret-77" not in ran.text
     assert "postgresql://bob:********@db/x" in ran.text
+
+
+def test_variables_are_not_expanded_in_the_line(shell: InteractiveShell, warehouse: str) -> None:
+    run(shell, "x = 'expanded'")
+    assert run(shell, "%dsquery w SELECT '$x', '{x}'").result.loc[0, "sql"] == "SELECT '$x', '{x}'"
+    assert run(shell, "%%dsquery w -o out\nSELECT '$x {x}'").result.loc[0, "sql"] == "SELECT '$x {x}'"

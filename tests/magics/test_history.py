@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
@@ -89,3 +90,13 @@ def test_scrub_text_leaves_short_values_outside_the_line_alone() -> None:
     assert (
         scrub_text("add --password ab", [("ab", MASK)], line="add --password ab") == "add --password ********"
     )
+
+
+def test_a_terminal_prompt_history_is_scrubbed(
+    shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    line = f"%datasource add w --type fakesql --host ok --password {SECRET}"
+    prompt_history = SimpleNamespace(_loaded_strings=[line, "x = 1"])
+    monkeypatch.setattr(shell, "pt_app", SimpleNamespace(history=prompt_history), raising=False)
+    usage_error(shell, line)
+    assert prompt_history._loaded_strings == [line.replace(SECRET, MASK), "x = 1"]
