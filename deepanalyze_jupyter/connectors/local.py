@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import ConfigurationError, ItemNotFound
+from ..errors import ConfigurationError, FormatError, ItemNotFound
 from ..formats import combine_frames, detect_format, parse_bytes
 from ..frames import mark_result
 from ..globs import glob_matcher, glob_prefix, is_glob
@@ -226,9 +226,31 @@ class LocalFolderConnector(Connector):
         return _Entry(name, False, info.st_size, info.st_mtime)
 
     async def describe(self, item: str) -> pd.DataFrame:
-        """One file's or folder's listing row (name, kind, size, last_modified...)."""
+        """The properties of one file or folder, as blob storage gives a blob's.
+
+        One column, ``value``, indexed by property name (name, kind, size, content_type,
+        last_modified, format, compression); ``attrs["properties"]`` holds the same as a dict.
+        """
         entry = await asyncio.to_thread(self._described, item)
-        return mark_result(_listing_frame([entry]), source=self.source_id, truncated=False, limit=None)
+        name, kind, size, modified, content_type = entry.row()
+        properties: dict[str, Any] = {
+            "name": name,
+            "kind": kind,
+            "size": size,
+            "content_type": content_type,
+            "last_modified": modified,
+        }
+        if not entry.is_folder:
+            try:
+                properties["format"], properties["compression"] = detect_format(name)
+            except FormatError:
+                properties["format"] = properties["compression"] = None
+        frame = pd.DataFrame(
+            {"value": pd.Series(list(properties.values()), index=list(properties), dtype=object)}
+        )
+        frame.index.name = "property"
+        frame.attrs["properties"] = dict(properties)
+        return mark_result(frame, source=self.source_id, truncated=False, limit=None)
 
     def _described(self, item: str) -> _Entry:
         name = self.normalize(item)

@@ -181,11 +181,30 @@ def test_listing_a_missing_folder_is_item_not_found(files: Session) -> None:
         files.list_items("files", "nope/x")
 
 
-def test_describe_a_file(files: Session) -> None:
-    row = files.describe("files", "sales/2024/q1.csv")
-    assert list(row.columns) == LISTING_COLUMNS
-    assert row.loc[0, "name"] == "sales/2024/q1.csv"
-    assert row.loc[0, "kind"] == "file"
+def test_describe_a_file(files: Session, root: Path) -> None:
+    described = files.describe("files", "logs/events.jsonl.gz")
+    assert described.index.name == "property"
+    assert described.columns.tolist() == ["value"]
+    properties = described.attrs["properties"]
+    assert described["value"].to_dict() == properties
+    assert properties["name"] == "logs/events.jsonl.gz"
+    assert properties["kind"] == "file"
+    assert properties["size"] == (root / "logs" / "events.jsonl.gz").stat().st_size
+    assert properties["content_type"] == "application/gzip"
+    assert properties["last_modified"].tzinfo is not None
+    assert (properties["format"], properties["compression"]) == ("jsonl", "gzip")
+    assert files.describe("files", "readme.txt").attrs["properties"]["format"] is None
+
+
+def test_describe_a_folder(files: Session) -> None:
+    properties = files.describe("files", "sales").attrs["properties"]
+    assert properties["name"] == "sales/"
+    assert properties["kind"] == "folder"
+    assert properties["size"] is None
+    assert "format" not in properties
+
+
+def test_describe_a_missing_item(files: Session) -> None:
     with pytest.raises(ItemNotFound, match=r"^files: no file or folder 'nope\.csv'$"):
         files.describe("files", "nope.csv")
 
