@@ -16,8 +16,8 @@ import asyncio
 import concurrent.futures
 import contextlib
 import threading
-from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from collections.abc import Coroutine
+from typing import Any, Generic, TypeVar
 
 __all__ = ["LoopRunner"]
 
@@ -88,63 +88,16 @@ class LoopRunner:
             raise RuntimeError(
                 "run_sync() was called from the runner's own loop; await the coroutine instead"
             )
-        cancel, result = self._spawn(self.loop, coro)
-        try:
-            return result.result(timeout)
+        task = _LoopTask(self.loop, coro)
+        try:  # from here on, an interrupt cancels the task, even one not made yet
+            task.start()
+            return task.result.result(timeout)
         except KeyboardInterrupt:
-            self._cancel_and_wait(cancel, result)
+            task.cancel_and_wait()
             raise
         except concurrent.futures.TimeoutError:
-            self._cancel_and_wait(cancel, result)
+            task.cancel_and_wait()
             raise TimeoutError(f"the operation did not finish within {timeout} s") from None
-
-    @staticmethod
-    def _spawn(
-        loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]
-    ) -> tuple[Callable[[], None], concurrent.futures.Future[T]]:
-        """Start ``coro`` as a task without waiting for the loop.
-
-        Returns a thread-safe function that cancels the task (even one not made yet) and
-        a future that settles only once the task is done.
-        """
-        result: concurrent.futures.Future[T] = concurrent.futures.Future()
-        tasks: list[asyncio.Task[T]] = []
-
-        def settle(task: asyncio.Task[T]) -> None:
-            if task.cancelled():
-                result.cancel()
-                result.set_running_or_notify_cancel()  # wakes concurrent.futures.wait()
-            elif (error := task.exception()) is not None:
-                result.set_exception(error)
-            else:
-                result.set_result(task.result())
-
-        def create() -> None:
-            try:
-                task = loop.create_task(coro)
-            except BaseException as error:  # the loop is closing
-                coro.close()
-                result.set_exception(error)
-                return
-            tasks.append(task)
-            task.add_done_callback(settle)
-
-        def cancel_tasks() -> None:
-            for task in tasks:
-                task.cancel()
-
-        def cancel() -> None:
-            # Runs after create() on the loop, since callbacks run in the order given.
-            with contextlib.suppress(RuntimeError):  # the loop is closed: nothing runs
-                loop.call_soon_threadsafe(cancel_tasks)
-
-        loop.call_soon_threadsafe(create)
-        return cancel, result
-
-    @staticmethod
-    def _cancel_and_wait(cancel: Callable[[], None], result: concurrent.futures.Future[Any]) -> None:
-        cancel()
-        concurrent.futures.wait([result], timeout=CANCEL_GRACE_SECONDS)
 
     def close(self, *, timeout: float = 10.0) -> None:
         """Cancel every pending task, stop the loop and join its thread."""
@@ -168,3 +121,56 @@ class LoopRunner:
         thread.join(timeout)
         if not thread.is_alive():
             loop.close()
+
+
+class _LoopTask(Generic[T]):
+    """A coroutine run as a task on a loop of another thread, cancellable from any thread.
+
+    :attr:`result` settles only once the task is done (or known never to start).
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) -> None:
+        self._loop = loop
+        self._coro = coro
+        self._task: asyncio.Task[T] | None = None
+        self.result: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+    def start(self) -> None:
+        """Ask the loop to make the task, without waiting for it."""
+        self._loop.call_soon_threadsafe(self._create)
+
+    def cancel_and_wait(self) -> None:
+        """Cancel the task and give it a moment to unwind."""
+        # Callbacks run in the order given, so this one sees the task if start() got as far.
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nothing runs
+            self._loop.call_soon_threadsafe(self._cancel)
+        concurrent.futures.wait([self.result], timeout=CANCEL_GRACE_SECONDS)
+
+    def _create(self) -> None:
+        try:
+            task = self._loop.create_task(self._coro)
+        except BaseException as error:  # the loop is closing
+            self._coro.close()
+            self.result.set_exception(error)
+            return
+        self._task = task
+        task.add_done_callback(self._settle)
+
+    def _cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        elif not self.result.done():  # start() was interrupted before the loop got the task
+            self._coro.close()
+            self._cancel_result()
+
+    def _settle(self, task: asyncio.Task[T]) -> None:
+        if task.cancelled():
+            self._cancel_result()
+        elif (error := task.exception()) is not None:
+            self.result.set_exception(error)
+        else:
+            self.result.set_result(task.result())
+
+    def _cancel_result(self) -> None:
+        self.result.cancel()
+        self.result.set_running_or_notify_cancel()  # wakes concurrent.futures.wait()
