@@ -166,6 +166,40 @@ def test_keyboard_interrupt_cancels_the_task_and_propagates(
     assert runner.run_sync(double(2)) == 4  # the loop is still usable
 
 
+@pytest.mark.parametrize("handed_over", [True, False], ids=["after-handover", "before-handover"])
+def test_an_interrupt_while_starting_still_cancels(
+    runner: LoopRunner, monkeypatch: pytest.MonkeyPatch, handed_over: bool
+) -> None:
+    """Ctrl-C can land while the task is being handed to the loop, before run_sync waits."""
+    monkeypatch.setattr(runner_module, "CANCEL_GRACE_SECONDS", 60.0)
+    original_start = runner_module._LoopTask.start
+    seen: list[str] = []
+
+    def interrupted_start(task: runner_module._LoopTask[None]) -> None:
+        if handed_over:
+            original_start(task)
+        raise KeyboardInterrupt
+
+    async def work() -> None:
+        seen.append("started")
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            seen.append("cleaned up")
+
+    monkeypatch.setattr(runner_module._LoopTask, "start", interrupted_start)
+    coro = work()
+    begun = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_sync(coro)
+    assert time.monotonic() - begun < 30.0
+    assert inspect.getcoroutinestate(coro) == inspect.CORO_CLOSED
+    if handed_over:  # cancelled before its first step or after it, but cancelled and unwound
+        assert seen in (["started", "cleaned up"], [])
+    else:
+        assert seen == []
+
+
 def test_a_timeout_cancels_the_task(runner: LoopRunner) -> None:
     seen: list[str] = []
 

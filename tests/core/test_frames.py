@@ -1,0 +1,111 @@
+"""Arrow to pandas: the dtypes users expect, whatever the source."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from deepanalyze_jupyter.frames import arrow_to_frame, is_truncated, mark_result
+
+
+def test_integers_stay_integers() -> None:
+    frame = arrow_to_frame(pa.table({"a": pa.array([1, 2], pa.int64()), "b": pa.array([1, 2], pa.int32())}))
+    assert frame.dtypes.astype(str).tolist() == ["int64", "int32"]
+
+
+@pytest.mark.parametrize(
+    ("arrow_type", "dtype"),
+    [
+        (pa.int8(), pd.Int8Dtype()),
+        (pa.int16(), pd.Int16Dtype()),
+        (pa.int32(), pd.Int32Dtype()),
+        (pa.int64(), pd.Int64Dtype()),
+        (pa.uint8(), pd.UInt8Dtype()),
+        (pa.uint64(), pd.UInt64Dtype()),
+    ],
+)
+def test_integers_with_nulls_become_nullable_integers(arrow_type: pa.DataType, dtype: object) -> None:
+    frame = arrow_to_frame(pa.table({"n": pa.array([1, None, 3], arrow_type)}))
+    assert frame["n"].dtype == dtype
+    assert frame["n"].isna().tolist() == [False, True, False]
+    assert frame["n"].iloc[2] == 3
+
+
+def test_large_integers_keep_their_precision_with_nulls() -> None:
+    big = 2**62 + 1
+    frame = arrow_to_frame(pa.table({"n": pa.array([big, None], pa.int64())}))
+    assert frame["n"].iloc[0] == big
+
+
+def test_booleans() -> None:
+    frame = arrow_to_frame(pa.table({"plain": [True, False], "nullable": pa.array([True, None])}))
+    assert frame["plain"].dtype == bool
+    assert frame["nullable"].dtype == pd.BooleanDtype()
+    assert frame["nullable"].isna().tolist() == [False, True]
+
+
+@pytest.mark.parametrize("arrow_type", [pa.string(), pa.large_string()])
+def test_text_is_pyarrow_backed_string(arrow_type: pa.DataType) -> None:
+    frame = arrow_to_frame(pa.table({"s": pa.array(["x", None], arrow_type)}))
+    assert frame["s"].dtype == pd.StringDtype("pyarrow")
+    assert frame["s"].iloc[0] == "x"
+    assert frame["s"].iloc[1] is pd.NA
+
+
+def test_timestamps_keep_their_time_zone() -> None:
+    moment = datetime(2024, 3, 1, 12, 30, tzinfo=timezone.utc)
+    frame = arrow_to_frame(pa.table({"t": pa.array([moment, None], pa.timestamp("us", tz="Europe/Paris"))}))
+    assert isinstance(frame["t"].dtype, pd.DatetimeTZDtype)
+    assert str(frame["t"].dt.tz) == "Europe/Paris"
+    assert frame["t"].iloc[0] == pd.Timestamp(moment)
+    assert frame["t"].isna().tolist() == [False, True]
+
+
+def test_decimals_stay_exact() -> None:
+    values = [Decimal("12345678901234567890.123456789"), None]
+    frame = arrow_to_frame(pa.table({"d": pa.array(values, pa.decimal128(38, 9))}))
+    assert frame["d"].iloc[0] == values[0]
+    assert isinstance(frame["d"].iloc[0], Decimal)
+    assert frame["d"].isna().tolist() == [False, True]
+
+
+def test_floats_with_nulls_are_missing() -> None:
+    frame = arrow_to_frame(pa.table({"f": pa.array([1.5, None])}))
+    assert frame["f"].dtype == "float64"
+    assert frame["f"].isna().tolist() == [False, True]
+
+
+def test_duplicate_column_names_are_kept() -> None:
+    table = pa.table([pa.array([1, None]), pa.array(["a", "b"])], names=["x", "x"])
+    frame = arrow_to_frame(table)
+    assert list(frame.columns) == ["x", "x"]
+    assert frame.iloc[:, 0].dtype == pd.Int64Dtype()
+    assert frame.iloc[:, 1].dtype == pd.StringDtype("pyarrow")
+
+
+def test_an_empty_table_keeps_its_columns_and_dtypes() -> None:
+    schema = pa.schema([("n", pa.int64()), ("s", pa.string()), ("b", pa.bool_())])
+    frame = arrow_to_frame(schema.empty_table())
+    assert list(frame.columns) == ["n", "s", "b"]
+    assert len(frame) == 0
+    assert frame["n"].dtype == "int64"
+    assert frame["s"].dtype == pd.StringDtype("pyarrow")
+
+
+def test_record_batches_convert_the_same_way() -> None:
+    batch = pa.record_batch({"n": pa.array([1, None], pa.int32())})
+    assert arrow_to_frame(batch)["n"].dtype == pd.Int32Dtype()
+
+
+def test_mark_result_and_is_truncated() -> None:
+    frame = pd.DataFrame({"n": [1, 2]})
+    assert not is_truncated(frame)
+    assert mark_result(frame, source="shop", truncated=True, limit=2) is frame
+    assert frame.attrs == {"source": "shop", "truncated": True, "row_limit": 2}
+    assert is_truncated(frame)
+    mark_result(frame, source="shop", truncated=False, limit=None)
+    assert not is_truncated(frame)
