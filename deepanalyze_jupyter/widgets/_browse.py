@@ -15,7 +15,7 @@ import pandas as pd
 from ..errors import ConfigurationError
 from ..frames import is_truncated
 from ..session import Session
-from ._status import FORM_WIDTH, StatusLine, field_layout, run_action
+from ._status import StatusLine, field_layout, run_action
 
 __all__ = ["BrowseForm", "Entry"]
 
@@ -55,8 +55,8 @@ class BrowseForm(widgets.VBox):  # type: ignore[misc]
         self.refresh_button = widgets.Button(
             description="Refresh", icon="refresh", tooltip="List the sources and items again"
         )
-        self.location_label = widgets.HTML()
-        self.item_select = widgets.Select(rows=10, layout=widgets.Layout(width=FORM_WIDTH))
+        self.location_label = widgets.HTML(description="Location", **field_layout())
+        self.item_select = widgets.Select(description="Items", rows=10, **field_layout())
         self.preview = widgets.Output(layout=widgets.Layout(max_height="420px", overflow="auto"))
         self.variable_field = widgets.Text(description="Variable name", placeholder="df", **field_layout())
         self.load_button = widgets.Button(

@@ -29,6 +29,9 @@ FIELD_ORDER: dict[str, tuple[str, ...]] = {
         "account_url",
         "account_key",
         "sas_token",
+        "tenant_id",
+        "client_id",
+        "client_secret",
         "container",
     ),
     "sqlite": ("path", "read_only"),
@@ -44,7 +47,10 @@ class SourceFields:
     def __init__(self, connector_class: type[Connector]) -> None:
         self.connector_class = connector_class
         self.specs = _ordered(connector_class)
-        self.controls: dict[str, widgets.DOMWidget] = {spec.name: _control(spec) for spec in self.specs}
+        steering = {spec.when[0] for spec in self.specs if spec.when is not None}
+        self.controls: dict[str, widgets.DOMWidget] = {
+            spec.name: _control(spec, steers_others=spec.name in steering) for spec in self.specs
+        }
         main, more = _split(connector_class.type_name, self.specs)
         children: list[widgets.Widget] = [self.controls[spec.name] for spec in main]
         if more:
@@ -55,7 +61,7 @@ class SourceFields:
             accordion.selected_index = None
             children.append(accordion)
         self.box = widgets.VBox(children)
-        for name in {spec.when[0] for spec in self.specs if spec.when is not None}:
+        for name in steering:
             control = self.controls.get(name)
             if control is not None:
                 control.observe(self._update_visibility, names="value")
@@ -110,23 +116,25 @@ def _ordered(connector_class: type[Connector]) -> list[OptionSpec]:
 
 
 def _split(type_name: str, specs: list[OptionSpec]) -> tuple[list[OptionSpec], list[OptionSpec]]:
-    """Curated and required options first; the rest behind "More options" for curated types."""
+    """Curated, required and conditional options first; for curated types the rest go behind
+    "More options" (a conditional one shows only when its choice is made, so it stays in view)."""
     curated = FIELD_ORDER.get(type_name)
     if curated is None:
         return specs, []
-    main = [spec for spec in specs if spec.name in curated or spec.required]
+    main = [spec for spec in specs if spec.name in curated or spec.required or spec.when is not None]
     return main, [spec for spec in specs if spec not in main]
 
 
-def _control(spec: OptionSpec) -> widgets.DOMWidget:
+def _control(spec: OptionSpec, *, steers_others: bool) -> widgets.DOMWidget:
     """One labelled control for ``spec``, with the forms' common layout."""
     common: dict[str, Any] = {"description": spec.title, "tooltip": spec.help or None, **field_layout()}
     if spec.secret:
         return widgets.Password(value="", placeholder=_placeholder(spec), **common)
     if spec.choices:
-        options: list[tuple[str, str | None]] = [(choice, choice) for choice in spec.choices]
-        if spec.default is None and not spec.required:
-            options.insert(0, (_UNSET_CHOICE, None))
+        # A choice other fields depend on (Azure's sign-in method) is always made explicitly.
+        options = [(choice, choice) for choice in spec.choices]
+        if spec.default is None and not spec.required and not steers_others:
+            options.insert(0, (_UNSET_CHOICE, ""))  # left out of the options, like an empty field
         value = spec.default if spec.default in spec.choices else options[0][1]
         return widgets.Dropdown(options=options, value=value, **common)
     if spec.kind is bool:

@@ -269,3 +269,48 @@ def test_forms_without_a_kernel_give_a_clear_message(session: Session) -> None:
 def test_terminal_ipython_shows_no_widgets() -> None:
     assert not shows_widgets(None)
     assert not shows_widgets(InteractiveShell())
+
+
+def test_rarely_needed_options_wait_behind_more_options(session: Session) -> None:
+    form = AddSourceForm(session)
+    form.type_select.value = "sqlite"
+    fields = form.fields
+    assert fields is not None
+    main = [child for child in fields.box.children if not isinstance(child, widgets.Accordion)]
+    (more,) = [child for child in fields.box.children if isinstance(child, widgets.Accordion)]
+    assert main == [fields.controls["path"], fields.controls["read_only"]]
+    assert fields.controls["timeout"] in more.children[0].children
+    assert more.selected_index is None
+
+
+def test_azure_sign_in_method_picks_its_fields(session: Session) -> None:
+    form = AddSourceForm(session)
+    form.type_select.value = "azure_blob"
+    fields = form.fields
+    assert fields is not None
+    auth = fields.controls["auth"]
+    assert auth.value == "connection_string"
+    assert None not in [value for _, value in auth.options]
+
+    def shown() -> list[str]:
+        return [name for name, control in fields.controls.items() if control.layout.display == ""]
+
+    assert shown()[:3] == ["auth", "connection_string", "container"]
+    auth.value = "account_key"
+    assert shown()[:4] == ["auth", "account_url", "account_key", "container"]
+    assert isinstance(fields.controls["account_key"], widgets.Password)
+    auth.value = "sas_token"
+    assert shown()[:4] == ["auth", "account_url", "sas_token", "container"]
+    auth.value = "anonymous"
+    assert shown()[:3] == ["auth", "account_url", "container"]
+
+
+def test_postgres_fields_come_in_the_usual_order(session: Session) -> None:
+    form = AddSourceForm(session)
+    form.type_select.value = "postgresql"
+    fields = form.fields
+    assert fields is not None
+    main = [child.description for child in fields.box.children if not isinstance(child, widgets.Accordion)]
+    assert main == ["Host", "Port", "Database", "User", "Password", "SSL mode", "Read only"]
+    assert isinstance(fields.controls["password"], widgets.Password)
+    assert isinstance(fields.controls["sslpassword"], widgets.Password)
