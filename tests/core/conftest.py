@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from deepanalyze_jupyter.models import DataSourceConfig
+from deepanalyze_jupyter.models import DataSourceConfig, Secret
 from deepanalyze_jupyter.registry import DataSourceRegistry
 from tests.core.fakes import FakeConnector, FakeService, fake_connector_class
 
@@ -40,7 +40,7 @@ def fake_config(
     source_id: str = "db", *, password: str | None = PASSWORD, **options: Any
 ) -> DataSourceConfig:
     """A config for the fake connector, with a password unless told otherwise."""
-    secrets = {} if password is None else {"password": password}
+    secrets = {} if password is None else {"password": Secret(password)}
     return DataSourceConfig(
         id=source_id, type="fake", options={"host": "db.example", **options}, secrets=secrets
     )

@@ -78,8 +78,10 @@ def test_frames_are_copied_in_and_out() -> None:
     cache.put("s", "list", frame)
     frame.loc[0, "name"] = "changed before the get"
     first = cache.get("s", "list")
+    assert isinstance(first, pd.DataFrame)
     first.loc[1, "name"] = "changed by a caller"
     first.attrs["truncated"] = True
     second = cache.get("s", "list")
+    assert isinstance(second, pd.DataFrame)
     assert second["name"].tolist() == ["a", "b"]
     assert second.attrs == {"truncated": False}

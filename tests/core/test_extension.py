@@ -24,7 +24,7 @@ def ipython(tmp_path_factory: pytest.TempPathFactory) -> InteractiveShell:
     """A real shell of its own (not the global singleton), with an in-memory history."""
     config = Config()
     config.HistoryManager.hist_file = ":memory:"
-    return InteractiveShell(config=config, ipython_dir=str(tmp_path_factory.mktemp("ipython")))
+    return InteractiveShell(config=config, ipython_dir=str(tmp_path_factory.mktemp("ipython")))  # type: ignore[no-untyped-call]
 
 
 @pytest.fixture
@@ -32,14 +32,16 @@ def shell(ipython: InteractiveShell) -> Iterator[InteractiveShell]:
     """The shell, left without the extension whatever the test did."""
     assert get_session(ipython) is None
     yield ipython
-    if EXTENSION in ipython.extension_manager.loaded:
-        ipython.extension_manager.unload_extension(EXTENSION)
+    extensions = ipython.extension_manager
+    assert extensions is not None
+    if EXTENSION in extensions.loaded:
+        extensions.unload_extension(EXTENSION)
     else:
         deepanalyze_jupyter.unload_ipython_extension(ipython)
 
 
 def run_line(shell: InteractiveShell, line: str) -> None:
-    result = shell.run_cell(line, store_history=False)
+    result = shell.run_cell(line, store_history=False)  # type: ignore[no-untyped-call]
     result.raise_error()
 
 
@@ -54,6 +56,7 @@ def test_load_ext_registers_the_magics_and_a_session(shell: InteractiveShell) ->
     assert isinstance(session, Session)
     assert not session.closed
     assert "datasource" in line_magics(shell)
+    assert shell.extension_manager is not None
     assert EXTENSION in shell.extension_manager.loaded
 
 
@@ -109,7 +112,7 @@ def test_unloading_what_was_never_loaded_is_harmless(shell: InteractiveShell) ->
 def test_the_session_lives_on_the_shell_not_in_a_module(shell: InteractiveShell, tmp_path: Path) -> None:
     config = Config()
     config.HistoryManager.hist_file = ":memory:"
-    other = InteractiveShell(config=config, ipython_dir=str(tmp_path))
+    other = InteractiveShell(config=config, ipython_dir=str(tmp_path))  # type: ignore[no-untyped-call]
     try:
         deepanalyze_jupyter.load_ipython_extension(shell)
         deepanalyze_jupyter.load_ipython_extension(other)

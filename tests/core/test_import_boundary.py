@@ -56,7 +56,7 @@ def module_path(module: str) -> Path:
 
 def imported_roots(path: Path) -> set[str]:
     """The top-level packages a module imports anywhere, also inside functions."""
-    roots = set()
+    roots: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             roots.update(alias.name.split(".")[0] for alias in node.names)

@@ -137,7 +137,7 @@ class TestDataSourceConfig:
                     "list": [{"PASSWORD": "listed-password-value"}],
                 },
             },
-            secrets={"password": PASSWORD, "token": Secret("token-secret-value")},
+            secrets={"password": PASSWORD, "token": Secret("token-secret-value")},  # type: ignore[dict-item]
             metadata={"note": "see sig=metadata-sas-signature"},
         )
 

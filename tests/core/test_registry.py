@@ -9,7 +9,7 @@ import sys
 import textwrap
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,6 +36,13 @@ T = TypeVar("T")
 
 #: Upper bound for waits that only guard against a hang; never a speed requirement.
 HANG_GUARD = 10.0
+
+
+async def fake_connector(registry: DataSourceRegistry, source_id: str) -> FakeConnector:
+    """``registry.get_connector`` for a fake source, typed as the fake it is."""
+    connector = await registry.get_connector(source_id)
+    assert isinstance(connector, FakeConnector)
+    return connector
 
 
 def run(scenario: Callable[[], Awaitable[T]]) -> T:
@@ -128,7 +135,7 @@ NotAConnector = object()
 
 
 @pytest.fixture
-def third_party(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def third_party(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """An installed distribution declaring connectors in the registry's entry-point group."""
     module = "deepanalyze_thirdparty_connector"
     (tmp_path / f"{module}.py").write_text(THIRD_PARTY_MODULE)
@@ -280,7 +287,9 @@ class TestRegister:
         assert service.connects == []
 
     def test_an_unknown_secret_field_is_refused(self, registry: DataSourceRegistry) -> None:
-        config = DataSourceConfig(id="shop", type="fake", options={"host": "h"}, secrets={"host": "x"})
+        config = DataSourceConfig(
+            id="shop", type="fake", options={"host": "h"}, secrets={"host": Secret("x")}
+        )
         with pytest.raises(ConfigurationError, match="'host' is not a secret field of a fake source"):
             run(lambda: registry.register_data_source(config))
 
@@ -420,14 +429,14 @@ class TestUpdate:
     ) -> None:
         async def scenario() -> None:
             original = await registry.register_data_source(fake_config("shop", port=1))
-            old = await registry.get_connector("shop")
+            old = await fake_connector(registry, "shop")
             service.accepted_password = NEW_PASSWORD
             updated = await registry.update_data_source("shop", secrets={"password": NEW_PASSWORD})
             assert updated.id == "shop"
             assert updated.created_at == original.created_at
             assert updated.options == original.options
             assert not old.connected
-            new = await registry.get_connector("shop")
+            new = await fake_connector(registry, "shop")
             assert new is not old
             assert new.connected
 
@@ -456,7 +465,7 @@ class TestUpdate:
             id="shop",
             type="fake",
             options={"host": "h", "database": "x"},
-            secrets={"password": PASSWORD, "token": "t"},
+            secrets={"password": Secret(PASSWORD), "token": Secret("t")},
         )
 
         async def scenario() -> DataSourceConfig:
@@ -484,7 +493,7 @@ class TestUpdate:
             await registry.register_data_source(fake_config("shop", port=1))
             registry.cache_metadata("shop", "tables", ["a"])
             before = registry.get_config("shop")
-            connector = await registry.get_connector("shop")
+            connector = await fake_connector(registry, "shop")
             with pytest.raises(AuthenticationFailed, match=r"^shop: password authentication failed$"):
                 await registry.update_data_source(
                     "shop", options={"port": 2}, secrets={"password": NEW_PASSWORD}
@@ -550,9 +559,9 @@ class TestGetConnector:
     ) -> None:
         async def scenario() -> None:
             await registry.register_data_source(fake_config("shop"))
-            first = await registry.get_connector("shop")
+            first = await fake_connector(registry, "shop")
             service.drop_connections("shop")
-            second = await registry.get_connector("shop")
+            second = await fake_connector(registry, "shop")
             assert second is not first
             assert not first.connected
             assert await second.is_alive()
@@ -614,10 +623,10 @@ class TestGetConnector:
             await registry.register_data_source(fake_config("slow"), test_connection=False)
             await registry.register_data_source(fake_config("fast"), test_connection=False)
             gate = service.gate("slow")
-            slow = asyncio.create_task(registry.get_connector("slow"))
+            slow = asyncio.create_task(fake_connector(registry, "slow"))
             await service.started("slow").wait()
             # The slow connect goes on only once the fast one is done: a shared lock would hang here.
-            fast = await asyncio.wait_for(registry.get_connector("fast"), HANG_GUARD)
+            fast = await asyncio.wait_for(fake_connector(registry, "fast"), HANG_GUARD)
             assert fast.connected
             assert not slow.done()
             gate.set()
