@@ -42,7 +42,7 @@ T = TypeVar("T")
 MEMORY = ":memory:"
 
 #: How many SQLite VM steps run between two checks for a cancel request.
-_PROGRESS_STEPS = 1000
+_PROGRESS_STEPS = 10_000
 
 _LISTING_COLUMNS = {"schema": "string", "name": "string", "kind": "string", "rows": "Int64"}
 _COLUMN_INFO_COLUMNS = {
