@@ -41,6 +41,7 @@ __all__ = [
     "combine_frames",
     "detect_format",
     "parse_bytes",
+    "validate_reader_options",
 ]
 
 SUPPORTED_FORMATS: tuple[str, ...] = ("csv", "tsv", "parquet", "json", "jsonl")
@@ -209,6 +210,11 @@ def _dtype_names(dtypes: Any, source: str) -> dict[str, str]:
         name = _PYTHON_TYPES.get(dtype) if isinstance(dtype, type) else None
         names[str(column)] = name or str(dtype)
     return names
+
+
+def validate_reader_options(reader_options: Mapping[str, Any] | None, *, source: str) -> None:
+    """Check reader options before any file is fetched; raise :class:`ConfigurationError`."""
+    _ReaderOptions.parse(reader_options, source)
 
 
 def parse_bytes(

@@ -1,0 +1,436 @@
+"""Azure Blob Storage: list a container as a DataFrame and read its files into one.
+
+A source is one container (option ``container``) or, without it, a whole account
+whose paths start with the container (``box/sales/2024.csv``). It signs in with a
+connection string, an account key, a SAS token, anonymously (public containers) or
+through Microsoft Entra ID (the optional ``azure-identity`` package). Everything runs
+on the async clients of ``azure-storage-blob``; parsing runs in worker threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import pandas as pd
+from azure.core.exceptions import AzureError, HttpResponseError
+from azure.storage.blob.aio import ContainerClient
+
+from ..errors import ConfigurationError, DataSourceError, FormatError, ItemNotFound
+from ..formats import combine_frames, detect_format, parse_bytes, validate_reader_options
+from ..frames import mark_result
+from ..globs import is_glob
+from ..models import Secret
+from ..progress import NullProgress, Progress
+from ._azure_auth import ServiceClients, Tuning, open_service, translate_error
+from ._azure_download import fetch_blob, gather_all
+from ._azure_listing import Listing, list_blobs, listing_frame
+from ._azure_options import OPTION_SPECS, check_options, normalize_options
+from .base import Connector
+
+__all__ = ["AzureBlobConnector"]
+
+#: Error codes of a credential that was accepted but may not list: it may still read.
+_MAY_NOT_LIST = frozenset({"AuthorizationPermissionMismatch", "AuthorizationResourceTypeMismatch"})
+
+
+@dataclass(frozen=True)
+class _Target:
+    """One blob to read: where it is, how it is shown, and its size if known."""
+
+    container: str
+    name: str
+    shown: str
+    size: int | None = None
+
+
+class AzureBlobConnector(Connector):
+    """A storage container (or account) of Azure Blob Storage."""
+
+    type_name: ClassVar[str] = "azure_blob"
+    display_name: ClassVar[str] = "Azure Blob Storage"
+    kind = "files"
+    option_specs = OPTION_SPECS
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._clients: ServiceClients | None = None
+        self._containers: dict[str, ContainerClient] = {}
+
+    # -- configuration -------------------------------------------------------------
+
+    @classmethod
+    def prepare(
+        cls,
+        source: str,
+        options: Mapping[str, Any],
+        secrets: Mapping[str, Secret],
+        *,
+        present_secrets: frozenset[str] = frozenset(),
+    ) -> tuple[dict[str, Any], dict[str, Secret]]:
+        """Move a SAS out of the account URL, infer ``auth`` and check its fields."""
+        given, given_secrets = normalize_options(source, options, secrets, present_secrets)
+        clean_options, clean_secrets = super().prepare(
+            source, given, given_secrets, present_secrets=present_secrets
+        )
+        return check_options(source, clean_options, clean_secrets), clean_secrets
+
+    @property
+    def _tuning(self) -> Tuning:
+        return Tuning(
+            connect_timeout=float(self.options["connect_timeout"]),
+            read_timeout=float(self.options["read_timeout"]),
+            retries=int(self.options["retries"]),
+            range_size=int(self.options["range_size_mb"]) << 20,
+        )
+
+    @property
+    def _container(self) -> str | None:
+        return self.options.get("container") or None
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Make the clients and check that the container (or account) answers."""
+        clients = open_service(self.options, self.context.secrets.reveal, self._tuning, source=self.source_id)
+        try:
+            await self._check(clients)
+        except BaseException:
+            await clients.close()
+            raise
+        self._clients = clients
+
+    async def _check(self, clients: ServiceClients) -> None:
+        tuning = self._tuning
+        deadline = (tuning.connect_timeout + 1.0) * (tuning.retries + 1) + 5.0
+        container = self._container
+        pages: Any
+        try:
+            if container is None:
+                pages = clients.service.list_containers(results_per_page=1).by_page()
+            else:
+                pages = (
+                    clients.service.get_container_client(container).list_blobs(results_per_page=1).by_page()
+                )
+            await asyncio.wait_for(_first_page(pages), deadline)
+        except HttpResponseError as error:
+            code = getattr(error, "error_code", None)
+            if getattr(code, "value", code) in _MAY_NOT_LIST:
+                return  # the credential was accepted; it may read without listing
+            raise self._error(error, container, endpoint=clients.endpoint) from None
+        except (AzureError, OSError, asyncio.TimeoutError) as error:
+            raise self._error(error, container, endpoint=clients.endpoint) from None
+
+    async def disconnect(self) -> None:
+        """Close the clients (and their HTTP sessions)."""
+        clients, self._clients = self._clients, None
+        self._containers.clear()
+        if clients is not None:
+            await clients.close()
+
+    async def is_alive(self) -> bool:
+        """HTTP needs no live connection: usable while the clients are open."""
+        return self._clients is not None
+
+    async def test_connection(self) -> str:
+        """List one item, and say what answered."""
+        clients = self._open_clients()
+        await self._check(clients)
+        where = f"container {self._container!r}" if self._container else "the storage account"
+        return f"{self.display_name}: {where} at {clients.endpoint} answered (auth: {self.options['auth']})"
+
+    def _open_clients(self) -> ServiceClients:
+        if self._clients is None:
+            raise ConfigurationError("the source is not connected", source=self.source_id)
+        return self._clients
+
+    def _container_client(self, name: str) -> ContainerClient:
+        client = self._containers.get(name)
+        if client is None:
+            client = self._open_clients().service.get_container_client(name)
+            self._containers[name] = client
+        return client
+
+    def _locate(self, path: str) -> tuple[str, str]:
+        """(container, blob name or prefix) of a path given by the user."""
+        text = path.strip().lstrip("/")
+        if self._container is not None:
+            return self._container, text
+        container, _, rest = text.partition("/")
+        if not container or is_glob(container):
+            raise ConfigurationError(
+                f"the source has no container option: start the path with a container name "
+                f"(container/path), not {path!r}",
+                source=self.source_id,
+            )
+        return container, rest
+
+    def _shown(self, container: str, name: str) -> str:
+        return name if self._container is not None else f"{container}/{name}"
+
+    def _error(
+        self, error: BaseException, container: str | None, blob: str | None = None, *, endpoint: str = ""
+    ) -> DataSourceError:
+        if not endpoint and self._clients is not None:
+            endpoint = self._clients.endpoint
+        return translate_error(
+            error,
+            source=self.source_id,
+            endpoint=endpoint,
+            container=container,
+            blob=blob,
+            anonymous=self.options.get("auth") == "anonymous",
+        )
+
+    # -- browsing ------------------------------------------------------------------
+
+    async def list_items(
+        self, prefix: str | None = None, *, recursive: bool = False, limit: int | None = None
+    ) -> pd.DataFrame:
+        """List blobs under ``prefix`` (a glob allowed): one level with folders, or flat.
+
+        At most ``limit`` rows (default: the ``max_listing`` option); the frame's
+        ``attrs["truncated"]`` says whether more were left out.
+        """
+        bound = int(self.options["max_listing"]) if limit is None else limit
+        if bound < 1:
+            raise ConfigurationError("a listing limit must be at least 1", source=self.source_id)
+        text = (prefix or "").strip().lstrip("/")
+        if self._container is None and "/" not in text and not is_glob(text):
+            listing = await self._list_containers(text, bound)
+        else:
+            container, name = self._locate(text)
+            name_prefix = "" if self._container is not None else f"{container}/"
+            try:
+                listing = await list_blobs(
+                    self._container_client(container),
+                    name,
+                    recursive=recursive,
+                    limit=bound,
+                    name_prefix=name_prefix,
+                )
+            except (AzureError, OSError) as error:
+                raise self._error(error, container) from None
+        frame = mark_result(
+            listing_frame(listing), source=self.source_id, truncated=listing.truncated, limit=bound
+        )
+        frame.attrs["prefix"] = text
+        return frame
+
+    async def _list_containers(self, prefix: str, limit: int) -> Listing:
+        listing = Listing()
+        service = self._open_clients().service
+        try:
+            pages = service.list_containers(
+                name_starts_with=prefix or None, results_per_page=min(5000, limit + 1)
+            )
+            async for page in pages.by_page():
+                async for item in page:
+                    if len(listing) >= limit:
+                        listing.truncated = True
+                        return listing
+                    listing.add_folder(f"{item.name}/", "container", item.last_modified, item.etag)
+        except (AzureError, OSError) as error:
+            raise self._error(error, None) from None
+        return listing
+
+    async def describe(self, item: str) -> pd.DataFrame:
+        """The properties of one blob (or of a container, for ``""`` or ``box/``).
+
+        One column, ``value``, indexed by property name; user metadata appear as
+        ``metadata.<key>``. ``attrs["properties"]`` holds the same as a dict.
+        """
+        container, name = self._locate(item)
+        client = self._container_client(container)
+        try:
+            if not name.strip("/"):
+                found = await client.get_container_properties()
+                properties: dict[str, Any] = {
+                    "name": found.name,
+                    "kind": "container",
+                    "last_modified": found.last_modified,
+                    "etag": found.etag,
+                    "public_access": found.public_access,
+                }
+            else:
+                blob = await client.get_blob_client(name).get_blob_properties()
+                settings = blob.content_settings
+                md5 = settings.content_md5
+                properties = {
+                    "name": self._shown(container, blob.name),
+                    "kind": "file",
+                    "container": container,
+                    "size": blob.size,
+                    "content_type": settings.content_type,
+                    "content_encoding": settings.content_encoding,
+                    "last_modified": blob.last_modified,
+                    "created": blob.creation_time,
+                    "etag": blob.etag,
+                    "blob_type": str(getattr(blob.blob_type, "value", blob.blob_type)),
+                    "access_tier": blob.blob_tier,
+                    "content_md5": bytes(md5).hex() if md5 else None,
+                }
+                metadata = blob.metadata
+        except (AzureError, OSError) as error:
+            raise self._error(error, container, name or None) from None
+        if properties["kind"] == "container":
+            metadata = found.metadata
+        properties.update({f"metadata.{key}": value for key, value in (metadata or {}).items()})
+        frame = pd.DataFrame(
+            {"value": pd.Series(list(properties.values()), index=list(properties), dtype=object)}
+        )
+        frame.index.name = "property"
+        frame.attrs["properties"] = dict(properties)
+        return mark_result(frame, source=self.source_id, truncated=False, limit=None)
+
+    # -- data ----------------------------------------------------------------------
+
+    async def read(
+        self,
+        paths: Sequence[str],
+        *,
+        format: str | None = None,
+        limit: int | None = None,
+        source_column: str | None = None,
+        reader_options: Mapping[str, Any] | None = None,
+    ) -> pd.DataFrame:
+        """Read blobs (paths, folders ending in ``/`` or globs) into one DataFrame, in order.
+
+        Blobs download concurrently (at most ``max_concurrency`` requests in flight), a
+        large one in parallel ranges, and each is parsed in a worker thread as soon as
+        it arrives. Interrupting cancels every download and returns nothing.
+        """
+        if not paths:
+            raise ConfigurationError("give at least one path to read", source=self.source_id)
+        if format is not None:
+            detect_format("", format, source=self.source_id)
+        validate_reader_options(reader_options, source=self.source_id)
+        targets = await self._targets(paths, format)
+        for target in targets:
+            detect_format(target.name, format, source=self.source_id)  # refuse before downloading
+        sizes = [target.size for target in targets]
+        progress: Progress = NullProgress()
+        if self.options.get("show_progress", True):
+            progress = self.context.progress(
+                f"Reading {len(targets)} blob(s) from {self.source_id}",
+                total_bytes=None if None in sizes else sum(size or 0 for size in sizes),
+                total_items=len(targets),
+            )
+        gate = asyncio.Semaphore(int(self.options["max_concurrency"]))
+        range_size = self._tuning.range_size
+        try:
+            frames = await gather_all(
+                self._read_one(target, gate, range_size, progress, format, reader_options)
+                for target in targets
+            )
+        finally:
+            progress.close()
+        frame = await asyncio.to_thread(combine_frames, frames, source_column=source_column)
+        truncated = limit is not None and len(frame) > limit
+        if truncated:
+            frame = frame.iloc[:limit].copy()
+        return mark_result(frame, source=self.source_id, truncated=truncated, limit=limit)
+
+    async def _read_one(
+        self,
+        target: _Target,
+        gate: asyncio.Semaphore,
+        range_size: int,
+        progress: Progress,
+        format: str | None,
+        reader_options: Mapping[str, Any] | None,
+    ) -> tuple[str, pd.DataFrame]:
+        try:
+            data = await fetch_blob(
+                self._container_client(target.container),
+                target.name,
+                gate=gate,
+                range_size=range_size,
+                progress=progress,
+            )
+        except (AzureError, OSError) as error:
+            raise self._error(error, target.container, target.name) from None
+        frame = await asyncio.to_thread(
+            parse_bytes,
+            data,
+            path=target.shown,
+            source=self.source_id,
+            format=format,
+            reader_options=reader_options,
+        )
+        progress.update(items=1)
+        return target.shown, frame
+
+    async def _targets(self, paths: Sequence[str], format: str | None) -> list[_Target]:
+        """The blobs to read, in the order given (globs and folders expanded), once each."""
+        found: dict[tuple[str, str], _Target] = {}
+        for path in paths:
+            container, name = self._locate(path)
+            if is_glob(name):
+                expanded = await self._files(container, name)
+                if not expanded:
+                    raise ItemNotFound(f"no blob matches {path!r}", source=self.source_id)
+            elif await self._names_folder(container, name, format):
+                folder = name if not name or name.endswith("/") else name + "/"
+                expanded = [
+                    target
+                    for target in await self._files(container, folder)
+                    if _is_data_file(target.name, format)
+                ]
+                if not expanded:
+                    raise ItemNotFound(f"no readable blobs under {path!r}", source=self.source_id)
+            else:
+                expanded = [_Target(container, name, self._shown(container, name))]
+            for target in expanded:
+                found.setdefault((target.container, target.name), target)
+        return list(found.values())
+
+    async def _files(self, container: str, prefix: str) -> list[_Target]:
+        """The blobs under a folder or matching a glob, in name order."""
+        try:
+            listing = await list_blobs(
+                self._container_client(container), prefix, recursive=True, limit=None, files_only=True
+            )
+        except (AzureError, OSError) as error:
+            raise self._error(error, container) from None
+        return [
+            _Target(container, name, self._shown(container, name), size)
+            for name, size in zip(listing.names, listing.sizes, strict=True)
+        ]
+
+    async def _names_folder(self, container: str, name: str, format: str | None) -> bool:
+        """Whether a path names a folder: ``""``, ``x/``, or ``x`` of no file format with blobs below."""
+        if not name or name.endswith("/"):
+            return True
+        if _has_format(name, format):
+            return False
+        try:
+            listing = await list_blobs(
+                self._container_client(container), name + "/", recursive=True, limit=1, files_only=True
+            )
+        except (AzureError, OSError) as error:
+            raise self._error(error, container) from None
+        return len(listing) > 0
+
+
+async def _first_page(pages: Any) -> None:
+    async for page in pages:
+        async for _ in page:
+            break
+        break
+
+
+def _has_format(name: str, explicit: str | None) -> bool:
+    try:
+        detect_format(name, explicit)
+    except FormatError:
+        return False
+    return True
+
+
+def _is_data_file(name: str, explicit: str | None) -> bool:
+    """A folder's file worth reading: not hidden or a marker (``_SUCCESS``), of a known format."""
+    base = name.rsplit("/", 1)[-1]
+    return bool(base) and not base.startswith((".", "_")) and _has_format(name, explicit)
