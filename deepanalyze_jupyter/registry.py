@@ -300,12 +300,12 @@ class DataSourceRegistry:
         and replaced when its connection died. Concurrent callers share one connect."""
         source = self._source(source_id)
         connector = source.connector
-        if connector is not None and await connector.is_alive():
+        if connector is not None and await _is_alive(connector):
             return connector
         async with source.lock:
             connector = source.connector
             if connector is not None:
-                if await connector.is_alive():
+                if await _is_alive(connector):
                     return connector
                 logger.info("connection of %r was lost; reconnecting", source_id)
                 source.connector = None
@@ -500,6 +500,15 @@ class DataSourceRegistry:
             if any(self._clean(text) != text for text in texts):
                 return True
             pending.extend(chained for chained in (current.__cause__, current.__context__) if chained)
+        return False
+
+
+async def _is_alive(connector: Connector) -> bool:
+    """Whether the connector's connection can be used; a failing check means it cannot."""
+    try:
+        return await connector.is_alive()
+    except Exception:
+        logger.debug("liveness check of %r failed", connector.source_id)
         return False
 
 
