@@ -570,6 +570,24 @@ class TestGetConnector:
         assert service.connects == ["shop", "shop"]
         assert service.open_connections("shop") == 1
 
+    def test_a_failing_liveness_check_means_reconnect(
+        self, registry: DataSourceRegistry, service: FakeService, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        async def scenario() -> None:
+            await registry.register_data_source(fake_config("shop"))
+            first = await fake_connector(registry, "shop")
+
+            async def broken_check() -> bool:
+                raise OSError("server closed the connection unexpectedly")
+
+            monkeypatch.setattr(first, "is_alive", broken_check)
+            second = await fake_connector(registry, "shop")
+            assert second is not first
+            assert second.connected
+
+        run(scenario)
+        assert service.connects == ["shop", "shop"]
+
     def test_a_failed_reconnect_is_reported_and_retried(
         self, registry: DataSourceRegistry, service: FakeService
     ) -> None:
