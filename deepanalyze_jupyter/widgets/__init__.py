@@ -38,13 +38,15 @@ __all__ = [
 
 ADD_HINT = (
     "The data-source form needs a Jupyter front end that shows widgets (JupyterLab, Notebook 7, "
-    "VS Code). Here, add a source with the magic's options instead: "
-    "%datasource add ID --type TYPE --OPTION VALUE ... (secrets are prompted for, or given as "
-    "env:NAME); see %datasource? for the options."
+    "VS Code). Here, give the options on the line instead, e.g. "
+    "%datasource add sales --type postgresql --host db.example.org --user analyst --prompt password "
+    "(a secret comes from a hidden prompt, --prompt NAME, or from the environment, --NAME-env VAR); "
+    "%datasource add --type TYPE --help lists a type's options."
 )
 BROWSE_HINT = (
     "The browse form needs a Jupyter front end that shows widgets (JupyterLab, Notebook 7, "
-    "VS Code). Here, use %datasource list, %datasource ls ID [PREFIX] and %%dsquery instead."
+    "VS Code). Here, use %datasource list, %datasource ls ID [PREFIX], %datasource read and "
+    "%%dsquery instead."
 )
 
 

@@ -22,7 +22,7 @@ __all__ = ["BrowseForm", "Entry"]
 #: Rows shown in a preview.
 PREVIEW_ROWS = 20
 #: Listing kinds that name something to open rather than to read.
-_FOLDER_KINDS = frozenset({"folder", "directory", "dir", "prefix", "schema"})
+_FOLDER_KINDS = frozenset({"folder", "directory", "dir", "prefix", "container", "schema"})
 
 
 @dataclass(frozen=True)
@@ -249,11 +249,20 @@ def variable_name(item_name: str) -> str:
 
 
 def _table_entries(frame: pd.DataFrame, schema: str | None) -> list[Entry]:
+    """Schemas at the top, tables and views inside one.
+
+    At the top a listing holds either schema rows (``kind == "schema"``, as PostgreSQL
+    lists them) or every table with its schema (as SQLite does); both give the schemas.
+    """
+    records = frame.to_dict("records")
     if schema is None:
-        schemas = sorted({str(value) for value in frame["schema"]})
+        listed = [str(record["name"]) for record in records if record.get("kind") == "schema"]
+        schemas = listed or sorted({str(record["schema"]) for record in records})
         return [Entry(f"{name}/", name, folder=True) for name in schemas]
     entries = []
-    for record in frame[frame["schema"] == schema].to_dict("records"):
+    for record in records:
+        if record.get("schema") != schema:
+            continue
         name = str(record["name"])
         kind = record.get("kind")
         label = f"{name} ({kind})" if isinstance(kind, str) and kind else name
