@@ -2,12 +2,14 @@
 
 By the time a magic runs, IPython has already stored its cell: in ``In``/``_ih`` (the
 history manager's parsed and raw input lists), in ``_i``/``_ii``/``_iii``/``_iN``, in the
-history manager's cache of rows to write, and (through its saving thread) in the current
-session's rows of the SQLite history file. Each copy is rewritten with the secret masked.
+history manager's cache of rows to write, in ``linecache`` (the source tracebacks and
+debuggers show), and (through its saving thread) in the current session's rows of the
+SQLite history file. Each copy is rewritten with the secret masked.
 """
 
 from __future__ import annotations
 
+import linecache
 import re
 import sqlite3
 from collections.abc import Callable, MutableSequence, Sequence
@@ -85,6 +87,7 @@ def scrub_input_history(shell: Any, replacements: Sequence[Replacement], *, line
             if isinstance(value, str) and _INPUT_VARIABLE_RE.match(name):
                 namespace[name] = scrub(value)
     _scrub_prompt_history(shell, scrub)
+    _scrub_compiled_cells(scrub)
 
 
 def _scrub_history_manager(history: Any, scrub: Callable[[str], str]) -> None:
@@ -133,6 +136,17 @@ def _scrub_database(history: Any, scrub: Callable[[str], str]) -> None:
                     "UPDATE history SET source = ?, source_raw = ? WHERE session = ? AND line = ?",
                     (cleaned, cleaned_raw, history.session_number, number),
                 )
+
+
+def _scrub_compiled_cells(scrub: Callable[[str], str]) -> None:
+    """IPython caches each cell's source in ``linecache`` (entries without a file time)."""
+    for name, entry in list(linecache.cache.items()):
+        if len(entry) != 4 or entry[1] is not None:
+            continue
+        size, mtime, lines, fullname = entry
+        cleaned = scrub("".join(lines))
+        if cleaned != "".join(lines):
+            linecache.cache[name] = (size, mtime, cleaned.splitlines(keepends=True), fullname)
 
 
 def _scrub_prompt_history(shell: Any, scrub: Callable[[str], str]) -> None:
