@@ -8,7 +8,8 @@ report one clear line (never a traceback or a secret), enable the buttons again.
 
 Secrets are typed into ``Password`` fields. Jupyter saves widget state into the notebook
 file, so every secret field is emptied after an Add, whether it worked or not, and after a
-failed Test (the secret must be retyped then anyway). A successful Test keeps the secret so
+failed Test (the secret must be retyped then anyway); so is any text field whose value embeds
+a secret (a connection string with a password, a URL with a SAS). A successful Test keeps the secret so
 that Add can follow; until that Add, the secret is in the widget state like any typed field.
 
 In a terminal IPython, or a script, nothing can draw a form: the functions return a short

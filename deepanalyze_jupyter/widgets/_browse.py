@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import keyword
 import re
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +14,7 @@ import pandas as pd
 
 from ..errors import ConfigurationError
 from ..frames import is_truncated
+from ..registry import RowLimit
 from ..session import Session
 from ._status import StatusLine, field_layout, run_action
 
@@ -156,7 +157,7 @@ class BrowseForm(widgets.VBox):  # type: ignore[misc]
 
     # -- internals -----------------------------------------------------------------
 
-    def _run(self, action: Any, working: str) -> bool:
+    def _run(self, action: Callable[[], str], working: str) -> bool:
         return run_action(
             action,
             working=working,
@@ -186,12 +187,11 @@ class BrowseForm(widgets.VBox):  # type: ignore[misc]
             return _table_entries(frame, location)
         return _file_entries(frame, location)
 
-    def _read(self, source_id: str, entry: Entry, *, limit: int | str) -> pd.DataFrame:
+    def _read(self, source_id: str, entry: Entry, *, limit: RowLimit) -> pd.DataFrame:
         registry = self.session.registry
-        row_limit: Any = limit
         if entry.table is not None:
-            return self.session.run(registry.query(source_id, select_all(*entry.table), limit=row_limit))
-        return self.session.run(registry.read(source_id, [entry.path], limit=row_limit))
+            return self.session.run(registry.query(source_id, select_all(*entry.table), limit=limit))
+        return self.session.run(registry.read(source_id, [entry.path], limit=limit))
 
     def _show_entries(self, location: str | None, entries: list[Entry]) -> None:
         self.location = location

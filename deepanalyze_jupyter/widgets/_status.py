@@ -11,7 +11,7 @@ import ipywidgets as widgets
 from ..errors import DataSourceError
 from ..redaction import Redactor, mask_text
 
-__all__ = ["FORM_WIDTH", "LABEL_WIDTH", "Outcome", "StatusLine", "field_layout", "run_action"]
+__all__ = ["FORM_WIDTH", "LABEL_WIDTH", "Outcome", "StatusLine", "error_line", "field_layout", "run_action"]
 
 #: Width of the labels left of the fields, the same in every form so that fields line up.
 LABEL_WIDTH = "140px"

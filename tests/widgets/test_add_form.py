@@ -314,3 +314,22 @@ def test_postgres_fields_come_in_the_usual_order(session: Session) -> None:
     assert main == ["Host", "Port", "Database", "User", "Password", "SSL mode", "Read only"]
     assert isinstance(fields.controls["password"], widgets.Password)
     assert isinstance(fields.controls["sslpassword"], widgets.Password)
+
+
+def test_a_password_inside_a_connection_string_is_cleared_too(session: Session) -> None:
+    form = AddSourceForm(session)
+    form.type_select.value = "postgresql"
+    form.id_field.value = "by_dsn"
+    form.test_on_add.value = False
+    dsn = form.fields.controls["dsn"]
+    dsn.value = "postgresql://analyst:dsn-password-5091@db.example.org:5432/shop"
+    form.fields.controls["host"].value = "db.example.org"
+    form.add_button.click()
+    assert form.status.outcome == "success", form.status.message
+    assert dsn.value == ""
+    assert form.fields.controls["host"].value == "db.example.org"
+    assert "dsn-password-5091" not in saved_widget_state()
+    assert (
+        session.registry.get_config("by_dsn", decrypt=True).secrets["password"].reveal()
+        == "dsn-password-5091"
+    )
