@@ -15,6 +15,7 @@ import ipywidgets as widgets
 
 from ..connectors import Connector
 from ..models import OptionSpec, Secret
+from ..redaction import mask_text
 from ._status import FORM_WIDTH, field_layout
 
 __all__ = ["FIELD_ORDER", "SourceFields"]
@@ -73,9 +74,14 @@ class SourceFields:
         return [self.controls[spec.name] for spec in self.specs if spec.secret]
 
     def clear_secrets(self) -> None:
-        """Empty every secret control, so that no widget state holds a secret."""
+        """Empty every secret control, and every text field holding an embedded secret (a
+        connection string or URL with a password or SAS), so that no widget state holds one."""
         for control in self.secret_controls:
             control.value = ""
+        for control in self.controls.values():
+            value = getattr(control, "value", None)
+            if isinstance(value, str) and mask_text(value) != value:
+                control.value = ""
 
     def choices(self) -> dict[str, Any]:
         """The current value of every non-secret control, as the user left it."""
