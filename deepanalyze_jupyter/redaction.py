@@ -25,28 +25,24 @@ MASK = "********"
 #: would garble ordinary text and leak the secret's position anyway.
 MIN_REDACTED_LENGTH = 6
 
+#: Words that name a secret wherever they stand in a key (``PGPASSWORD``, ``sas_token``),
+#: compared with separators removed (``Account-Key`` -> ``accountkey``).
 _SECRET_KEY_PARTS = (
     "password",
     "passwd",
-    "pwd",
     "secret",
     "token",
     "accountkey",
-    "account_key",
-    "sas",
-    "sig",
-    "signature",
-    "connection_string",
     "connectionstring",
-    "conn_str",
+    "connstr",
     "credential",
     "apikey",
-    "api_key",
-    "private_key",
-    "sslpassword",
+    "privatekey",
+    "signature",
 )
-
-_SECRET_KEY_RE = re.compile("|".join(re.escape(p) for p in _SECRET_KEY_PARTS), re.IGNORECASE)
+#: Short words that name a secret only as a whole word of the key (``sig``, not ``design``).
+_SECRET_KEY_WORDS = frozenset({"pwd", "pass", "sas", "sig", "key"})
+_KEY_WORD_RE = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 
 # scheme://user:password@host  ->  scheme://user:********@host; up to the last '@' of the
 # authority, since a password typed with a raw '@' in it is a common mistake.
@@ -77,7 +73,11 @@ _EMBEDDED_SECRET_PATTERNS = (
 
 def is_secret_key(key: object) -> bool:
     """Tell whether a mapping key names a secret (``Password``, ``sas_token``, ...)."""
-    return isinstance(key, str) and _SECRET_KEY_RE.search(key) is not None
+    if not isinstance(key, str):
+        return False
+    words = [word.lower() for word in _KEY_WORD_RE.findall(key)]
+    joined = "".join(words)
+    return any(part in joined for part in _SECRET_KEY_PARTS) or not _SECRET_KEY_WORDS.isdisjoint(words)
 
 
 def mask_text(text: str) -> str:
