@@ -14,7 +14,7 @@ import psycopg
 
 from ..errors import ItemNotFound
 from ._pg_query import result_fields
-from ._pg_types import PlanSettings, frame_from_columns, plan_columns, values_to_column
+from ._pg_types import PlanSettings, frame_from_values, plan_columns
 
 __all__ = ["describe_relation", "list_relations"]
 
@@ -86,8 +86,8 @@ async def _frame(cursor: psycopg.AsyncCursor[Any]) -> pd.DataFrame:
     """The cursor's rows as a frame, with the same dtypes as query results."""
     rows = await cursor.fetchall()
     plans = plan_columns(result_fields(cursor.pgresult), cursor.connection.adapters, PlanSettings())
-    columns = [values_to_column(plan, [row[index] for row in rows]) for index, plan in enumerate(plans)]
-    return frame_from_columns(plans, columns, len(rows))
+    columns = [[row[index] for row in rows] for index in range(len(plans))]
+    return frame_from_values(plans, columns, len(rows))
 
 
 async def list_relations(

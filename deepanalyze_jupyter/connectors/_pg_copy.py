@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Generator, Sequence
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -25,9 +26,16 @@ from psycopg import errors, pq
 from psycopg.pq.abc import PGconn, PGresult
 from psycopg.waiting import Ready, Wait
 
-from ._pg_types import Column, ColumnKind, ColumnPlan, loaded_column
+from ._pg_types import Column, ColumnKind, ColumnPlan, ConversionError, loaded_column
 
-__all__ = ["ParseFailure", "copy_out", "finish_columns", "parse_copy_text"]
+__all__ = [
+    "ParseFailure",
+    "copy_out",
+    "finish_columns",
+    "parse_copy_text",
+    "parse_small_copy_text",
+    "unescape_copy_text",
+]
 
 #: Hand the drained text to the parser in pieces of about this size.
 CHUNK_BYTES = 8 << 20
@@ -63,12 +71,25 @@ def _finish(pgconn: PGconn, first: PGresult | None) -> Generator[Wait, Ready | i
 
 
 def copy_out(
-    pgconn: PGconn, statement: bytes, sink: Callable[[bytearray], None], *, chunk_bytes: int = CHUNK_BYTES
-) -> Generator[Wait, Ready | int, int]:
-    """Run ``COPY ... TO STDOUT``, give ``sink`` the data in buffers of whole rows, return the row count."""
-    pgconn.send_query(statement)
+    pgconn: PGconn,
+    statements: bytes,
+    describe: Callable[[PGresult], None],
+    sink: Callable[[bytearray], None],
+    *,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> Generator[Wait, Ready | int, tuple[int, bytearray]]:
+    """Run ``<query> LIMIT 0; COPY (...) TO STDOUT`` as one simple query (one round trip).
+
+    ``describe`` gets the first result (the columns); ``sink`` gets the ``COPY`` data in
+    buffers of whole rows of about ``chunk_bytes``. Returns the row count and the last,
+    partly filled buffer. A server error is raised as psycopg's exception for it.
+    """
+    pgconn.send_query(statements)
     yield from _flush(pgconn)
     result = yield from _next_result(pgconn)
+    if result is not None and result.status == pq.ExecStatus.TUPLES_OK:
+        describe(result)
+        result = yield from _next_result(pgconn)
     if result is None or result.status != pq.ExecStatus.COPY_OUT:
         failed = yield from _finish(pgconn, result)
         if failed is not None:
@@ -90,14 +111,12 @@ def copy_out(
             pgconn.consume_input()
         else:
             break
-    if buffer:
-        sink(buffer)
     result = yield from _next_result(pgconn)
     failed = yield from _finish(pgconn, result)
     if failed is not None:
         raise errors.error_from_result(failed, encoding="utf-8")
     assert result is not None
-    return result.command_tuples or 0
+    return result.command_tuples or 0, buffer
 
 
 # -- parsing ------------------------------------------------------------------------------
@@ -163,8 +182,41 @@ def finish_columns(table: pa.Table, plans: Sequence[ColumnPlan]) -> list[Column]
             columns.append(column)
             continue
         text = _unescape(column)
-        columns.append(text if plan.kind is ColumnKind.TEXT else loaded_column(plan, text))
+        columns.append(text if plan.kind is ColumnKind.TEXT else loaded_column(plan, text.to_pylist()))
     return columns
+
+
+def parse_small_copy_text(
+    data: bytes | bytearray, plans: Sequence[ColumnPlan]
+) -> tuple[list[list[Any]], int]:
+    """Parse a few rows of ``COPY`` text in Python: the values of each column, and the row count.
+
+    For small results, where pyarrow's fixed costs would dominate. Values are loaded by
+    psycopg's loaders, as in the cursor path.
+    """
+    lines = data.decode("utf-8").split("\n")
+    lines.pop()  # the text ends with a newline
+    if not plans:
+        return [], len(lines)
+    fields = list(zip(*(line.split("\t") for line in lines), strict=True)) or [() for _ in plans]
+    columns: list[list[Any]] = []
+    for plan, texts in zip(plans, fields, strict=True):
+        if plan.kind is ColumnKind.TEXT:
+            columns.append([None if text == "\\N" else unescape_copy_text(text) for text in texts])
+            continue
+        load = plan.load
+        try:
+            columns.append(
+                [None if text == "\\N" else load(unescape_copy_text(text).encode("utf-8")) for text in texts]
+            )
+        except (errors.DataError, ValueError, TypeError) as error:
+            raise ConversionError(f"cannot load column {plan.name!r}: {error}") from error
+    return columns, len(lines)
+
+
+def unescape_copy_text(text: str) -> str:
+    """Undo the backslash escapes of ``COPY`` text format in one value."""
+    return _ESCAPE_RE.sub(_replace_escape, text) if "\\" in text else text
 
 
 def _unescape(column: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -176,8 +228,7 @@ def _unescape_chunk(chunk: pa.Array) -> pa.Array:
     mask = pc.fill_null(pc.match_substring(chunk, "\\"), False)
     if not pc.any(mask).as_py():
         return chunk
-    escaped = pc.filter(chunk, mask).to_pylist()
-    fixed = [_ESCAPE_RE.sub(_replace_escape, text) for text in escaped]
+    fixed = [unescape_copy_text(text) for text in pc.filter(chunk, mask).to_pylist()]
     return pc.replace_with_mask(chunk, mask, pa.array(fixed, pa.string()))
 
 

@@ -32,50 +32,61 @@ from psycopg import sql as pg_sql
 
 from ..progress import Progress
 from ..sqlparams import BoundSQL, bind_literals, to_numbered
-from ._pg_copy import ParseFailure, copy_out, finish_columns, parse_copy_text
+from ._pg_copy import ParseFailure, copy_out, finish_columns, parse_copy_text, parse_small_copy_text
 from ._pg_types import (
     ColumnPlan,
     ConversionError,
     PlanSettings,
     frame_from_columns,
-    plan_columns,
+    frame_from_values,
     session_time_zone,
-    values_to_column,
 )
 
-__all__ = ["QueryFailed", "QueryResult", "run_query"]
+__all__ = ["Planner", "QueryFailed", "QueryResult", "plan_settings", "result_fields", "run_query"]
 
 AsyncConnection = psycopg.AsyncConnection[Any]
+#: Makes the column plans for a result's ``(name, oid, modifier)`` fields.
+Planner = Callable[[Sequence[tuple[str, int, int]]], list[ColumnPlan]]
 
 _SUBQUERY_PREFIX = "SELECT * FROM (\n"
 _SUBQUERY_SUFFIX = "\n) AS q"
-_COPY_PREFIX = f"COPY ({_SUBQUERY_PREFIX}"
 # The server's answer to a statement that cannot be a subquery: a syntax error, or a
 # "feature not supported" (a data-modifying WITH).
 _NOT_A_SUBQUERY = frozenset({"42601", "0A000"})
 _STREAM_CHUNK_ROWS = 1000
+#: Results up to this size are parsed in Python on the spot, not by pyarrow in a thread.
+SMALL_RESULT_BYTES = 32 << 10
 
 
 class QueryFailed(Exception):
     """A psycopg error, with how to map its position back to the user's SQL."""
 
-    def __init__(self, error: psycopg.Error, position: Callable[[int], int | None] | None) -> None:
+    def __init__(
+        self,
+        error: psycopg.Error,
+        position: Callable[[int], int | None] | None,
+        *,
+        before_copy: bool = False,
+    ) -> None:
         super().__init__(str(error))
         self.error = error
         self.position = position
+        #: The statement failed as a subquery, before any row was read.
+        self.before_copy = before_copy
 
 
 @dataclass
 class QueryResult:
-    """What came back from the server; :meth:`frame` builds the DataFrame in a worker thread."""
+    """What came back from the server; :meth:`frame` builds the DataFrame (in a worker thread)."""
 
     build: Callable[[], pd.DataFrame]
     truncated: bool
+    in_thread: bool = True
 
     async def frame(self) -> pd.DataFrame:
         """The result as a DataFrame (the raw data is released once it is built)."""
         build, self.build = self.build, _no_frame
-        return await asyncio.to_thread(build)
+        return await asyncio.to_thread(build) if self.in_thread else build()
 
 
 def _no_frame() -> pd.DataFrame:
@@ -112,29 +123,17 @@ async def run_query(
     params: Mapping[str, Any] | None,
     *,
     limit: int | None,
-    settings: PlanSettings,
+    planner: Planner,
     progress: Progress,
 ) -> QueryResult:
     """Run ``statement`` (``:name`` placeholders) and return its result, at most ``limit`` rows."""
     bound = bind_literals(statement, params, lambda value: pg_sql.Literal(value).as_string(conn))
-    plans = await _describe(conn, bound, settings)
-    if plans is None:
-        return await _run_with_cursor(conn, statement, params, limit=limit, settings=settings)
-    return await _run_with_copy(conn, bound, plans, limit=limit, progress=progress)
-
-
-async def _describe(
-    conn: AsyncConnection, bound: BoundSQL, settings: PlanSettings
-) -> list[ColumnPlan] | None:
-    """Column plans of the statement as a subquery, or ``None`` if it cannot be one."""
-    text = f"{_SUBQUERY_PREFIX}{bound.text}{_SUBQUERY_SUFFIX} LIMIT 0"
     try:
-        cursor = await conn.execute(text.encode("utf-8"))
-    except psycopg.Error as error:
-        if error.sqlstate in _NOT_A_SUBQUERY:
-            return None
-        raise QueryFailed(error, _position_in(bound, len(_SUBQUERY_PREFIX))) from error
-    return plan_columns(result_fields(cursor.pgresult), conn.adapters, settings)
+        return await _run_with_copy(conn, bound, limit=limit, planner=planner, progress=progress)
+    except QueryFailed as failed:
+        if not failed.before_copy or failed.error.sqlstate not in _NOT_A_SUBQUERY:
+            raise
+    return await _run_with_cursor(conn, statement, params, limit=limit, planner=planner)
 
 
 def _position_in(bound: BoundSQL, prefix_length: int) -> Callable[[int], int | None]:
@@ -150,33 +149,51 @@ def _position_in(bound: BoundSQL, prefix_length: int) -> Callable[[int], int | N
 async def _run_with_copy(
     conn: AsyncConnection,
     bound: BoundSQL,
-    plans: list[ColumnPlan],
     *,
     limit: int | None,
+    planner: Planner,
     progress: Progress,
 ) -> QueryResult:
     loop = asyncio.get_running_loop()
+    plans: list[ColumnPlan] = []
     chunks: list[bytearray] = []
     parsing: list[asyncio.Future[pa.Table]] = []
+    described = False
+
+    def describe(result: pq.abc.PGresult) -> None:
+        nonlocal described
+        described = True
+        plans.extend(planner(result_fields(result)))
 
     def take(chunk: bytearray) -> None:
         chunks.append(chunk)
         parsing.append(loop.run_in_executor(None, parse_copy_text, chunk, plans))
         progress.update(nbytes=len(chunk))
 
+    subquery = f"{_SUBQUERY_PREFIX}{bound.text}{_SUBQUERY_SUFFIX}"
     limit_clause = "" if limit is None else f" LIMIT {int(limit) + 1:d}"
-    statement = f"{_COPY_PREFIX}{bound.text}{_SUBQUERY_SUFFIX}{limit_clause}) TO STDOUT"
+    statements = f"{subquery} LIMIT 0;\nCOPY ({subquery}{limit_clause}) TO STDOUT"
     try:
-        rows = await conn.wait(copy_out(conn.pgconn, statement.encode("utf-8"), take))
+        rows, tail = await conn.wait(copy_out(conn.pgconn, statements.encode("utf-8"), describe, take))
     except BaseException as error:
         for future in parsing:  # the threads finish on their own; nobody waits for them
             future.cancel()
         if isinstance(error, psycopg.Error):
-            raise QueryFailed(error, _position_in(bound, len(_COPY_PREFIX))) from error
+            raise QueryFailed(
+                error, _position_in(bound, len(_SUBQUERY_PREFIX)), before_copy=not described
+            ) from error
         raise
-    parsed = await asyncio.gather(*parsing, return_exceptions=True)
     truncated = limit is not None and rows > limit
     kept = rows if limit is None else min(rows, limit)
+    if not chunks and len(tail) <= SMALL_RESULT_BYTES:
+        columns, count = parse_small_copy_text(tail, plans)
+        if count != rows:
+            raise ConversionError(f"COPY sent {rows} rows but {count} were read")
+        frame = frame_from_values(plans, [column[:kept] for column in columns], kept)
+        return QueryResult(lambda: frame, truncated, in_thread=False)
+    if tail:
+        take(tail)
+    parsed = await asyncio.gather(*parsing, return_exceptions=True)
 
     def build() -> pd.DataFrame:
         return _frame_from_copy(chunks, list(parsed), plans, rows=rows, kept=kept)
@@ -192,6 +209,7 @@ def _frame_from_copy(
     rows: int,
     kept: int,
 ) -> pd.DataFrame:
+    """Parse what pyarrow could not (columns read as text instead), then build the frame."""
     while failure := next((item for item in parsed if isinstance(item, ParseFailure)), None):
         plans = [plan.as_python() if index in failure.columns else plan for index, plan in enumerate(plans)]
         parsed = [_parse_or_failure(chunk, plans) for chunk in chunks]
@@ -223,7 +241,7 @@ async def _run_with_cursor(
     params: Mapping[str, Any] | None,
     *,
     limit: int | None,
-    settings: PlanSettings,
+    planner: Planner,
 ) -> QueryResult:
     numbered, names = to_numbered(statement)
     values = [(params or {})[name] for name in names]
@@ -244,19 +262,16 @@ async def _run_with_cursor(
             raise QueryFailed(error, numbered.original_position) from error
         if fields is None:
             fields = result_fields(cursor.pgresult) if cursor.description else []
-    plans = plan_columns(fields, conn.adapters, settings)
+    plans = planner(fields)
     truncated = limit is not None and len(rows) > limit
     if truncated:
         del rows[limit:]
 
     def build() -> pd.DataFrame:
-        columns = [
-            values_to_column(plan, list(column))
-            for plan, column in zip(plans, _transpose(rows, len(plans)), strict=True)
-        ]
+        columns = _transpose(rows, len(plans))
         count = len(rows)
         rows.clear()
-        return frame_from_columns(plans, columns, count)
+        return frame_from_values(plans, columns, count)
 
     return QueryResult(build, truncated)
 

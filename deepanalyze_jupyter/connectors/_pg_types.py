@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import enum
 import zoneinfo
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeAlias
@@ -54,12 +55,14 @@ __all__ = [
     "ColumnKind",
     "ColumnPlan",
     "ConversionError",
+    "PlanCache",
     "PlanSettings",
     "frame_from_columns",
+    "frame_from_values",
     "loaded_column",
     "plan_columns",
+    "python_column",
     "session_time_zone",
-    "values_to_column",
 ]
 
 _INTEGER_OIDS = frozenset({21, 23, 20, 26})  # int2, int4, int8, oid
@@ -136,6 +139,29 @@ def plan_columns(
     return [_plan(name, oid, modifier, adapters, settings) for name, oid, modifier in fields]
 
 
+class PlanCache:
+    """The plans of the result shapes seen last, so that repeating a query skips planning."""
+
+    def __init__(self, size: int = 64) -> None:
+        self._size = size
+        self._plans: OrderedDict[tuple[Any, ...], tuple[ColumnPlan, ...]] = OrderedDict()
+
+    def plans(
+        self, fields: Sequence[tuple[str, int, int]], adapters: AdaptersMap, settings: PlanSettings
+    ) -> list[ColumnPlan]:
+        """Like :func:`plan_columns`, from the cache when the same shape was planned before."""
+        key = (tuple(fields), settings)
+        found = self._plans.get(key)
+        if found is None:
+            found = tuple(plan_columns(fields, adapters, settings))
+            self._plans[key] = found
+            if len(self._plans) > self._size:
+                self._plans.popitem(last=False)
+        else:
+            self._plans.move_to_end(key)
+        return list(found)
+
+
 def _plan(name: str, oid: int, modifier: int, adapters: AdaptersMap, settings: PlanSettings) -> ColumnPlan:
     load = _loader(oid, adapters)
     native = _native_type(oid, modifier, settings)
@@ -195,52 +221,105 @@ def _decode_text(data: bytes) -> str:
 
 # -- building columns and frames --------------------------------------------------------
 
-#: A finished column: an Arrow array, or a NumPy array of Python objects.
-Column: TypeAlias = "pa.ChunkedArray | pa.Array | np.ndarray[Any, Any]"
+#: A column of Python values turned into what pandas stores.
+PandasColumn: TypeAlias = "np.ndarray[Any, Any] | pd.api.extensions.ExtensionArray"
+#: A finished column: Arrow data (parsed by pyarrow), or a pandas column.
+Column: TypeAlias = "pa.ChunkedArray | pa.Array | PandasColumn"
 
 
-def values_to_column(plan: ColumnPlan, values: list[Any]) -> Column:
-    """A column from Python values as psycopg loaded them (the cursor path)."""
+def python_column(plan: ColumnPlan, values: Sequence[Any]) -> PandasColumn:
+    """Python values (as psycopg loads them) as the pandas column their plan asks for.
+
+    The dtypes are those :func:`~deepanalyze_jupyter.frames.arrow_to_frame` gives the
+    plan's Arrow type (``Int64``/``boolean`` when there are NULLs, ``string``, tz-aware
+    timestamps...), built without going through Arrow, which costs more for few rows.
+    Values that do not fit the type (``Decimal('NaN')`` in a ``numeric(p, s)``) stay
+    Python objects.
+    """
+    arrow_type = plan.arrow_type
     if plan.kind is ColumnKind.TEXT:
-        return pa.array([v if v is None or isinstance(v, str) else str(v) for v in values], pa.string())
-    if plan.arrow_type is not None:
-        if pa.types.is_floating(plan.arrow_type):
-            values = [None if v is None else float(v) for v in values]
-        try:
-            return pa.array(values, plan.arrow_type)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-            pass  # e.g. Decimal('NaN') in a numeric(p, s): keep the Python objects
-    return _object_array(values)
+        texts = [v if v is None or isinstance(v, str) else str(v) for v in values]
+        return pd.arrays.ArrowStringArray(pa.array(texts, pa.large_string()))
+    if arrow_type is None:
+        return _object_array(values)
+    try:
+        if pa.types.is_integer(arrow_type) or pa.types.is_boolean(arrow_type):
+            return _exact_array(values, np.int64 if pa.types.is_integer(arrow_type) else np.bool_)
+        if pa.types.is_floating(arrow_type):
+            return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+        if pa.types.is_decimal(arrow_type):  # through Arrow, which refuses NaN instead of nulling it
+            return pd.arrays.ArrowExtensionArray(pa.array(values, arrow_type))
+        if pa.types.is_timestamp(arrow_type):
+            unit = arrow_type.unit
+            zone = arrow_type.tz
+            return _pandas_array(values, pd.DatetimeTZDtype(unit, zone) if zone else f"datetime64[{unit}]")
+        if pa.types.is_duration(arrow_type):
+            return _pandas_array(values, f"timedelta64[{arrow_type.unit}]")
+    except (TypeError, ValueError, OverflowError, pa.ArrowInvalid, pa.ArrowTypeError):
+        pass  # e.g. Decimal('NaN') in a numeric(p, s): keep the Python objects
+    return _object_array(values)  # dates and times too, as arrow_to_frame gives them
 
 
-def loaded_column(plan: ColumnPlan, texts: pa.ChunkedArray) -> Column:
+def loaded_column(plan: ColumnPlan, texts: Sequence[str | None]) -> PandasColumn:
     """Load a column of PostgreSQL text values with the plan's loader (the COPY path)."""
     load = plan.load
     try:
-        values = [None if text is None else load(text.encode("utf-8")) for text in texts.to_pylist()]
+        values = [None if text is None else load(text.encode("utf-8")) for text in texts]
     except (psycopg.DataError, ValueError, TypeError) as error:
         raise ConversionError(f"cannot load column {plan.name!r}: {error}") from error
-    return values_to_column(replace(plan, kind=ColumnKind.PYTHON), values)
+    return python_column(plan, values)
 
 
-def _object_array(values: list[Any]) -> np.ndarray[Any, Any]:
+def _exact_array(values: Sequence[Any], kind: type[np.int64] | type[np.bool_]) -> PandasColumn:
+    """int64/bool, or ``Int64``/``boolean`` (value and mask) when there are NULLs."""
+    mask = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
+    if not mask.any():
+        return np.array(values, dtype=kind)
+    data: Any = np.array([kind(0) if v is None else v for v in values], dtype=kind)
+    if kind is np.bool_:
+        return pd.arrays.BooleanArray(data, mask)
+    return pd.arrays.IntegerArray(data, mask)
+
+
+def _pandas_array(values: Sequence[Any], dtype: Any) -> PandasColumn:
+    data: Any = values
+    array: PandasColumn = pd.array(data, dtype=dtype)
+    return array
+
+
+def _object_array(values: Sequence[Any]) -> np.ndarray[Any, Any]:
     array = np.empty(len(values), dtype=object)
     array[:] = values
     return array
 
 
-def frame_from_columns(plans: Sequence[ColumnPlan], columns: Sequence[Column], num_rows: int) -> pd.DataFrame:
-    """Assemble the result frame: names kept as given (duplicates too), dtypes per the plans.
+def frame_from_values(
+    plans: Sequence[ColumnPlan], columns: Sequence[Sequence[Any]], num_rows: int
+) -> pd.DataFrame:
+    """The result frame from Python values, one sequence per column."""
+    if not plans:
+        return pd.DataFrame(index=pd.RangeIndex(num_rows))
+    arrays = {
+        position: python_column(plan, values)
+        for position, (plan, values) in enumerate(zip(plans, columns, strict=True))
+    }
+    frame = pd.DataFrame(arrays, copy=False)
+    frame.columns = pd.Index([plan.name for plan in plans], dtype=object)
+    return frame
 
-    Exact decimals become pyarrow-backed decimal columns (no per-value ``Decimal``
-    objects); everything else goes through :func:`~deepanalyze_jupyter.frames.arrow_to_frame`.
+
+def frame_from_columns(plans: Sequence[ColumnPlan], columns: Sequence[Column], num_rows: int) -> pd.DataFrame:
+    """The result frame from parsed columns: names kept as given (duplicates too).
+
+    Arrow columns go through :func:`~deepanalyze_jupyter.frames.arrow_to_frame`, except
+    exact decimals, which stay pyarrow-backed (no ``Decimal`` object per value).
     """
     if not plans:
         return pd.DataFrame(index=pd.RangeIndex(num_rows))
     arrow_columns: list[pa.Array | pa.ChunkedArray] = []
     kept_aside: dict[int, Any] = {}
     for position, column in enumerate(columns):
-        if isinstance(column, np.ndarray):
+        if not isinstance(column, pa.Array | pa.ChunkedArray):
             kept_aside[position] = column
             column = pa.nulls(num_rows)
         elif pa.types.is_decimal(column.type):

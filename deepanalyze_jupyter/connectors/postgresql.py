@@ -12,7 +12,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+import select
+from collections.abc import AsyncIterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, ClassVar
 
@@ -25,6 +26,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from ..errors import ConfigurationError, ConnectionFailed, QueryError
 from ..frames import mark_result
 from ..models import OptionSpec, Secret
+from ..progress import Progress
 from ..sqlparams import missing_parameters, strip_terminator
 from ._pg_catalog import describe_relation, list_relations
 from ._pg_dsn import (
@@ -35,8 +37,8 @@ from ._pg_dsn import (
     split_dsn,
 )
 from ._pg_errors import connect_error, one_line, query_error
-from ._pg_query import QueryFailed, plan_settings, run_query
-from ._pg_types import ConversionError
+from ._pg_query import QueryFailed, QueryResult, plan_settings, run_query
+from ._pg_types import ColumnPlan, ConversionError, PlanCache
 from .base import Connector
 
 __all__ = ["PostgresConnector"]
@@ -49,6 +51,27 @@ _RESTORE_TIMEOUT = "SELECT set_config('statement_timeout', %s, false)"
 _LOWEST_VALUES: Mapping[str, float] = MappingProxyType(
     {"port": 1, "connect_timeout": 1, "pool_max_size": 1, "statement_timeout": 0}
 )
+
+
+async def _check_connection(conn: AsyncConnection) -> None:
+    """Check a pooled connection before use, with a round trip only when it needs one.
+
+    A server that ends an idle session (restart, ``pg_terminate_backend``, idle timeout)
+    sends a last message and closes the socket, so an idle connection with something to
+    read is suspect: only then is it checked with a round trip (which raises if it is dead).
+    """
+    if conn.closed or conn.pgconn.status != pq.ConnStatus.OK:
+        raise psycopg.OperationalError("the connection is closed")
+    if _has_input(conn.pgconn.socket):
+        await AsyncConnectionPool.check_connection(conn)
+
+
+def _has_input(fd: int) -> bool:
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    return bool(select.select([fd], [], [], 0)[0])
 
 
 def _milliseconds(seconds: float) -> str:
@@ -96,6 +119,7 @@ class PostgresConnector(Connector):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._pool: AsyncConnectionPool[AsyncConnection] | None = None
+        self._plans = PlanCache()
         self._target = describe_target({k: str(v) for k, v in self.options.items() if k != "dsn"})
 
     # -- configuration -------------------------------------------------------------
@@ -153,8 +177,7 @@ class PostgresConnector(Connector):
             max_size=int(self.options.get("pool_max_size", 2)),
             open=False,
             configure=self._configure_session,
-            check=AsyncConnectionPool.check_connection,
-            reset=self._check_session,
+            check=_check_connection,
             name=f"deepanalyze:{self.source_id}",
             timeout=timeout,
         )
@@ -171,13 +194,6 @@ class PostgresConnector(Connector):
         timeout = self.options.get("statement_timeout")
         if timeout is not None:
             await conn.execute(_RESTORE_TIMEOUT, [_milliseconds(timeout)])
-
-    async def _check_session(self, conn: AsyncConnection) -> None:
-        """Drop a connection whose session was made writable by a statement it ran."""
-        if self.options.get("read_only", True):
-            status = conn.info.parameter_status("default_transaction_read_only")
-            if status is not None and status != "on":
-                raise psycopg.ProgrammingError("the session is no longer read-only")
 
     async def disconnect(self) -> None:
         """Close the pool and its connections."""
@@ -203,17 +219,34 @@ class PostgresConnector(Connector):
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[AsyncConnection]:
         """A checked connection from the pool; connection problems become ConnectionFailed."""
-        if self._pool is None:
+        pool = self._pool
+        if pool is None:
             raise ConnectionFailed("not connected", source=self.source_id)
         try:
-            async with self._pool.connection() as conn:
-                yield conn
+            conn = await pool.getconn()
         except PoolTimeout:
             raise ConnectionFailed(
-                f"no connection to {self._target} could be made within {self._pool.timeout:g} s; "
+                f"no connection to {self._target} could be made within {pool.timeout:g} s; "
                 "is the server running?",
                 source=self.source_id,
             ) from None
+        try:
+            yield conn
+        finally:
+            await self._drop_if_writable(conn)
+            await pool.putconn(conn)
+
+    async def _drop_if_writable(self, conn: AsyncConnection) -> None:
+        """Close (so the pool replaces) a connection a statement made writable on a read-only source.
+
+        Done here rather than in a pool ``reset`` callback, which would hand the connection
+        back through a worker task and delay the next checkout.
+        """
+        if not self.options.get("read_only", True) or conn.closed:
+            return
+        status = conn.info.parameter_status("default_transaction_read_only")
+        if status is not None and status != "on":
+            await conn.close()
 
     # -- browsing ------------------------------------------------------------------
 
@@ -252,21 +285,13 @@ class PostgresConnector(Connector):
         statement = strip_terminator(sql)
         progress = self.context.progress(f"{self.source_id}: query", total_bytes=None, total_items=None)
         try:
-            async with self._connection() as conn, self._statement_timeout(conn, timeout):
-                settings = plan_settings(conn, numeric_as_float=bool(self.options.get("numeric_as_float")))
+            async with self._connection() as conn:
+                previous = None if timeout is None else await self._set_statement_timeout(conn, timeout)
                 try:
-                    result = await run_query(
-                        conn, statement, params, limit=limit, settings=settings, progress=progress
-                    )
-                except QueryFailed as failed:
-                    raise query_error(
-                        failed.error,
-                        source=self.source_id,
-                        connection_lost=conn.broken,
-                        position=failed.position,
-                    ) from None
-                except psycopg.Error as error:  # e.g. a value psycopg cannot quote
-                    raise QueryError(one_line(str(error)), source=self.source_id) from None
+                    result = await self._run(conn, statement, params, limit, progress)
+                finally:
+                    if previous is not None:
+                        await self._restore_statement_timeout(conn, previous)
             frame = await result.frame()
         except ConversionError as error:
             raise QueryError(str(error), source=self.source_id) from error
@@ -274,18 +299,35 @@ class PostgresConnector(Connector):
             progress.close()
         return mark_result(frame, source=self.source_id, truncated=result.truncated, limit=limit)
 
-    @contextlib.asynccontextmanager
-    async def _statement_timeout(self, conn: AsyncConnection, seconds: float | None) -> AsyncIterator[None]:
-        """Use another statement timeout (bound as a parameter) while the block runs."""
-        if seconds is None:
-            yield
-            return
+    async def _run(
+        self,
+        conn: AsyncConnection,
+        statement: str,
+        params: Mapping[str, Any] | None,
+        limit: int | None,
+        progress: Progress,
+    ) -> QueryResult:
+        settings = plan_settings(conn, numeric_as_float=bool(self.options.get("numeric_as_float")))
+
+        def planner(fields: Sequence[tuple[str, int, int]]) -> list[ColumnPlan]:
+            return self._plans.plans(fields, conn.adapters, settings)
+
+        try:
+            return await run_query(conn, statement, params, limit=limit, planner=planner, progress=progress)
+        except QueryFailed as failed:
+            raise query_error(
+                failed.error, source=self.source_id, connection_lost=conn.broken, position=failed.position
+            ) from None
+        except psycopg.Error as error:  # e.g. a value psycopg cannot quote
+            raise QueryError(one_line(str(error)), source=self.source_id) from None
+
+    async def _set_statement_timeout(self, conn: AsyncConnection, seconds: float) -> str:
+        """Set the session's statement timeout (a bound parameter); return the one it had."""
         cursor = await conn.execute(_SET_TIMEOUT, [_milliseconds(seconds)])
         row = await cursor.fetchone()
-        previous = row[0] if row else "0"
-        try:
-            yield
-        finally:
-            if not conn.closed and conn.pgconn.transaction_status == pq.TransactionStatus.IDLE:
-                with contextlib.suppress(psycopg.Error):
-                    await conn.execute(_RESTORE_TIMEOUT, [previous])
+        return str(row[0]) if row else "0"
+
+    async def _restore_statement_timeout(self, conn: AsyncConnection, previous: str) -> None:
+        if not conn.closed and conn.pgconn.transaction_status == pq.TransactionStatus.IDLE:
+            with contextlib.suppress(psycopg.Error):
+                await conn.execute(_RESTORE_TIMEOUT, [previous])
