@@ -180,6 +180,10 @@ class PostgresConnector(Connector):
             check=_check_connection,
             name=f"deepanalyze:{self.source_id}",
             timeout=timeout,
+            # Background reconnection backs off ever longer (minutes, by default) and holds
+            # the pool's places meanwhile, so a restarted server would go unused; giving up
+            # soon lets the next use try at once.
+            reconnect_timeout=timeout,
         )
         try:
             await pool.open(wait=True, timeout=timeout)
