@@ -130,6 +130,10 @@ async def describe_relation(conn: AsyncConnection, item: str, *, source: str) ->
 async def _find_as_sql(conn: AsyncConnection, item: str) -> tuple[Any, ...] | None:
     try:
         cursor = await conn.execute(_FIND_AS_SQL, [item])
-    except (psycopg.errors.DataError, psycopg.errors.SyntaxErrorOrAccessRuleViolation):
+    except (
+        psycopg.errors.DataError,
+        psycopg.errors.SyntaxErrorOrAccessRuleViolation,
+        psycopg.errors.FeatureNotSupported,
+    ):
         return None  # not a valid SQL name either
     return await cursor.fetchone()

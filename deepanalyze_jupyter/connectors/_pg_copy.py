@@ -32,13 +32,16 @@ __all__ = [
     "ParseFailure",
     "copy_out",
     "finish_columns",
+    "has_escapes",
     "parse_copy_text",
     "parse_small_copy_text",
     "unescape_copy_text",
 ]
 
-#: Hand the drained text to the parser in pieces of about this size.
-CHUNK_BYTES = 8 << 20
+#: The drained text goes to the parser in pieces that start this small, so that parsing
+#: starts early for mid-sized results, and double up to the largest size.
+FIRST_CHUNK_BYTES = 256 << 10
+LARGEST_CHUNK_BYTES = 8 << 20
 
 _ESCAPE_RE = re.compile(r"\\(.)", re.DOTALL)
 _ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
@@ -75,14 +78,13 @@ def copy_out(
     statements: bytes,
     describe: Callable[[PGresult], None],
     sink: Callable[[bytearray], None],
-    *,
-    chunk_bytes: int = CHUNK_BYTES,
 ) -> Generator[Wait, Ready | int, tuple[int, bytearray]]:
     """Run ``<query> LIMIT 0; COPY (...) TO STDOUT`` as one simple query (one round trip).
 
     ``describe`` gets the first result (the columns); ``sink`` gets the ``COPY`` data in
-    buffers of whole rows of about ``chunk_bytes``. Returns the row count and the last,
-    partly filled buffer. A server error is raised as psycopg's exception for it.
+    buffers of whole rows, growing from :data:`FIRST_CHUNK_BYTES` to
+    :data:`LARGEST_CHUNK_BYTES`. Returns the row count and the last, partly filled
+    buffer. A server error is raised as psycopg's exception for it.
     """
     pgconn.send_query(statements)
     yield from _flush(pgconn)
@@ -97,6 +99,7 @@ def copy_out(
         raise errors.ProgrammingError("the statement did not start a COPY TO STDOUT")
     buffer = bytearray()
     read = pgconn.get_copy_data
+    chunk_bytes = FIRST_CHUNK_BYTES
     while True:
         size, data = read(1)
         if size > 0:
@@ -104,6 +107,7 @@ def copy_out(
             if len(buffer) >= chunk_bytes:
                 sink(buffer)
                 buffer = bytearray()
+                chunk_bytes = min(2 * chunk_bytes, LARGEST_CHUNK_BYTES)
                 yield Wait.W  # always ready: lets psycopg give the event loop a turn
         elif size == 0:
             while not (yield Wait.R):
@@ -174,14 +178,22 @@ def _failed_columns(message: str, plans: Sequence[ColumnPlan]) -> frozenset[int]
     return frozenset(decimals or native)
 
 
-def finish_columns(table: pa.Table, plans: Sequence[ColumnPlan]) -> list[Column]:
-    """Turn the parsed table's columns into final columns: unescape text, load Python values."""
+def has_escapes(data: bytes | bytearray) -> bool:
+    """Whether ``COPY`` text holds a backslash escape (other than the ``\\N`` of NULLs)."""
+    return data.count(b"\\") != data.count(b"\\N")
+
+
+def finish_columns(table: pa.Table, plans: Sequence[ColumnPlan], *, escaped: bool = True) -> list[Column]:
+    """Turn the parsed table's columns into final columns: unescape text, load Python values.
+
+    ``escaped=False`` (the text had no escapes, see :func:`has_escapes`) skips unescaping.
+    """
     columns: list[Column] = []
     for column, plan in zip(table.columns, plans, strict=True):
         if plan.kind is ColumnKind.NATIVE:
             columns.append(column)
             continue
-        text = _unescape(column)
+        text = _unescape(column) if escaped else column
         columns.append(text if plan.kind is ColumnKind.TEXT else loaded_column(plan, text.to_pylist()))
     return columns
 

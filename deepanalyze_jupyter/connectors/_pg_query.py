@@ -10,8 +10,9 @@ Two ways, chosen by what the statement is, not by reading its keywords:
    takes no bind parameters, so values are quoted by psycopg (``sql.Literal``) into the
    text, the same text in both steps.
 2. Any other statement (``SHOW``, ``EXPLAIN``, ``INSERT ... RETURNING``, DDL), which the
-   server refuses as a subquery, runs as it is with server-side parameters (``$1``...),
-   streamed by a cursor that stops after ``limit + 1`` rows.
+   server refuses as a subquery, runs as it is with server-side parameters (``$1``...)
+   through a cursor; the driver receives its whole result, of which ``limit + 1`` rows
+   are loaded (such results are small, and a statement that changes data must run whole).
 
 Both build the frame from the same column plans (:mod:`._pg_types`), off the event loop.
 """
@@ -19,20 +20,26 @@ Both build the frame from the same column plans (:mod:`._pg_types`), off the eve
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import pandas as pd
 import psycopg
 import pyarrow as pa
-from psycopg import capabilities, pq
+from psycopg import pq
 from psycopg import sql as pg_sql
 
 from ..progress import Progress
 from ..sqlparams import BoundSQL, bind_literals, to_numbered
-from ._pg_copy import ParseFailure, copy_out, finish_columns, parse_copy_text, parse_small_copy_text
+from ._pg_copy import (
+    ParseFailure,
+    copy_out,
+    finish_columns,
+    has_escapes,
+    parse_copy_text,
+    parse_small_copy_text,
+)
 from ._pg_types import (
     ColumnPlan,
     ConversionError,
@@ -53,9 +60,11 @@ _SUBQUERY_SUFFIX = "\n) AS q"
 # The server's answer to a statement that cannot be a subquery: a syntax error, or a
 # "feature not supported" (a data-modifying WITH).
 _NOT_A_SUBQUERY = frozenset({"42601", "0A000"})
-_STREAM_CHUNK_ROWS = 1000
-#: Results up to this size are parsed in Python on the spot, not by pyarrow in a thread.
+#: Results up to this size are parsed in Python on the spot, not by pyarrow.
 SMALL_RESULT_BYTES = 32 << 10
+#: Results up to this size are finished on the event loop: a few milliseconds of work,
+#: less than handing it to a thread and back on a busy machine.
+INLINE_BUILD_BYTES = 2 << 20
 
 
 class QueryFailed(Exception):
@@ -191,14 +200,18 @@ async def _run_with_copy(
             raise ConversionError(f"COPY sent {rows} rows but {count} were read")
         frame = frame_from_values(plans, [column[:kept] for column in columns], kept)
         return QueryResult(lambda: frame, truncated, in_thread=False)
+    parsed: list[pa.Table | BaseException] = list(await asyncio.gather(*parsing, return_exceptions=True))
     if tail:
-        take(tail)
-    parsed = await asyncio.gather(*parsing, return_exceptions=True)
+        progress.update(nbytes=len(tail))
+        chunks.append(tail)
+    size = sum(len(chunk) for chunk in chunks)
 
     def build() -> pd.DataFrame:
-        return _frame_from_copy(chunks, list(parsed), plans, rows=rows, kept=kept)
+        if len(parsed) < len(chunks):  # the tail, parsed here rather than in one more thread
+            parsed.append(_parse_or_failure(chunks[-1], plans))
+        return _frame_from_copy(chunks, parsed, plans, rows=rows, kept=kept)
 
-    return QueryResult(build, truncated)
+    return QueryResult(build, truncated, in_thread=size > INLINE_BUILD_BYTES)
 
 
 def _frame_from_copy(
@@ -216,6 +229,7 @@ def _frame_from_copy(
     for item in parsed:
         if isinstance(item, BaseException):
             raise item
+    escaped = any(has_escapes(chunk) for chunk in chunks)
     chunks.clear()  # the raw text is no longer needed: release it before building the frame
     tables = [item for item in parsed if isinstance(item, pa.Table)]
     parsed.clear()
@@ -223,7 +237,7 @@ def _frame_from_copy(
     del tables
     if table.num_rows != rows:
         raise ConversionError(f"COPY sent {rows} rows but {table.num_rows} were read")
-    columns = finish_columns(table.slice(0, kept), plans)
+    columns = finish_columns(table.slice(0, kept), plans, escaped=escaped)
     del table
     return frame_from_columns(plans, columns, kept)
 
@@ -245,23 +259,16 @@ async def _run_with_cursor(
 ) -> QueryResult:
     numbered, names = to_numbered(statement)
     values = [(params or {})[name] for name in names]
-    size = _STREAM_CHUNK_ROWS if capabilities.has_stream_chunked() else 1
-    rows: list[tuple[Any, ...]] = []
-    fields: list[tuple[str, int, int]] | None = None
     async with psycopg.AsyncRawCursor(conn) as cursor:
         try:
-            stream = cast(AsyncGenerator[Any, None], cursor.stream(numbered.text, values or None, size=size))
-            async with contextlib.aclosing(stream):
-                async for row in stream:
-                    if fields is None:
-                        fields = result_fields(cursor.pgresult)
-                    rows.append(row)
-                    if limit is not None and len(rows) > limit:
-                        break
+            await cursor.execute(numbered.text, values or None)
+            described = cursor.description is not None
+            rows = await cursor.fetchmany(limit + 1) if described and limit is not None else []
+            if described and limit is None:
+                rows = await cursor.fetchall()
         except psycopg.Error as error:
             raise QueryFailed(error, numbered.original_position) from error
-        if fields is None:
-            fields = result_fields(cursor.pgresult) if cursor.description else []
+        fields = result_fields(cursor.pgresult) if described else []
     plans = planner(fields)
     truncated = limit is not None and len(rows) > limit
     if truncated:

@@ -38,7 +38,7 @@ import enum
 import zoneinfo
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -114,7 +114,7 @@ class ColumnPlan:
     kind: ColumnKind
     arrow_type: pa.DataType | None
     #: psycopg's loader of one value from its PostgreSQL text form.
-    load: Callable[[bytes], Any]
+    load: Callable[[bytes], Any] = field(compare=False, repr=False)
 
     def as_python(self) -> ColumnPlan:
         """This column loaded value by value, for values pyarrow could not parse."""

@@ -278,8 +278,13 @@ class PostgresConnector(Connector):
         *,
         limit: int | None = None,
         timeout: float | None = None,
+        numeric_as_float: bool | None = None,
     ) -> pd.DataFrame:
-        """Run ``sql`` with ``:name`` values bound; at most ``limit`` rows (``None``: all)."""
+        """Run ``sql`` with ``:name`` values bound; at most ``limit`` rows (``None``: all).
+
+        ``timeout`` (seconds) and ``numeric_as_float`` override the source's options for
+        this query.
+        """
         if limit is not None and limit < 0:
             raise ConfigurationError(f"the row limit must be at least 0, got {limit}", source=self.source_id)
         missing = missing_parameters(sql, params)
@@ -292,7 +297,10 @@ class PostgresConnector(Connector):
             async with self._connection() as conn:
                 previous = None if timeout is None else await self._set_statement_timeout(conn, timeout)
                 try:
-                    result = await self._run(conn, statement, params, limit, progress)
+                    as_float = (
+                        self.options.get("numeric_as_float") if numeric_as_float is None else numeric_as_float
+                    )
+                    result = await self._run(conn, statement, params, limit, bool(as_float), progress)
                 finally:
                     if previous is not None:
                         await self._restore_statement_timeout(conn, previous)
@@ -309,9 +317,10 @@ class PostgresConnector(Connector):
         statement: str,
         params: Mapping[str, Any] | None,
         limit: int | None,
+        numeric_as_float: bool,
         progress: Progress,
     ) -> QueryResult:
-        settings = plan_settings(conn, numeric_as_float=bool(self.options.get("numeric_as_float")))
+        settings = plan_settings(conn, numeric_as_float=numeric_as_float)
 
         def planner(fields: Sequence[tuple[str, int, int]]) -> list[ColumnPlan]:
             return self._plans.plans(fields, conn.adapters, settings)
