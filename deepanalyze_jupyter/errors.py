@@ -52,9 +52,9 @@ class DataSourceError(Exception):
         super().__init__(self.__str__())
 
     def __str__(self) -> str:
-        if self.source:
-            return f"{self.source}: {self.message}"
-        return self.message
+        text = f"{self.source}: {self.message}" if self.source else self.message
+        # One line even when a name or a message quotes text typed with line breaks in it.
+        return " ".join(text.splitlines())
 
     def __reduce__(self) -> tuple[object, ...]:
         return (_rebuild, (type(self), self.message, self.source))
