@@ -521,9 +521,9 @@ class DataSourceMagics(Magics):
             scrub_input_history(
                 self.shell, [(found.value, found.masked) for found in refusal.found], line=line
             )
-            raise UsageError(str(refusal)) from None
+            raise UsageError(_one_line(str(refusal))) from None
         except (UsageError, DataSourceError) as error:
-            raise UsageError(self._clean(str(error))) from None
+            raise UsageError(_one_line(self._clean(str(error)))) from None
         except Exception as error:
             redacted = self._redacted(error)
             if redacted is error:
@@ -565,6 +565,11 @@ def _show(widget: object) -> None:
 
 def _tested(skipped: bool) -> str:
     return "not tested (--no-test)" if skipped else "connected"
+
+
+def _one_line(text: str) -> str:
+    """``text`` on one line: a message may quote words typed with line breaks in them."""
+    return " ".join(text.splitlines())
 
 
 def _text_of(error: BaseException) -> str:
