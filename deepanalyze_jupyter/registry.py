@@ -167,10 +167,7 @@ class DataSourceRegistry:
         source_id = validate_source_id(config.id)
         if source_id in self._sources or source_id in self._pending:
             raise DataSourceExists("a data source with this id is already registered", source=source_id)
-        connector_class = self.connector_class(config.type, source=source_id)
-        options, secrets = connector_class.prepare(source_id, config.options, config.secrets)
-        stored = replace(config, options=options, secrets={})
-        source = _Source(stored, self.credentials.seal(secrets, source=source_id), connector_class)
+        source, secrets = self._new_source(config)
         self._pending.add(source_id)
         # Known to the redactor before the test, so that an error it raises is masked too.
         self.redactor.add(source_id, (secret.reveal() for secret in secrets.values()))
@@ -185,6 +182,32 @@ class DataSourceRegistry:
         self._sources[source_id] = source
         logger.info("registered data source %r of type %s", source_id, config.type)
         return self.get_config(source_id)
+
+    async def check_data_source(self, config: DataSourceConfig) -> str:
+        """Connect with ``config`` and make a round trip, without registering anything.
+
+        Returns the line describing what answered; raises like a failed registration.
+        """
+        source, secrets = self._new_source(config)
+        trial = f"{source.config.id} (check)"  # not a valid id, so never a source's own entry
+        self.redactor.add(trial, (secret.reveal() for secret in secrets.values()))
+        try:
+            connector = await self._open(source)
+            try:
+                async with self._guard(source.config.id, ConnectionFailed):
+                    return await connector.test_connection()
+            finally:
+                await self._close_connector(connector)
+        finally:
+            self.redactor.discard(trial)
+
+    def _new_source(self, config: DataSourceConfig) -> tuple[_Source, dict[str, Secret]]:
+        """Validate ``config`` into an unregistered source, and return its secrets too."""
+        source_id = validate_source_id(config.id)
+        connector_class = self.connector_class(config.type, source=source_id)
+        options, secrets = connector_class.prepare(source_id, config.options, config.secrets)
+        stored = replace(config, options=options, secrets={})
+        return _Source(stored, self.credentials.seal(secrets, source=source_id), connector_class), secrets
 
     async def unregister_data_source(self, source_id: str) -> None:
         """Disconnect and forget a source, its secrets and its cached metadata."""

@@ -144,7 +144,7 @@ class AddSourceForm(widgets.VBox):  # type: ignore[misc]
 
     def _test_connection(self) -> str:
         config = self.config(source_id=self.id_field.value.strip() or _TRIAL_ID)
-        answer = self.session.run(_trial_connection(self.session.registry, config))
+        answer = self.session.run(self.session.registry.check_data_source(config))
         return f"Connection works: {answer}"
 
     def _register(self) -> str:
@@ -165,15 +165,6 @@ class AddSourceForm(widgets.VBox):  # type: ignore[misc]
     def _set_enabled(self, enabled: bool) -> None:
         for control in self._controls():
             control.disabled = not enabled
-
-
-async def _trial_connection(registry: DataSourceRegistry, config: DataSourceConfig) -> str:
-    """Register ``config`` with a connection test, ask it what answered, and forget it again."""
-    await registry.register_data_source(config, test_connection=True)
-    try:
-        return await registry.test_connection(config.id)
-    finally:
-        await registry.unregister_data_source(config.id)
 
 
 def _connector_classes(registry: DataSourceRegistry) -> dict[str, type[Connector]]:

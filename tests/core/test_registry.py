@@ -1137,3 +1137,37 @@ class TestSecretsStayOut:
         for secret in (PASSWORD, NEW_PASSWORD):
             assert secret not in logged
             assert secret not in captured.out + captured.err
+
+
+class TestCheckDataSource:
+    def test_checks_a_config_without_registering_it(
+        self, registry: DataSourceRegistry, service: FakeService
+    ) -> None:
+        answer = run(lambda: registry.check_data_source(fake_config("trial")))
+        assert answer == "fake server at db.example:5432"
+        assert not registry.exists("trial")
+        assert service.connects == ["trial"]
+        assert service.open_connections() == 0  # the trial connection was closed again
+        assert not registry.redactor.contains_secret(PASSWORD)
+
+    def test_a_failed_check_raises_without_the_secret_and_registers_nothing(
+        self, registry: DataSourceRegistry, service: FakeService
+    ) -> None:
+        service.connect_errors["trial"] = RuntimeError(f"server said: bad password {PASSWORD}")
+        with pytest.raises(ConnectionFailed) as caught:
+            run(lambda: registry.check_data_source(fake_config("trial")))
+        assert PASSWORD not in "".join(traceback.format_exception(caught.value))
+        assert not registry.exists("trial")
+        assert service.open_connections() == 0
+
+    def test_checking_an_id_in_use_leaves_that_source_alone(
+        self, registry: DataSourceRegistry, service: FakeService
+    ) -> None:
+        async def scenario() -> str:
+            await registry.register_data_source(fake_config("db"))
+            return await registry.check_data_source(fake_config("db", password=NEW_PASSWORD))
+
+        assert run(scenario) == "fake server at db.example:5432"
+        assert registry.exists("db")
+        assert service.passwords_seen == [PASSWORD, NEW_PASSWORD]
+        assert registry.redactor.contains_secret(PASSWORD)
