@@ -21,9 +21,10 @@ from __future__ import annotations
 import gzip
 import json
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -38,11 +39,18 @@ from .frames import arrow_to_frame
 __all__ = [
     "READER_OPTIONS",
     "SUPPORTED_FORMATS",
+    "ParsedFile",
     "combine_frames",
+    "combine_tables",
     "detect_format",
     "parse_bytes",
+    "parse_table",
     "validate_reader_options",
 ]
+
+#: A parsed file before its conversion to pandas: an Arrow table, or a DataFrame when
+#: only pandas can hold the data (JSON values of changing types).
+ParsedFile: TypeAlias = "pa.Table | pd.DataFrame"
 
 SUPPORTED_FORMATS: tuple[str, ...] = ("csv", "tsv", "parquet", "json", "jsonl")
 
@@ -217,6 +225,22 @@ def validate_reader_options(reader_options: Mapping[str, Any] | None, *, source:
     _ReaderOptions.parse(reader_options, source)
 
 
+def parse_table(
+    data: bytes | bytearray | memoryview,
+    *,
+    path: str,
+    source: str,
+    format: str | None = None,
+    reader_options: Mapping[str, Any] | None = None,
+) -> ParsedFile:
+    """Parse one file's bytes, stopping short of pandas: an Arrow table when it can be.
+
+    Columns are selected and Arrow-typed dtypes applied; :func:`combine_tables` turns
+    many of these into one DataFrame with a single conversion. Errors as :func:`parse_bytes`.
+    """
+    return _parse(data, path, source, format, _ReaderOptions.parse(reader_options, source))[0]
+
+
 def parse_bytes(
     data: bytes | bytearray | memoryview,
     *,
@@ -231,19 +255,35 @@ def parse_bytes(
     decompressed. Malformed content raises :class:`FormatError` naming the path and
     the format; an empty file gives an empty frame.
     """
-    file_format, compression = detect_format(path, format, source=source)
     options = _ReaderOptions.parse(reader_options, source)
+    parsed, context = _parse(data, path, source, format, options)
+    with _parse_errors(context, source):
+        return _to_frame(parsed, options)
+
+
+def _parse(
+    data: bytes | bytearray | memoryview, path: str, source: str, format: str | None, options: _ReaderOptions
+) -> tuple[ParsedFile, str]:
+    """The parsed file, and the start of the message of any error about it."""
+    file_format, compression = detect_format(path, format, source=source)
     label = file_format if compression is None else f"{file_format} ({compression})"
-    try:
+    context = f"cannot parse {path} as {label}"
+    with _parse_errors(context, source):
         raw = _decompressed(data, compression)
         if not raw:
-            return _empty_frame(options)
-        table = _PARSERS[file_format](raw, options)
-        return _finish(table, options)
+            return _empty_frame(options), context
+        return _select(_PARSERS[file_format](raw, options), options), context
+
+
+@contextmanager
+def _parse_errors(context: str, source: str) -> Iterator[None]:
+    """Turn a parser's error into a one-line :class:`FormatError` starting with ``context``."""
+    try:
+        yield
     except FormatError:
         raise
     except (pa.ArrowException, ValueError, TypeError, KeyError, OSError, EOFError, zlib.error) as error:
-        raise FormatError(f"cannot parse {path} as {label}: {_reason(error)}", source=source) from None
+        raise FormatError(f"{context}: {_reason(error)}", source=source) from None
 
 
 def _decompressed(data: bytes | bytearray | memoryview, compression: str | None) -> bytes | memoryview:
@@ -397,30 +437,38 @@ def _check_columns(wanted: Sequence[str], present: Sequence[str]) -> None:
         raise ValueError(f"no column(s) {', '.join(map(repr, missing))} in the file")
 
 
-def _finish(table: pa.Table | pd.DataFrame, options: _ReaderOptions) -> pd.DataFrame:
-    """Select columns and apply dtypes, then convert to pandas (Arrow casts first)."""
-    after: dict[str, Any]
-    if isinstance(table, pa.Table):
+def _select(parsed: ParsedFile, options: _ReaderOptions) -> ParsedFile:
+    """Keep the wanted columns and cast those whose dtype Arrow can hold."""
+    if isinstance(parsed, pd.DataFrame):
         if options.columns is not None:
-            _check_columns(options.columns, table.column_names)
-            table = table.select(options.columns)
-        for column, dtype in options.dtypes.items():
-            target = _ARROW_TYPES.get(dtype)
-            if target is not None and column in table.column_names:
-                position = table.column_names.index(column)
-                if table.schema.field(position).type != target:
-                    table = table.set_column(position, column, table.column(position).cast(target))
-        frame = arrow_to_frame(table)
+            _check_columns(options.columns, [str(column) for column in parsed.columns])
+            return parsed[options.columns]
+        return parsed
+    table = parsed
+    if options.columns is not None:
+        _check_columns(options.columns, table.column_names)
+        table = table.select(options.columns)
+    for column, dtype in options.dtypes.items():
+        target = _ARROW_TYPES.get(dtype)
+        if target is not None and column in table.column_names:
+            position = table.column_names.index(column)
+            if table.schema.field(position).type != target:
+                table = table.set_column(position, column, table.column(position).cast(target))
+    return table
+
+
+def _to_frame(parsed: ParsedFile, options: _ReaderOptions) -> pd.DataFrame:
+    """Convert to pandas, then apply the dtypes only pandas has (nullable, categorical)."""
+    after: dict[str, Any]
+    if isinstance(parsed, pa.Table):
+        frame = arrow_to_frame(parsed)
         after = {
             column: dtype
             for column, dtype in options.dtypes.items()
             if column in frame.columns and (dtype not in _ARROW_TYPES or dtype in _PANDAS_AFTER)
         }
     else:
-        frame = table
-        if options.columns is not None:
-            _check_columns(options.columns, [str(column) for column in frame.columns])
-            frame = frame[options.columns]
+        frame = parsed
         after = {
             column: (_STRING if dtype in ("str", "string") else dtype)
             for column, dtype in options.dtypes.items()
@@ -437,29 +485,75 @@ def _finish(table: pa.Table | pd.DataFrame, options: _ReaderOptions) -> pd.DataF
 # -- combining ---------------------------------------------------------------------------
 
 
+def combine_tables(
+    parts: Sequence[tuple[str, ParsedFile]],
+    *,
+    source: str,
+    source_column: str | None,
+    reader_options: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Combine files parsed by :func:`parse_table` into one DataFrame, in order.
+
+    Arrow tables are concatenated first and converted to pandas once, which is much
+    faster than converting each file; files whose columns Arrow cannot unify (or that
+    only pandas could hold) are combined by :func:`combine_frames` instead.
+    """
+    options = _ReaderOptions.parse(reader_options, source)
+    _check_source_column(parts, source_column)
+    tables = [parsed for _, parsed in parts if isinstance(parsed, pa.Table)]
+    others = [parsed for _, parsed in parts if not isinstance(parsed, pa.Table) and len(parsed)]
+    combined: pd.DataFrame | None = None
+    if tables and not others:
+        try:
+            table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            table = None
+        if table is not None:
+            with _parse_errors("cannot combine the files", source):
+                combined = _to_frame(table, options)
+    if combined is None:
+        with _parse_errors("cannot combine the files", source):
+            frames = [(name, _to_frame(parsed, options)) for name, parsed in parts]
+        return combine_frames(frames, source_column=source_column)
+    if source_column is not None:
+        combined = _with_source_column(combined, parts, source_column)
+    return combined
+
+
 def combine_frames(frames: Sequence[tuple[str, pd.DataFrame]], *, source_column: str | None) -> pd.DataFrame:
     """Concatenate ``(name, frame)`` pairs into one frame, in order.
 
     Columns missing from some files are filled with missing values. With
     ``source_column``, a first column of that name tells which file each row came from.
     """
-    if source_column is not None:
-        for name, frame in frames:
-            if source_column in frame.columns:
-                raise ConfigurationError(
-                    f"the source column {source_column!r} clashes with a column of {name}"
-                )
+    _check_source_column(frames, source_column)
     kept = [frame for _, frame in frames if len(frame)] or [frame for _, frame in frames[:1]]
     if not kept:
         combined = pd.DataFrame()
     elif len(kept) == 1:
-        combined = kept[0]
+        combined = kept[0].copy()
     else:
         combined = pd.concat(kept, ignore_index=True)
     if source_column is not None:
-        names = pd.array([name for name, _ in frames], dtype=_STRING)
-        counts = np.array([len(frame) for _, frame in frames], dtype=np.int64)
-        labels = names.take(np.repeat(np.arange(len(frames)), counts)) if len(frames) else names
-        combined = combined.copy() if len(kept) == 1 else combined
-        combined.insert(0, source_column, pd.Series(labels, index=combined.index))
+        combined = _with_source_column(combined, frames, source_column)
     return combined
+
+
+def _check_source_column(parts: Sequence[tuple[str, ParsedFile]], source_column: str | None) -> None:
+    if source_column is None:
+        return
+    for name, parsed in parts:
+        columns = parsed.column_names if isinstance(parsed, pa.Table) else parsed.columns
+        if source_column in columns:
+            raise ConfigurationError(f"the source column {source_column!r} clashes with a column of {name}")
+
+
+def _with_source_column(
+    frame: pd.DataFrame, parts: Sequence[tuple[str, ParsedFile]], source_column: str
+) -> pd.DataFrame:
+    """``frame`` with a first column naming, for each row, the file it came from."""
+    names = pd.array([name for name, _ in parts], dtype=_STRING)
+    counts = np.array([len(parsed) for _, parsed in parts], dtype=np.int64)
+    labels = names.take(np.repeat(np.arange(len(parts)), counts)) if len(parts) else names
+    frame.insert(0, source_column, pd.Series(labels, index=frame.index))
+    return frame

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -12,9 +13,17 @@ import pyarrow.parquet as pq
 import pytest
 
 from deepanalyze_jupyter.errors import ConfigurationError, FormatError
-from deepanalyze_jupyter.formats import SUPPORTED_FORMATS, combine_frames, detect_format, parse_bytes
+from deepanalyze_jupyter.formats import (
+    SUPPORTED_FORMATS,
+    ParsedFile,
+    combine_frames,
+    combine_tables,
+    detect_format,
+    parse_bytes,
+    parse_table,
+)
 
-RECORDS = [
+RECORDS: list[dict[str, Any]] = [
     {"id": 1, "name": "ada", "score": 1.5, "when": "2024-01-01T10:00:00Z"},
     {"id": 2, "name": None, "score": 2.5, "when": "2024-01-02T11:30:00Z"},
     {"id": 3, "name": "cy", "score": None, "when": "2024-01-03T12:00:00Z"},
@@ -42,8 +51,8 @@ SAMPLES: dict[str, bytes] = {
 }
 
 
-def parse(data: bytes, path: str, **kwargs: object) -> pd.DataFrame:
-    return parse_bytes(data, path=path, source="files", **kwargs)  # type: ignore[arg-type]
+def parse(data: bytes | memoryview, path: str, **kwargs: Any) -> pd.DataFrame:
+    return parse_bytes(data, path=path, source="files", **kwargs)
 
 
 # -- detection ------------------------------------------------------------------------------
@@ -133,8 +142,8 @@ def test_a_gz_name_holding_plain_text_still_parses() -> None:
 
 
 def test_memoryview_and_bytearray_are_accepted() -> None:
-    assert len(parse(memoryview(bytearray(CSV)), "a.csv")) == 3  # type: ignore[arg-type]
-    assert len(parse(memoryview(SAMPLES["parquet"]), "a.parquet")) == 3  # type: ignore[arg-type]
+    assert len(parse(memoryview(bytearray(CSV)), "a.csv")) == 3
+    assert len(parse(memoryview(SAMPLES["parquet"]), "a.parquet")) == 3
 
 
 def test_nullable_integers_stay_integers() -> None:
@@ -316,3 +325,70 @@ def test_combine_frames_refuses_a_clashing_source_column() -> None:
     data = parse(b"file\n1\n", "data.csv")
     with pytest.raises(ConfigurationError, match=r"clashes with a column of data\.csv"):
         combine_frames([("data.csv", data)], source_column="file")
+
+
+# -- parsing many files at once (Arrow first, pandas once) -----------------------------------------
+
+
+def _parts(*files: tuple[str, bytes]) -> list[tuple[str, ParsedFile]]:
+    return [(path, parse_table(data, path=path, source="files")) for path, data in files]
+
+
+def test_parse_table_stops_at_arrow_and_applies_arrow_dtypes() -> None:
+    table = parse_table(
+        b"a,b\n1,x\n", path="t.csv", source="files", reader_options={"dtype": {"a": "float64"}}
+    )
+    assert isinstance(table, pa.Table)
+    assert table.schema.field("a").type == pa.float64()
+    assert isinstance(parse_table(b"", path="e.csv", source="files"), pd.DataFrame)
+
+
+def test_combine_tables_matches_combine_frames() -> None:
+    files = [("one.csv", b"a,b\n1,x\n2,y\n"), ("two.csv", b"a,c\n3,z\n"), ("empty.csv", b"")]
+    fast = combine_tables(_parts(*files), source="files", source_column="file")
+    slow = combine_frames([(path, parse(data, path)) for path, data in files], source_column="file")
+    pd.testing.assert_frame_equal(fast, slow)
+    assert fast["file"].tolist() == ["one.csv", "one.csv", "two.csv"]
+
+
+def test_combine_tables_promotes_compatible_types() -> None:
+    combined = combine_tables(
+        _parts(("i.csv", b"v\n1\n"), ("f.csv", b"v\n2.5\n"), ("n.csv", b"v\n\n")),
+        source="files",
+        source_column=None,
+    )
+    assert combined["v"].dtype == "float64"
+    assert combined["v"].tolist()[:2] == [1.0, 2.5]
+
+
+def test_combine_tables_falls_back_to_pandas_for_clashing_types() -> None:
+    combined = combine_tables(
+        _parts(("i.csv", b"v\n1\n"), ("s.csv", b"v\nabc\n")),
+        source="files",
+        source_column="file",
+    )
+    assert combined["v"].tolist() == [1, "abc"]
+    assert combined["file"].tolist() == ["i.csv", "s.csv"]
+
+
+def test_combine_tables_applies_pandas_dtypes_once() -> None:
+    options = {"dtype": {"k": "category", "n": "Int32"}}
+    parts = [
+        (path, parse_table(data, path=path, source="files", reader_options=options))
+        for path, data in (("a.csv", b"k,n\nx,1\n"), ("b.csv", b"k,n\ny,\n"))
+    ]
+    combined = combine_tables(parts, source="files", source_column=None, reader_options=options)
+    assert isinstance(combined["k"].dtype, pd.CategoricalDtype)
+    assert str(combined["n"].dtype) == "Int32"
+    assert combined["n"].isna().tolist() == [False, True]
+
+
+def test_combine_tables_of_mixed_json_parts() -> None:
+    parts = _parts(("m.jsonl", b'{"a": 1}\n{"a": "two"}\n'), ("n.jsonl", b'{"a": 3}\n'))
+    combined = combine_tables(parts, source="files", source_column=None)
+    assert combined["a"].tolist() == [1, "two", 3]
+
+
+def test_combine_tables_refuses_a_clashing_source_column() -> None:
+    with pytest.raises(ConfigurationError, match="clashes"):
+        combine_tables(_parts(("d.csv", b"file\n1\n")), source="files", source_column="file")

@@ -162,8 +162,6 @@ class Tuning:
             "read_timeout": self.read_timeout,
             "max_single_get_size": self.range_size,
             "max_chunk_get_size": self.range_size,
-            # Response bodies are read in blocks this large; small blocks cost CPU per block.
-            "connection_data_block_size": 4 << 20,
         }
 
 
@@ -274,7 +272,7 @@ def translate_error(
     place = f"container {container!r}" if container else "the storage account"
     if isinstance(error, DataSourceError):
         return error
-    if isinstance(error, ClientAuthenticationError) and error.response is None:
+    if isinstance(error, ClientAuthenticationError) and error.response is None and not error.status_code:
         # Raised before any request reached the service: by the SDK's request signing
         # (AzureSigningError, an unusable key) or by azure-identity.
         if type(error).__name__ == "AzureSigningError":

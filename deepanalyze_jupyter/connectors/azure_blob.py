@@ -19,7 +19,7 @@ from azure.core.exceptions import AzureError, HttpResponseError
 from azure.storage.blob.aio import ContainerClient
 
 from ..errors import ConfigurationError, DataSourceError, FormatError, ItemNotFound
-from ..formats import combine_frames, detect_format, parse_bytes, validate_reader_options
+from ..formats import ParsedFile, combine_tables, detect_format, parse_table, validate_reader_options
 from ..frames import mark_result
 from ..globs import is_glob
 from ..models import Secret
@@ -319,41 +319,55 @@ class AzureBlobConnector(Connector):
                 total_items=len(targets),
             )
         gate = asyncio.Semaphore(int(self.options["max_concurrency"]))
-        range_size = self._tuning.range_size
         try:
-            frames = await gather_all(
-                self._read_one(target, gate, range_size, progress, format, reader_options)
-                for target in targets
+            parts = await gather_all(
+                self._read_one(target, gate, progress, format, reader_options) for target in targets
             )
         finally:
             progress.close()
-        frame = await asyncio.to_thread(combine_frames, frames, source_column=source_column)
+        frame = await asyncio.to_thread(
+            combine_tables,
+            parts,
+            source=self.source_id,
+            source_column=source_column,
+            reader_options=reader_options,
+        )
         truncated = limit is not None and len(frame) > limit
         if truncated:
             frame = frame.iloc[:limit].copy()
         return mark_result(frame, source=self.source_id, truncated=truncated, limit=limit)
 
+    async def fetch(self, path: str) -> bytes | memoryview:
+        """Download one blob's bytes as they are (a large blob in parallel ranges)."""
+        container, name = self._locate(path)
+        gate = asyncio.Semaphore(int(self.options["max_concurrency"]))
+        return await self._download(container, name, gate, NullProgress())
+
+    async def _download(
+        self, container: str, name: str, gate: asyncio.Semaphore, progress: Progress
+    ) -> bytes | memoryview:
+        try:
+            return await fetch_blob(
+                self._container_client(container),
+                name,
+                gate=gate,
+                range_size=self._tuning.range_size,
+                progress=progress,
+            )
+        except (AzureError, OSError) as error:
+            raise self._error(error, container, name) from None
+
     async def _read_one(
         self,
         target: _Target,
         gate: asyncio.Semaphore,
-        range_size: int,
         progress: Progress,
         format: str | None,
         reader_options: Mapping[str, Any] | None,
-    ) -> tuple[str, pd.DataFrame]:
-        try:
-            data = await fetch_blob(
-                self._container_client(target.container),
-                target.name,
-                gate=gate,
-                range_size=range_size,
-                progress=progress,
-            )
-        except (AzureError, OSError) as error:
-            raise self._error(error, target.container, target.name) from None
-        frame = await asyncio.to_thread(
-            parse_bytes,
+    ) -> tuple[str, ParsedFile]:
+        data = await self._download(target.container, target.name, gate, progress)
+        parsed = await asyncio.to_thread(
+            parse_table,
             data,
             path=target.shown,
             source=self.source_id,
@@ -361,7 +375,7 @@ class AzureBlobConnector(Connector):
             reader_options=reader_options,
         )
         progress.update(items=1)
-        return target.shown, frame
+        return target.shown, parsed
 
     async def _targets(self, paths: Sequence[str], format: str | None) -> list[_Target]:
         """The blobs to read, in the order given (globs and folders expanded), once each."""

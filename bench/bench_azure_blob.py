@@ -1,0 +1,462 @@
+"""Azure Blob Storage -> DataFrame: this package against the SDK, a thread pool and adlfs.
+
+Run (from the repository root)::
+
+    pip install -e ".[test,bench]" && python bench/bench_azure_blob.py
+
+It uses the blob service named by ``DEEPANALYZE_TEST_AZURE_CONN`` (or starts Azurite the
+way the tests do), loads one container with 20,000 small blobs under nested prefixes,
+200 CSV blobs of about 50 KB, one 200 MB blob and one ~50 MB Parquet blob, and times,
+interleaved round by round, the median of several runs of:
+
+- listing 20,000 blobs with their properties: ours (flat) against the SDK's
+  ``list_blobs`` and a ``walk_blobs`` traversal, and adlfs ``find``; one folder level:
+  ours against ``walk_blobs`` and adlfs ``ls``;
+- 200 CSVs -> one DataFrame: ours (a glob, and the 200 paths) against sequential SDK
+  downloads, 8 threads, asyncio gather (64 in flight), and adlfs ``cat`` + pandas;
+- the 200 MB blob's bytes: ours against ``download_blob().readall()`` with
+  ``max_concurrency`` 1 (the default), 4 and 8, and the ceiling: raw HTTP GETs with
+  aiohttp (one stream, and 4 parallel ranges) from the same service;
+- the Parquet blob -> DataFrame: ours against ``pandas.read_parquet('az://...')``
+  (adlfs) and an SDK download + ``pyarrow.parquet``.
+
+It prints each median, each method's time as a multiple of ours (above 1: ours is
+faster) and whether the targets are met. Azurite is single-threaded and CPU-bound, and
+the machine may be busy: compare ratios, not absolute times, and rerun to confirm.
+Options: ``--runs N``, ``--list-runs N``, ``--keep`` (keep the data for a rerun against
+the same service).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import io
+import os
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+from azure.storage.blob import BlobSasPermissions, BlobServiceClient, generate_blob_sas
+from azure.storage.blob.aio import BlobPrefix
+from azure.storage.blob.aio import BlobServiceClient as AsyncBlobServiceClient
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from deepanalyze_jupyter import DataSourceConfig, DataSourceRegistry, Secret  # noqa: E402
+from deepanalyze_jupyter.frames import arrow_to_frame  # noqa: E402
+from tests.services import AzuriteServer, start_azurite  # noqa: E402
+
+CONTAINER = "bench-data"
+SMALL_BLOBS = 20_000
+CSV_BLOBS = 200
+BIG_BYTES = 200 << 20
+PARQUET_ROWS = 3_500_000
+READY_MARKER = "_ready"
+
+
+# -- loading ---------------------------------------------------------------------------------
+
+
+def _csv_blob(index: int) -> bytes:
+    rng = np.random.default_rng(index)
+    rows = 1000
+    frame = pd.DataFrame(
+        {
+            "id": np.arange(index * rows, (index + 1) * rows),
+            "name": [f"customer-{n:06d}" for n in rng.integers(0, 999_999, rows)],
+            "value": rng.normal(100, 15, rows).round(4),
+            "when": pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(rng.integers(0, 10**6, rows), "s"),
+        }
+    )
+    return frame.to_csv(index=False).encode()
+
+
+def _parquet_blob() -> bytes:
+    rng = np.random.default_rng(7)
+    table = pa.table(
+        {
+            "id": np.arange(PARQUET_ROWS, dtype=np.int64),
+            "value": rng.normal(size=PARQUET_ROWS),
+            "count": rng.integers(0, 1000, PARQUET_ROWS, dtype=np.int32),
+            "label": pa.array([f"L{n % 5000:05d}" for n in range(PARQUET_ROWS)]),
+        }
+    )
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="snappy")
+    return sink.getvalue()
+
+
+def small_name(index: int) -> str:
+    return f"small/p{index % 20:02d}/q{(index // 20) % 10}/f{index:05d}.txt"
+
+
+async def _load(connection_string: str) -> None:
+    async with AsyncBlobServiceClient.from_connection_string(connection_string) as service:
+        container = service.get_container_client(CONTAINER)
+        if not await container.exists():
+            await container.create_container()
+        if await container.get_blob_client(READY_MARKER).exists():
+            print("data already loaded")
+            return
+        gate = asyncio.Semaphore(64)
+
+        async def put(name: str, data: bytes) -> None:
+            async with gate:
+                await container.upload_blob(name, data, overwrite=True, max_concurrency=4)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(put(small_name(i), f"blob {i}\n".encode()) for i in range(SMALL_BLOBS)))
+        await asyncio.gather(*(put(f"csv/f{i:03d}.csv", _csv_blob(i)) for i in range(CSV_BLOBS)))
+        await put("big.bin", os.urandom(BIG_BYTES))
+        parquet = _parquet_blob()
+        await put("big.parquet", parquet)
+        await put(READY_MARKER, b"")
+        elapsed = time.perf_counter() - started
+        print(
+            f"loaded {SMALL_BLOBS} small blobs, {CSV_BLOBS} CSVs (~{len(_csv_blob(0)) // 1024} KB each), "
+            f"{BIG_BYTES >> 20} MB blob, {len(parquet) / 2**20:.0f} MB parquet in {elapsed:.0f} s"
+        )
+
+
+# -- timing ------------------------------------------------------------------------------------
+
+
+class Bench:
+    """Runs sync and async methods on one event loop and keeps their times."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.times: dict[str, dict[str, list[float]]] = {}
+        self.results: dict[str, dict[str, Any]] = {}
+
+    def run(self, awaitable: Awaitable[Any]) -> Any:
+        return self.loop.run_until_complete(awaitable)
+
+    def time(self, group: str, method: str, call: Callable[[], Any]) -> None:
+        started = time.perf_counter()
+        result = call()
+        elapsed = time.perf_counter() - started
+        self.times.setdefault(group, {}).setdefault(method, []).append(elapsed)
+        self.results.setdefault(group, {})[method] = result
+
+    def report(self, group: str) -> dict[str, float]:
+        medians = {method: statistics.median(values) for method, values in self.times[group].items()}
+        ours = next(value for method, value in medians.items() if method.startswith("ours"))
+        print(f"\n{group}")
+        for method, median in medians.items():
+            runs = len(self.times[group][method])
+            shape = self.shape(group, method)
+            print(f"  {method:36s} {median:8.3f} s  {median / ours:6.2f}x ours   ({runs} runs) {shape}")
+        return medians
+
+    def shape(self, group: str, method: str) -> str:
+        result = self.results[group][method]
+        if isinstance(result, pd.DataFrame):
+            return f"{result.shape[0]:,} rows x {result.shape[1]}"
+        if isinstance(result, (bytes, bytearray)):
+            return f"{len(result) / 2**20:.0f} MiB"
+        if isinstance(result, int):
+            return f"{result:,} items"
+        return ""
+
+
+# -- the methods -------------------------------------------------------------------------------
+
+
+def parse_csv_tables(blobs: list[bytes]) -> pd.DataFrame:
+    tables = [pa_csv.read_csv(pa.BufferReader(data)) for data in blobs]
+    return arrow_to_frame(pa.concat_tables(tables))
+
+
+async def sdk_list_blobs(service: AsyncBlobServiceClient) -> int:
+    rows = []
+    async for blob in service.get_container_client(CONTAINER).list_blobs(name_starts_with="small/"):
+        rows.append((blob.name, blob.size, blob.last_modified, blob.content_settings.content_type, blob.etag))
+    return len(rows)
+
+
+async def sdk_walk(service: AsyncBlobServiceClient, prefix: str, recursive: bool) -> int:
+    container = service.get_container_client(CONTAINER)
+    rows: list[tuple[Any, ...]] = []
+
+    async def walk(start: str) -> None:
+        async for item in container.walk_blobs(name_starts_with=start):
+            if isinstance(item, BlobPrefix):
+                rows.append((item.name,))
+                if recursive:
+                    await walk(item.name)
+            else:
+                rows.append(
+                    (item.name, item.size, item.last_modified, item.content_settings.content_type, item.etag)
+                )
+
+    await walk(prefix)
+    return len(rows)
+
+
+async def sdk_gather_csv(service: AsyncBlobServiceClient, names: list[str], in_flight: int) -> pd.DataFrame:
+    container = service.get_container_client(CONTAINER)
+    gate = asyncio.Semaphore(in_flight)
+
+    async def one(name: str) -> bytes:
+        async with gate:
+            return await (await container.download_blob(name)).readall()
+
+    return parse_csv_tables(list(await asyncio.gather(*(one(name) for name in names))))
+
+
+def sdk_sequential_csv(service: BlobServiceClient, names: list[str]) -> pd.DataFrame:
+    container = service.get_container_client(CONTAINER)
+    return parse_csv_tables([container.download_blob(name).readall() for name in names])
+
+
+def sdk_threads_csv(service: BlobServiceClient, names: list[str], pool: ThreadPoolExecutor) -> pd.DataFrame:
+    container = service.get_container_client(CONTAINER)
+
+    def one(name: str) -> pa.Table:
+        return pa_csv.read_csv(pa.BufferReader(container.download_blob(name).readall()))
+
+    return arrow_to_frame(pa.concat_tables(list(pool.map(one, names))))
+
+
+def adlfs_csv(fs: Any, names: list[str]) -> pd.DataFrame:
+    blobs = fs.cat([f"{CONTAINER}/{name}" for name in names])
+    return pd.concat(
+        [pd.read_csv(io.BytesIO(blobs[f"{CONTAINER}/{name}"])) for name in names], ignore_index=True
+    )
+
+
+async def sdk_download(service: AsyncBlobServiceClient, name: str, concurrency: int) -> bytes:
+    downloader = await service.get_blob_client(CONTAINER, name).download_blob(max_concurrency=concurrency)
+    return await downloader.readall()
+
+
+async def raw_get(session: aiohttp.ClientSession, url: str, parts: int, size: int) -> bytearray:
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    step = -(-size // parts)
+
+    async def one(start: int) -> None:
+        end = min(size, start + step) - 1
+        async with session.get(url, headers={"Range": f"bytes={start}-{end}"}) as response:
+            position = start
+            async for piece in response.content.iter_chunked(1 << 20):
+                view[position : position + len(piece)] = piece
+                position += len(piece)
+
+    await asyncio.gather(*(one(start) for start in range(0, size, step)))
+    return buffer
+
+
+async def sdk_parquet(service: AsyncBlobServiceClient) -> pd.DataFrame:
+    data = await (await service.get_blob_client(CONTAINER, "big.parquet").download_blob()).readall()
+    return arrow_to_frame(pq.read_table(pa.BufferReader(data)))
+
+
+# -- the run -----------------------------------------------------------------------------------
+
+
+def check(label: str, ok: bool, detail: str) -> None:
+    print(f"  [{'met' if ok else 'MISSED'}] {label}: {detail}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=5, help="rounds of the read benchmarks")
+    parser.add_argument("--list-runs", type=int, default=3, help="rounds of the 20,000-blob listings")
+    parser.add_argument("--keep", action="store_true", help="keep the container after the run")
+    args = parser.parse_args()
+
+    server: AzuriteServer = start_azurite()
+    connection_string = server.connection_string
+    print(f"blob service at {server.blob_endpoint}; {os.cpu_count()} CPUs")
+    asyncio.run(_load(connection_string))
+
+    import adlfs  # type: ignore[import-untyped]
+
+    bench = Bench()
+    registry = DataSourceRegistry()
+    bench.run(
+        registry.register_data_source(
+            DataSourceConfig(
+                "bench",
+                "azure_blob",
+                {"container": CONTAINER},
+                {"connection_string": Secret(connection_string)},
+            )
+        )
+    )
+    connector: Any = bench.run(registry.get_connector("bench"))
+    service = AsyncBlobServiceClient.from_connection_string(connection_string)
+    sync_service = BlobServiceClient.from_connection_string(connection_string)
+    pool = ThreadPoolExecutor(8)
+    fs = adlfs.AzureBlobFileSystem(connection_string=connection_string)
+    http = bench.run(_client_session())
+    sas = generate_blob_sas(
+        server.account_name,
+        CONTAINER,
+        "big.bin",
+        account_key=server.account_key,
+        permission=BlobSasPermissions(read=True),
+        expiry=datetime.now(timezone.utc) + timedelta(hours=2),
+    )
+    big_url = f"{server.blob_endpoint}/{CONTAINER}/big.bin?{sas}"
+    csv_names = [f"csv/f{i:03d}.csv" for i in range(CSV_BLOBS)]
+    one_level = "small/p00/q0/"
+
+    try:
+        for round_number in range(args.list_runs):
+            print(f"listing round {round_number + 1}/{args.list_runs}", flush=True)
+            group = "list 20,000 blobs with properties (flat)"
+            bench.time(
+                group,
+                "ours list_items(recursive)",
+                lambda: bench.run(
+                    registry.list_items("bench", "small/", recursive=True, limit=100_000, refresh=True)
+                ),
+            )
+            bench.time(group, "sdk list_blobs", lambda: bench.run(sdk_list_blobs(service)))
+            bench.time(
+                group, "sdk walk_blobs (recursive)", lambda: bench.run(sdk_walk(service, "small/", True))
+            )
+            bench.time(group, "adlfs find(detail)", lambda: len(fs.find(f"{CONTAINER}/small/", detail=True)))
+        for round_number in range(args.runs):
+            print(f"read round {round_number + 1}/{args.runs}", flush=True)
+            group = "list one folder level (100 blobs)"
+            bench.time(
+                group,
+                "ours list_items",
+                lambda: bench.run(registry.list_items("bench", one_level, refresh=True)),
+            )
+            bench.time(group, "sdk walk_blobs", lambda: bench.run(sdk_walk(service, one_level, False)))
+            bench.time(
+                group,
+                "adlfs ls(detail)",
+                lambda: (fs.invalidate_cache(), len(fs.ls(f"{CONTAINER}/{one_level}", detail=True)))[1],
+            )
+
+            group = "200 CSVs -> one DataFrame"
+            bench.time(
+                group, "ours read(glob)", lambda: bench.run(registry.read("bench", "csv/*.csv", limit=None))
+            )
+            bench.time(
+                group,
+                "ours read(200 paths)",
+                lambda: bench.run(registry.read("bench", csv_names, limit=None)),
+            )
+            bench.time(group, "sdk sequential", lambda: sdk_sequential_csv(sync_service, csv_names))
+            bench.time(group, "sdk 8 threads", lambda: sdk_threads_csv(sync_service, csv_names, pool))
+            bench.time(
+                group, "sdk aio gather (64)", lambda: bench.run(sdk_gather_csv(service, csv_names, 64))
+            )
+            bench.time(group, "adlfs cat + pandas", lambda: adlfs_csv(fs, csv_names))
+
+            group = "200 MB blob -> bytes"
+
+            def sdk_readall(concurrency: int) -> bytes:
+                return bench.run(sdk_download(service, "big.bin", concurrency))  # type: ignore[no-any-return]
+
+            bench.time(group, "ours fetch", lambda: bench.run(connector.fetch("big.bin")))
+            for concurrency in (1, 4, 8):
+                bench.time(
+                    group,
+                    f"sdk readall (max_concurrency={concurrency})",
+                    functools.partial(sdk_readall, concurrency),
+                )
+            bench.time(
+                group, "ceiling: raw GET, 1 stream", lambda: bench.run(raw_get(http, big_url, 1, BIG_BYTES))
+            )
+            bench.time(
+                group, "ceiling: raw GET, 4 ranges", lambda: bench.run(raw_get(http, big_url, 4, BIG_BYTES))
+            )
+
+            group = "~50 MB parquet -> DataFrame"
+            bench.time(
+                group, "ours read", lambda: bench.run(registry.read("bench", "big.parquet", limit=None))
+            )
+            bench.time(
+                group,
+                "adlfs pandas.read_parquet",
+                lambda: pd.read_parquet(
+                    f"az://{CONTAINER}/big.parquet", storage_options={"connection_string": connection_string}
+                ),
+            )
+            bench.time(group, "sdk readall + pyarrow", lambda: bench.run(sdk_parquet(service)))
+
+        print("\nmedians (the multiple is the method's time over ours: above 1, ours is faster)")
+        listing = bench.report("list 20,000 blobs with properties (flat)")
+        bench.report("list one folder level (100 blobs)")
+        csvs = bench.report("200 CSVs -> one DataFrame")
+        download = bench.report("200 MB blob -> bytes")
+        parquet = bench.report("~50 MB parquet -> DataFrame")
+
+        print("\ntargets")
+        ours = listing["ours list_items(recursive)"]
+        check(
+            "listing within 1.1x of list_blobs",
+            ours <= 1.1 * listing["sdk list_blobs"],
+            f"{ours / listing['sdk list_blobs']:.2f}x",
+        )
+        check(
+            "listing faster than adlfs find",
+            ours < listing["adlfs find(detail)"],
+            f"adlfs takes {listing['adlfs find(detail)'] / ours:.2f}x ours",
+        )
+        ours = csvs["ours read(glob)"]
+        best = min(csvs["sdk aio gather (64)"], csvs["sdk 8 threads"])
+        check(
+            "200 CSVs at least as fast as the best of gather and threads",
+            ours <= best,
+            f"best takes {best / ours:.2f}x ours",
+        )
+        check(
+            "200 CSVs at least 1.8x faster than adlfs",
+            csvs["adlfs cat + pandas"] >= 1.8 * ours,
+            f"adlfs takes {csvs['adlfs cat + pandas'] / ours:.2f}x ours",
+        )
+        ours = download["ours fetch"]
+        default = download["sdk readall (max_concurrency=1)"]
+        check(
+            "200 MB at least 2x faster than the default readall",
+            default >= 2 * ours,
+            f"default takes {default / ours:.2f}x ours",
+        )
+        ours = parquet["ours read"]
+        check(
+            "parquet at least as fast as adlfs",
+            ours <= parquet["adlfs pandas.read_parquet"],
+            f"adlfs takes {parquet['adlfs pandas.read_parquet'] / ours:.2f}x ours",
+        )
+    finally:
+        bench.run(http.close())
+        bench.run(service.close())
+        bench.run(registry.disconnect_all())
+        sync_service.close()
+        pool.shutdown()
+        if not args.keep:
+            with BlobServiceClient.from_connection_string(connection_string) as cleanup:
+                cleanup.delete_container(CONTAINER)
+        server.close()
+
+
+async def _client_session() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120))
+
+
+if __name__ == "__main__":
+    main()
