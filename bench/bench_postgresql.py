@@ -34,7 +34,6 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 import pandas as pd
@@ -67,9 +66,8 @@ class Method:
         user = quote(params.get("user", ""), safe="")
         password = quote(params.get("password", ""), safe="")
         auth = f"{user}:{password}@" if password else f"{user}@"
-        self.uri = f"postgresql://{auth}{params.get('host', 'localhost')}:{params.get('port', '5432')}/" + quote(
-            params.get("dbname", ""), safe=""
-        )
+        where = f"{params.get('host', 'localhost')}:{params.get('port', '5432')}"
+        self.uri = f"postgresql://{auth}{where}/{quote(params.get('dbname', ''), safe='')}"
 
     def run(self, sql: str) -> pd.DataFrame | None:
         raise NotImplementedError
@@ -316,7 +314,8 @@ def print_targets(results: dict[str, dict[str, float]], memory: dict[str, dict[s
         ("1 row: ours <= 1.5x psycopg fetchall", one["ours"] <= 1.5 * one["fetchall"]),
     ]
     if "ours" in memory and "adbc" in memory:
-        checks.append(("1M rows: peak memory ours <= ADBC", memory["ours"]["peak_mib"] <= memory["adbc"]["peak_mib"]))
+        lighter = memory["ours"]["peak_mib"] <= memory["adbc"]["peak_mib"]
+        checks.append(("1M rows: peak memory ours <= ADBC", lighter))
     print("\ntargets")
     for label, ok in checks:
         print(f"  {'met ' if ok else 'MISS'}  {label}")
@@ -324,7 +323,7 @@ def print_targets(results: dict[str, dict[str, float]], memory: dict[str, dict[s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dsn", help="libpq DSN of the server (default: $DEEPANALYZE_TEST_PG_DSN or a new one)")
+    parser.add_argument("--dsn", help="libpq DSN (default: $DEEPANALYZE_TEST_PG_DSN, else a new server)")
     parser.add_argument("--runs", type=int, default=5, help="runs of the 1M-row query per method")
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--rebuild", action="store_true", help="rebuild the table even if it exists")
@@ -356,7 +355,8 @@ def main() -> None:
             memory = measure_memory(dsn, QUERIES["1M rows"])
             print("\npeak memory of the 1M-row query (RSS growth, fresh process per method)")
             for name, values in memory.items():
-                print(f"  {name:<11} {values['peak_mib']:8.1f} MiB   (still held after del: {values['kept_mib']:.1f} MiB)")
+                peak, kept = values["peak_mib"], values["kept_mib"]
+                print(f"  {name:<11} {peak:8.1f} MiB   (RSS still above the start after del: {kept:.1f} MiB)")
         print_targets(results, memory)
     finally:
         stop_server()
