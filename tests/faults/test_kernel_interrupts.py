@@ -166,7 +166,7 @@ def test_interrupting_a_multi_blob_read_leaves_nothing_behind(
 ) -> None:
     kernel.ok(
         f"%datasource add lake --type azure_blob --container {many_blobs} "
-        "--connection-string-env FAULTS_AZURE --max-concurrency 2"
+        "--connection-string-env FAULTS_AZURE --max-concurrency 1"
     )
     assert kernel.ok(TASKS_CELL).strip() == "[]"
     start = time.monotonic()
