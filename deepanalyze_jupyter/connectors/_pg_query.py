@@ -1,20 +1,23 @@
 """Running one query on a pooled connection and turning its result into a DataFrame.
 
-Two ways, chosen by what the statement is, not by reading its keywords:
+Two ways, chosen by what the server accepts, not by reading the statement's keywords:
 
 1. A statement that can stand as a subquery (``SELECT``, ``VALUES``, ``TABLE``, ``WITH``)
-   is described by running ``SELECT * FROM (<sql>) AS q LIMIT 0`` (column names, types
-   and modifiers; an error here is the user's, reported with its position), then read
-   with ``COPY (SELECT * FROM (<sql>) AS q LIMIT <limit + 1>) TO STDOUT``: the server
-   stops at the limit, and the extra row tells whether the result was cut. ``COPY``
-   takes no bind parameters, so values are quoted by psycopg (``sql.Literal``) into the
-   text, the same text in both steps.
+   is sent, in one round trip, as ``SELECT * FROM (<sql>) AS q LIMIT 0;`` (its columns:
+   names, types and modifiers; an error here is the user's, reported at its position in
+   the SQL as written) and ``COPY (SELECT * FROM (<sql>) AS q LIMIT <limit + 1>) TO
+   STDOUT``: the server stops at the limit, and the extra row tells whether the result
+   was cut. ``COPY`` takes no bind parameters, so values are quoted by psycopg
+   (``sql.Literal``) into the text, the same text in both statements. Up to 32 KiB of
+   rows are parsed in Python with psycopg's loaders; more are parsed by pyarrow in worker
+   threads while the rest still arrives (see :mod:`._pg_copy`).
 2. Any other statement (``SHOW``, ``EXPLAIN``, ``INSERT ... RETURNING``, DDL), which the
    server refuses as a subquery, runs as it is with server-side parameters (``$1``...)
    through a cursor; the driver receives its whole result, of which ``limit + 1`` rows
    are loaded (such results are small, and a statement that changes data must run whole).
 
-Both build the frame from the same column plans (:mod:`._pg_types`), off the event loop.
+Both build the frame from the same column plans (:mod:`._pg_types`); results over 2 MiB
+are finished in a worker thread, smaller ones on the event loop (a few milliseconds).
 """
 
 from __future__ import annotations
@@ -36,7 +39,6 @@ from ._pg_copy import (
     ParseFailure,
     copy_out,
     finish_columns,
-    has_escapes,
     parse_copy_text,
     parse_small_copy_text,
 )
@@ -206,12 +208,17 @@ async def _run_with_copy(
         chunks.append(tail)
     size = sum(len(chunk) for chunk in chunks)
 
+    large = size > INLINE_BUILD_BYTES
+
     def build() -> pd.DataFrame:
         if len(parsed) < len(chunks):  # the tail, parsed here rather than in one more thread
             parsed.append(_parse_or_failure(chunks[-1], plans))
-        return _frame_from_copy(chunks, parsed, plans, rows=rows, kept=kept)
+        frame = _frame_from_copy(chunks, parsed, plans, rows=rows, kept=kept)
+        if large:  # hand the parser's scratch memory back to the system, not to the next query
+            pa.default_memory_pool().release_unused()
+        return frame
 
-    return QueryResult(build, truncated, in_thread=size > INLINE_BUILD_BYTES)
+    return QueryResult(build, truncated, in_thread=large)
 
 
 def _frame_from_copy(
@@ -229,7 +236,6 @@ def _frame_from_copy(
     for item in parsed:
         if isinstance(item, BaseException):
             raise item
-    escaped = any(has_escapes(chunk) for chunk in chunks)
     chunks.clear()  # the raw text is no longer needed: release it before building the frame
     tables = [item for item in parsed if isinstance(item, pa.Table)]
     parsed.clear()
@@ -237,7 +243,7 @@ def _frame_from_copy(
     del tables
     if table.num_rows != rows:
         raise ConversionError(f"COPY sent {rows} rows but {table.num_rows} were read")
-    columns = finish_columns(table.slice(0, kept), plans, escaped=escaped)
+    columns = finish_columns(table.slice(0, kept), plans)
     del table
     return frame_from_columns(plans, columns, kept)
 

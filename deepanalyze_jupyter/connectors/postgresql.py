@@ -1,12 +1,24 @@
 """PostgreSQL sources, through psycopg 3 (async) and a small ``psycopg_pool`` pool.
 
-- Connections are pooled and checked on checkout, so one the server dropped while it
-  sat idle (restart, ``pg_terminate_backend``, network) is replaced unseen.
+- Options are libpq's (host, port, dbname, user, sslmode...), all optional, or a whole
+  DSN; a password, typed or inside the DSN, is kept only as an encrypted secret.
+  Passwordless logins (``.pgpass``, trust, peer, client certificates) need no option.
+- Connections are pooled (one kept open, ``pool_max_size`` at most) and checked when
+  taken from the pool, so one the server dropped while idle (restart,
+  ``pg_terminate_backend``, idle timeout) is replaced unseen; one lost during a query
+  gives :class:`~deepanalyze_jupyter.errors.ConnectionFailed`, and the next query works.
 - Sessions are read-only unless the source allows writes: the server enforces it
-  (``default_transaction_read_only``), no SQL is inspected for keywords.
+  (``default_transaction_read_only``); no SQL is inspected for keywords, and a
+  connection whose session a statement made writable is dropped.
 - Queries bind ``:name`` values through psycopg, stop at the row limit on the server,
-  and read large results through ``COPY`` parsed by pyarrow (see :mod:`._pg_query`).
-- Cancelling the awaiting task cancels the query on the server; the connection stays.
+  and read results through ``COPY`` parsed by pyarrow (:mod:`._pg_query`, and the dtype
+  table in :mod:`._pg_types`). Statement timeouts (per source, per query) are set with
+  bound parameters.
+- Cancelling the awaiting task (a kernel interrupt) cancels the query on the server;
+  the connection stays usable.
+- Errors: a refused login is ``AuthenticationFailed``, an unreachable server
+  ``ConnectionFailed``, and a bad query (a missing table too) ``QueryError`` with the
+  server's message, SQLSTATE and position; none holds a password (:mod:`._pg_errors`).
 """
 
 from __future__ import annotations

@@ -14,7 +14,6 @@ import pytest
 from deepanalyze_jupyter.connectors._pg_copy import (
     ParseFailure,
     finish_columns,
-    has_escapes,
     parse_copy_text,
     parse_small_copy_text,
     unescape_copy_text,
@@ -302,6 +301,3 @@ def test_duplicate_names_and_empty_frames_keep_their_columns() -> None:
 def test_unescaping_copy_text() -> None:
     assert unescape_copy_text("a\\tb\\nc\\\\d\\re\\x") == "a\tb\nc\\d\rex"
     assert unescape_copy_text("plain") == "plain"
-    assert not has_escapes(b"1\t\\N\tx\n")
-    assert has_escapes(b"1\t\\\\N\n")
-    assert has_escapes(b"a\\tb\n")
