@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import gc
 import io
 import os
 import statistics
@@ -136,43 +137,54 @@ async def _load(connection_string: str) -> None:
 # -- timing ------------------------------------------------------------------------------------
 
 
+Method = tuple[str, Callable[[], Any]]
+
+
 class Bench:
     """Runs sync and async methods on one event loop and keeps their times."""
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
         self.times: dict[str, dict[str, list[float]]] = {}
-        self.results: dict[str, dict[str, Any]] = {}
+        self.shapes: dict[str, dict[str, str]] = {}
 
     def run(self, awaitable: Awaitable[Any]) -> Any:
         return self.loop.run_until_complete(awaitable)
 
-    def time(self, group: str, method: str, call: Callable[[], Any]) -> None:
-        started = time.perf_counter()
-        result = call()
-        elapsed = time.perf_counter() - started
-        self.times.setdefault(group, {}).setdefault(method, []).append(elapsed)
-        self.results.setdefault(group, {})[method] = result
+    def round(self, group: str, methods: list[Method], number: int) -> None:
+        """Time each method once, starting the order at a different method each round."""
+        shift = number % len(methods)
+        for method, call in methods[shift:] + methods[:shift]:
+            gc.collect()  # the previous method's garbage is not this one's cost
+            started = time.perf_counter()
+            result = call()
+            elapsed = time.perf_counter() - started
+            self.times.setdefault(group, {}).setdefault(method, []).append(elapsed)
+            self.shapes.setdefault(group, {})[method] = _shape(result)
+            del result
 
-    def report(self, group: str) -> dict[str, float]:
-        medians = {method: statistics.median(values) for method, values in self.times[group].items()}
+    def report(self, group: str, order: list[Method]) -> dict[str, float]:
+        times = self.times[group]
+        medians = {method: statistics.median(times[method]) for method, _ in order}
         ours = next(value for method, value in medians.items() if method.startswith("ours"))
         print(f"\n{group}")
         for method, median in medians.items():
-            runs = len(self.times[group][method])
-            shape = self.shape(group, method)
-            print(f"  {method:36s} {median:8.3f} s  {median / ours:6.2f}x ours   ({runs} runs) {shape}")
+            runs = len(times[method])
+            print(
+                f"  {method:36s} {median:8.3f} s  {median / ours:6.2f}x ours   "
+                f"(min {min(times[method]):.3f}, {runs} runs) {self.shapes[group][method]}"
+            )
         return medians
 
-    def shape(self, group: str, method: str) -> str:
-        result = self.results[group][method]
-        if isinstance(result, pd.DataFrame):
-            return f"{result.shape[0]:,} rows x {result.shape[1]}"
-        if isinstance(result, (bytes, bytearray)):
-            return f"{len(result) / 2**20:.0f} MiB"
-        if isinstance(result, int):
-            return f"{result:,} items"
-        return ""
+
+def _shape(result: Any) -> str:
+    if isinstance(result, pd.DataFrame):
+        return f"{result.shape[0]:,} rows x {result.shape[1]}"
+    if isinstance(result, (bytes, bytearray, memoryview)):
+        return f"{len(result) / 2**20:.0f} MiB"
+    if isinstance(result, int):
+        return f"{result:,} items"
+    return ""
 
 
 # -- the methods -------------------------------------------------------------------------------
@@ -319,91 +331,74 @@ def main() -> None:
     csv_names = [f"csv/f{i:03d}.csv" for i in range(CSV_BLOBS)]
     one_level = "small/p00/q0/"
 
-    try:
-        for round_number in range(args.list_runs):
-            print(f"listing round {round_number + 1}/{args.list_runs}", flush=True)
-            group = "list 20,000 blobs with properties (flat)"
-            bench.time(
-                group,
+    def sdk_readall(concurrency: int) -> bytes:
+        return bench.run(sdk_download(service, "big.bin", concurrency))  # type: ignore[no-any-return]
+
+    groups: dict[str, list[Method]] = {
+        "list 20,000 blobs with properties (flat)": [
+            (
                 "ours list_items(recursive)",
                 lambda: bench.run(
                     registry.list_items("bench", "small/", recursive=True, limit=100_000, refresh=True)
                 ),
-            )
-            bench.time(group, "sdk list_blobs", lambda: bench.run(sdk_list_blobs(service)))
-            bench.time(
-                group, "sdk walk_blobs (recursive)", lambda: bench.run(sdk_walk(service, "small/", True))
-            )
-            bench.time(group, "adlfs find(detail)", lambda: len(fs.find(f"{CONTAINER}/small/", detail=True)))
-        for round_number in range(args.runs):
-            print(f"read round {round_number + 1}/{args.runs}", flush=True)
-            group = "list one folder level (100 blobs)"
-            bench.time(
-                group,
-                "ours list_items",
-                lambda: bench.run(registry.list_items("bench", one_level, refresh=True)),
-            )
-            bench.time(group, "sdk walk_blobs", lambda: bench.run(sdk_walk(service, one_level, False)))
-            bench.time(
-                group,
+            ),
+            ("sdk list_blobs", lambda: bench.run(sdk_list_blobs(service))),
+            ("sdk walk_blobs (recursive)", lambda: bench.run(sdk_walk(service, "small/", True))),
+            ("adlfs find(detail)", lambda: len(fs.find(f"{CONTAINER}/small/", detail=True))),
+        ],
+        "list one folder level (100 blobs)": [
+            ("ours list_items", lambda: bench.run(registry.list_items("bench", one_level, refresh=True))),
+            ("sdk walk_blobs", lambda: bench.run(sdk_walk(service, one_level, False))),
+            (
                 "adlfs ls(detail)",
                 lambda: (fs.invalidate_cache(), len(fs.ls(f"{CONTAINER}/{one_level}", detail=True)))[1],
-            )
-
-            group = "200 CSVs -> one DataFrame"
-            bench.time(
-                group, "ours read(glob)", lambda: bench.run(registry.read("bench", "csv/*.csv", limit=None))
-            )
-            bench.time(
-                group,
-                "ours read(200 paths)",
-                lambda: bench.run(registry.read("bench", csv_names, limit=None)),
-            )
-            bench.time(group, "sdk sequential", lambda: sdk_sequential_csv(sync_service, csv_names))
-            bench.time(group, "sdk 8 threads", lambda: sdk_threads_csv(sync_service, csv_names, pool))
-            bench.time(
-                group, "sdk aio gather (64)", lambda: bench.run(sdk_gather_csv(service, csv_names, 64))
-            )
-            bench.time(group, "adlfs cat + pandas", lambda: adlfs_csv(fs, csv_names))
-
-            group = "200 MB blob -> bytes"
-
-            def sdk_readall(concurrency: int) -> bytes:
-                return bench.run(sdk_download(service, "big.bin", concurrency))  # type: ignore[no-any-return]
-
-            bench.time(group, "ours fetch", lambda: bench.run(connector.fetch("big.bin")))
-            for concurrency in (1, 4, 8):
-                bench.time(
-                    group,
-                    f"sdk readall (max_concurrency={concurrency})",
-                    functools.partial(sdk_readall, concurrency),
-                )
-            bench.time(
-                group, "ceiling: raw GET, 1 stream", lambda: bench.run(raw_get(http, big_url, 1, BIG_BYTES))
-            )
-            bench.time(
-                group, "ceiling: raw GET, 4 ranges", lambda: bench.run(raw_get(http, big_url, 4, BIG_BYTES))
-            )
-
-            group = "~50 MB parquet -> DataFrame"
-            bench.time(
-                group, "ours read", lambda: bench.run(registry.read("bench", "big.parquet", limit=None))
-            )
-            bench.time(
-                group,
+            ),
+        ],
+        "200 CSVs -> one DataFrame": [
+            ("ours read(glob)", lambda: bench.run(registry.read("bench", "csv/*.csv", limit=None))),
+            ("ours read(200 paths)", lambda: bench.run(registry.read("bench", csv_names, limit=None))),
+            ("sdk sequential", lambda: sdk_sequential_csv(sync_service, csv_names)),
+            ("sdk 8 threads", lambda: sdk_threads_csv(sync_service, csv_names, pool)),
+            ("sdk aio gather (64)", lambda: bench.run(sdk_gather_csv(service, csv_names, 64))),
+            ("adlfs cat + pandas", lambda: adlfs_csv(fs, csv_names)),
+        ],
+        "200 MB blob -> bytes": [
+            ("ours fetch", lambda: bench.run(connector.fetch("big.bin"))),
+            *(
+                (f"sdk readall (max_concurrency={concurrency})", functools.partial(sdk_readall, concurrency))
+                for concurrency in (1, 4, 8)
+            ),
+            ("ceiling: raw GET, 1 stream", lambda: bench.run(raw_get(http, big_url, 1, BIG_BYTES))),
+            ("ceiling: raw GET, 4 ranges", lambda: bench.run(raw_get(http, big_url, 4, BIG_BYTES))),
+        ],
+        "~50 MB parquet -> DataFrame": [
+            ("ours read", lambda: bench.run(registry.read("bench", "big.parquet", limit=None))),
+            (
                 "adlfs pandas.read_parquet",
                 lambda: pd.read_parquet(
                     f"az://{CONTAINER}/big.parquet", storage_options={"connection_string": connection_string}
                 ),
-            )
-            bench.time(group, "sdk readall + pyarrow", lambda: bench.run(sdk_parquet(service)))
+            ),
+            ("sdk readall + pyarrow", lambda: bench.run(sdk_parquet(service))),
+        ],
+    }
+    listing_group, *read_groups = groups
+
+    try:
+        for number in range(args.list_runs):
+            print(f"listing round {number + 1}/{args.list_runs}", flush=True)
+            bench.round(listing_group, groups[listing_group], number)
+        for number in range(args.runs):
+            print(f"read round {number + 1}/{args.runs}", flush=True)
+            for group in read_groups:
+                bench.round(group, groups[group], number)
 
         print("\nmedians (the multiple is the method's time over ours: above 1, ours is faster)")
-        listing = bench.report("list 20,000 blobs with properties (flat)")
-        bench.report("list one folder level (100 blobs)")
-        csvs = bench.report("200 CSVs -> one DataFrame")
-        download = bench.report("200 MB blob -> bytes")
-        parquet = bench.report("~50 MB parquet -> DataFrame")
+        listing = bench.report(listing_group, groups[listing_group])
+        bench.report("list one folder level (100 blobs)", groups["list one folder level (100 blobs)"])
+        csvs = bench.report("200 CSVs -> one DataFrame", groups["200 CSVs -> one DataFrame"])
+        download = bench.report("200 MB blob -> bytes", groups["200 MB blob -> bytes"])
+        parquet = bench.report("~50 MB parquet -> DataFrame", groups["~50 MB parquet -> DataFrame"])
 
         print("\ntargets")
         ours = listing["ours list_items(recursive)"]

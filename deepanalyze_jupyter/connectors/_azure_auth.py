@@ -311,6 +311,8 @@ def _translate_response(
             suffix = "" if code == "ContainerNotFound" else " (or is not visible with this credential)"
             return ItemNotFound(f"{place} does not exist{suffix}", source=source)
         return ItemNotFound(f"no blob {blob!r} in {place}", source=source)
+    if status == 412 and blob is not None:
+        return QueryError(f"blob {blob!r} in {place} changed while it was read; read it again", source=source)
     if status >= 500:
         return ConnectionFailed(
             f"the blob service at {endpoint} failed ({status}{' ' + code if code else ''})", source=source

@@ -58,6 +58,12 @@ class AzureBlobConnector(Connector):
         super().__init__(*args, **kwargs)
         self._clients: ServiceClients | None = None
         self._containers: dict[str, ContainerClient] = {}
+        self._tuning = Tuning(
+            connect_timeout=float(self.options["connect_timeout"]),
+            read_timeout=float(self.options["read_timeout"]),
+            retries=int(self.options["retries"]),
+            range_size=int(self.options["range_size_mb"]) << 20,
+        )
 
     # -- configuration -------------------------------------------------------------
 
@@ -76,15 +82,6 @@ class AzureBlobConnector(Connector):
             source, given, given_secrets, present_secrets=present_secrets
         )
         return check_options(source, clean_options, clean_secrets), clean_secrets
-
-    @property
-    def _tuning(self) -> Tuning:
-        return Tuning(
-            connect_timeout=float(self.options["connect_timeout"]),
-            read_timeout=float(self.options["read_timeout"]),
-            retries=int(self.options["retries"]),
-            range_size=int(self.options["range_size_mb"]) << 20,
-        )
 
     @property
     def _container(self) -> str | None:
@@ -231,7 +228,9 @@ class AzureBlobConnector(Connector):
                     if len(listing) >= limit:
                         listing.truncated = True
                         return listing
-                    listing.add_folder(f"{item.name}/", "container", item.last_modified, item.etag)
+                    listing.rows.append(
+                        (f"{item.name}/", "container", None, item.last_modified, None, item.etag)
+                    )
         except (AzureError, OSError) as error:
             raise self._error(error, None) from None
         return listing

@@ -31,6 +31,7 @@ from azure.storage.blob import (
 )
 
 from deepanalyze_jupyter import DataSourceConfig, DataSourceRegistry, Session
+from deepanalyze_jupyter.connectors import _azure_download, _azure_listing
 from deepanalyze_jupyter.errors import (
     AuthenticationFailed,
     ConfigurationError,
@@ -528,6 +529,27 @@ def test_glob_listing(blobs: Session, pattern: str, expected: list[str]) -> None
     assert blobs.list_items("blobs", pattern)["name"].tolist() == expected
 
 
+@pytest.mark.parametrize(
+    ("prefix", "recursive"), [("", True), ("sales/", False), ("**/*.csv", False), ("", False)]
+)
+def test_listings_from_the_xml_match_the_sdk_models(
+    blobs: Session, monkeypatch: pytest.MonkeyPatch, prefix: str, recursive: bool
+) -> None:
+    made: list[Any] = []
+    original = _azure_listing._raw_listing_operations
+    monkeypatch.setattr(
+        _azure_listing, "_raw_listing_operations", lambda c: made.append(original(c)) or made[-1]
+    )
+    fast = blobs.list_items("blobs", prefix, recursive=recursive, refresh=True)
+    assert made
+    assert all(operations is not None for operations in made)  # the XML path was taken
+    # Without the SDK's raw listing path, the public list_blobs/walk_blobs give the rows.
+    monkeypatch.setattr(_azure_listing, "_raw_listing_operations", lambda container: None)
+    slow = blobs.list_items("blobs", prefix, recursive=recursive, refresh=True)
+    pd.testing.assert_frame_equal(fast, slow)
+    assert len(fast) > 3
+
+
 def test_listing_limit_cuts_and_says_so(blobs: Session) -> None:
     frame = blobs.list_items("blobs", recursive=True, limit=3)
     assert len(frame) == 3
@@ -640,6 +662,32 @@ def test_a_folder_reads_its_data_files_and_skips_markers(blobs: Session) -> None
         "sales/2024/q3.csv.gz",
         "sales/notes.tsv",
     }
+
+
+def test_blob_typed_as_json_is_read_as_data(blobs: Session) -> None:
+    assert blobs.read("blobs", "meta.json")["a"].tolist() == [1]
+
+
+def test_reads_through_the_sdk_downloader_give_the_same(
+    session: Session, monkeypatch: pytest.MonkeyPatch, azurite: AzuriteServer, data_container: str
+) -> None:
+    session.add(
+        "small_ranges",
+        "azure_blob",
+        container=data_container,
+        range_size_mb=1,
+        secrets={"connection_string": azurite.connection_string},
+    )
+    paths = ["sales/2024/*.csv*", "empty.csv", "formats/data.parquet.gz", "meta.json"]
+    direct = session.read("small_ranges", paths, source_column="blob")
+    large = bytes(session.run(_fetch(session, "small_ranges", "big/large.csv")))
+    assert large == _large_csv(LARGE_ROWS)
+    # Without the client's pipeline at hand, the SDK's download_blob brings the bytes.
+    monkeypatch.setattr(_azure_download, "_pipeline_of", lambda container: None)
+    pd.testing.assert_frame_equal(session.read("small_ranges", paths, source_column="blob"), direct)
+    assert bytes(session.run(_fetch(session, "small_ranges", "big/large.csv"))) == large
+    with pytest.raises(ItemNotFound, match=r"no blob 'nope\.csv'"):
+        session.read("small_ranges", "nope.csv")
 
 
 def test_empty_blob_reads_as_an_empty_frame(blobs: Session) -> None:

@@ -259,6 +259,12 @@ def translate(error: BaseException, **kwargs: Any) -> Any:
         ),
         (_response_error(HttpResponseError, 409, "LeaseIdMissing"), "a.csv", QueryError, "(LeaseIdMissing)"),
         (
+            _response_error(HttpResponseError, 412, "ConditionNotMet"),
+            "a.csv",
+            QueryError,
+            "blob 'a.csv' in container 'sales' changed while it was read",
+        ),
+        (
             ServiceRequestError(f"Cannot connect to host acct:443 [Connect call failed] {SAS}"),
             None,
             ConnectionFailed,
