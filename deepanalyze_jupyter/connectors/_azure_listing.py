@@ -19,11 +19,11 @@ from urllib.parse import unquote
 
 import pandas as pd
 from azure.core.exceptions import HttpResponseError
-from azure.storage.blob.aio import BlobPrefix, ContainerClient
+from azure.storage.blob.aio import BlobPrefix, BlobServiceClient, ContainerClient
 
 from ..globs import glob_matcher, glob_prefix, is_glob
 
-__all__ = ["LISTING_COLUMNS", "Listing", "list_blobs", "listing_frame"]
+__all__ = ["LISTING_COLUMNS", "Listing", "list_blobs", "list_containers", "listing_frame"]
 
 #: The columns of a listing and their dtypes (the same as a local folder's listing).
 LISTING_COLUMNS: dict[str, str] = {
@@ -128,6 +128,21 @@ async def list_blobs(
                     listing.truncated = True
                     return listing
                 rows.append((name_prefix + name, *row[1:]) if name_prefix else row)
+    return listing
+
+
+async def list_containers(service: BlobServiceClient, prefix: str, limit: int) -> Listing:
+    """The account's containers (as ``name/`` rows of kind ``container``), at most ``limit``."""
+    listing = Listing()
+    pages = service.list_containers(
+        name_starts_with=prefix or None, results_per_page=min(_PAGE_SIZE, limit + 1)
+    )
+    async for page in pages.by_page():
+        async for item in page:
+            if len(listing) >= limit:
+                listing.truncated = True
+                return listing
+            listing.rows.append((f"{item.name}/", "container", None, item.last_modified, None, item.etag))
     return listing
 
 

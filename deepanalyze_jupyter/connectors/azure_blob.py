@@ -26,8 +26,9 @@ from ..models import Secret
 from ..progress import NullProgress, Progress
 from ._azure_auth import ServiceClients, Tuning, open_service, translate_error
 from ._azure_download import fetch_blob, gather_all
-from ._azure_listing import Listing, list_blobs, listing_frame
+from ._azure_listing import Listing, list_blobs, list_containers, listing_frame
 from ._azure_options import OPTION_SPECS, check_options, normalize_options
+from ._azure_properties import blob_properties, container_properties, properties_frame
 from .base import Connector
 
 __all__ = ["AzureBlobConnector"]
@@ -217,23 +218,10 @@ class AzureBlobConnector(Connector):
         return frame
 
     async def _list_containers(self, prefix: str, limit: int) -> Listing:
-        listing = Listing()
-        service = self._open_clients().service
         try:
-            pages = service.list_containers(
-                name_starts_with=prefix or None, results_per_page=min(5000, limit + 1)
-            )
-            async for page in pages.by_page():
-                async for item in page:
-                    if len(listing) >= limit:
-                        listing.truncated = True
-                        return listing
-                    listing.rows.append(
-                        (f"{item.name}/", "container", None, item.last_modified, None, item.etag)
-                    )
+            return await list_containers(self._open_clients().service, prefix, limit)
         except (AzureError, OSError) as error:
             raise self._error(error, None) from None
-        return listing
 
     async def describe(self, item: str) -> pd.DataFrame:
         """The properties of one blob (or of a container, for ``""`` or ``box/``).
@@ -245,44 +233,13 @@ class AzureBlobConnector(Connector):
         client = self._container_client(container)
         try:
             if not name.strip("/"):
-                found = await client.get_container_properties()
-                properties: dict[str, Any] = {
-                    "name": found.name,
-                    "kind": "container",
-                    "last_modified": found.last_modified,
-                    "etag": found.etag,
-                    "public_access": found.public_access,
-                }
+                properties = container_properties(await client.get_container_properties())
             else:
                 blob = await client.get_blob_client(name).get_blob_properties()
-                settings = blob.content_settings
-                md5 = settings.content_md5
-                properties = {
-                    "name": self._shown(container, blob.name),
-                    "kind": "file",
-                    "container": container,
-                    "size": blob.size,
-                    "content_type": settings.content_type,
-                    "content_encoding": settings.content_encoding,
-                    "last_modified": blob.last_modified,
-                    "created": blob.creation_time,
-                    "etag": blob.etag,
-                    "blob_type": str(getattr(blob.blob_type, "value", blob.blob_type)),
-                    "access_tier": blob.blob_tier,
-                    "content_md5": bytes(md5).hex() if md5 else None,
-                }
-                metadata = blob.metadata
+                properties = blob_properties(blob, self._shown(container, blob.name), container)
         except (AzureError, OSError) as error:
             raise self._error(error, container, name or None) from None
-        if properties["kind"] == "container":
-            metadata = found.metadata
-        properties.update({f"metadata.{key}": value for key, value in (metadata or {}).items()})
-        frame = pd.DataFrame(
-            {"value": pd.Series(list(properties.values()), index=list(properties), dtype=object)}
-        )
-        frame.index.name = "property"
-        frame.attrs["properties"] = dict(properties)
-        return mark_result(frame, source=self.source_id, truncated=False, limit=None)
+        return mark_result(properties_frame(properties), source=self.source_id, truncated=False, limit=None)
 
     # -- data ----------------------------------------------------------------------
 
