@@ -24,7 +24,8 @@ leaving the connection idle.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -47,12 +48,14 @@ __all__ = [
 ]
 
 #: The drained text goes to the parser in pieces that start this small, so that parsing
-#: starts early for mid-sized results, and double up to the largest size.
-FIRST_CHUNK_BYTES = 256 << 10
+#: starts early for mid-sized results, and grow (half of what came before) to the largest.
+FIRST_CHUNK_BYTES = 128 << 10
 LARGEST_CHUNK_BYTES = 8 << 20
 
 _ESCAPE_RE = re.compile(r"\\(.)", re.DOTALL)
-_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
+_ESCAPES: Mapping[str, str] = MappingProxyType(
+    {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
+)
 _COLUMN_IN_ERROR_RE = re.compile(r"CSV column #(\d+)")
 
 
@@ -108,14 +111,17 @@ def copy_out(
     buffer = bytearray()
     read = pgconn.get_copy_data
     chunk_bytes = FIRST_CHUNK_BYTES
+    handed = 0
     while True:
         size, data = read(1)
         if size > 0:
             buffer += data
             if len(buffer) >= chunk_bytes:
+                handed += len(buffer)
                 sink(buffer)
                 buffer = bytearray()
-                chunk_bytes = min(2 * chunk_bytes, LARGEST_CHUNK_BYTES)
+                # what is left to parse after the last row stays small next to what was parsed
+                chunk_bytes = min(max(handed // 2, FIRST_CHUNK_BYTES), LARGEST_CHUNK_BYTES)
                 yield Wait.W  # always ready: lets psycopg give the event loop a turn
         elif size == 0:
             while not (yield Wait.R):
@@ -161,7 +167,10 @@ def parse_copy_text(data: bytes | bytearray, plans: Sequence[ColumnPlan]) -> pa.
     try:
         return pa_csv.read_csv(
             pa.py_buffer(data),
-            read_options=pa_csv.ReadOptions(column_names=names, block_size=4 << 20),
+            # blocks small enough that even a small buffer is parsed by several threads
+            read_options=pa_csv.ReadOptions(
+                column_names=names, block_size=min(max(len(data) // 8, 64 << 10), 4 << 20)
+            ),
             parse_options=pa_csv.ParseOptions(
                 delimiter="\t", quote_char=False, double_quote=False, ignore_empty_lines=False
             ),
