@@ -48,9 +48,11 @@ __all__ = [
 ]
 
 #: The drained text goes to the parser in pieces that start this small, so that parsing
-#: starts early for mid-sized results, and grow (half of what came before) to the largest.
+#: starts early for mid-sized results, and grow to the largest size, each piece being
+#: 1/CHUNK_SHARE of what came before: what is left to parse after the last row stays small.
 FIRST_CHUNK_BYTES = 128 << 10
 LARGEST_CHUNK_BYTES = 8 << 20
+CHUNK_SHARE = 4
 
 _ESCAPE_RE = re.compile(r"\\(.)", re.DOTALL)
 _ESCAPES: Mapping[str, str] = MappingProxyType(
@@ -120,8 +122,7 @@ def copy_out(
                 handed += len(buffer)
                 sink(buffer)
                 buffer = bytearray()
-                # what is left to parse after the last row stays small next to what was parsed
-                chunk_bytes = min(max(handed // 2, FIRST_CHUNK_BYTES), LARGEST_CHUNK_BYTES)
+                chunk_bytes = min(max(handed // CHUNK_SHARE, FIRST_CHUNK_BYTES), LARGEST_CHUNK_BYTES)
                 yield Wait.W  # always ready: lets psycopg give the event loop a turn
         elif size == 0:
             while not (yield Wait.R):
