@@ -47,10 +47,13 @@ __all__ = [
     "unescape_copy_text",
 ]
 
-#: The drained text goes to the parser in pieces that start this small, so that parsing
-#: starts early for mid-sized results, and grow to the largest size, each piece being
-#: 1/CHUNK_SHARE of what came before: what is left to parse after the last row stays small.
-FIRST_CHUNK_BYTES = 128 << 10
+#: The drained text goes to the parser in pieces of at least this size. A result smaller
+#: than that is parsed once, after its last row, in parallel blocks: while rows arrive, the
+#: server and the drain loop keep two cores busy, and parsing alongside only slows both
+#: (measured: 10k rows 6% faster, 100k rows 20%, 1M rows the same). Later pieces grow
+#: to the largest size, each 1/CHUNK_SHARE of what came before, so that what is left to
+#: parse after the last row stays small.
+FIRST_CHUNK_BYTES = 2 << 20
 LARGEST_CHUNK_BYTES = 8 << 20
 CHUNK_SHARE = 4
 
