@@ -245,6 +245,24 @@ def test_values_outside_pyarrow_reach_fall_back_per_column(pg: Session) -> None:
     assert frame["ts"].iloc[0] == pd.Timestamp("1900-01-01 12:00:00", tz="UTC")
 
 
+def test_a_result_read_in_many_pieces_with_surprises_in_the_middle(pg: Session) -> None:
+    rows = 120_000  # about 7 MB of COPY text: several pieces parsed while the rest arrives
+    frame = pg.query(
+        "pg",
+        "SELECT g, repeat('x', 40) || CASE WHEN g % 50000 = 0 THEN E'\\t\\\\' ELSE '' END AS t, "
+        "CASE WHEN g = 60000 THEN 'NaN' ELSE g::text END::numeric(10, 2) AS n "
+        f"FROM generate_series(1, {rows}) AS g",
+        limit=None,
+    )
+    assert len(frame) == rows
+    assert frame["g"].tolist() == list(range(1, rows + 1))
+    assert frame["t"].iloc[49_999] == "x" * 40 + "\t\\"
+    assert frame["t"].iloc[50_000] == "x" * 40
+    assert frame["n"].dtype == object  # the NaN, in a middle piece, made the column Python values
+    assert frame["n"].iloc[59_999].is_nan()
+    assert frame["n"].iloc[-1] == Decimal(rows)
+
+
 def test_a_value_python_cannot_hold_is_a_clear_query_error(pg: Session) -> None:
     with pytest.raises(QueryError, match=r"pg: cannot load column 'd': date too small"):
         pg.query("pg", "SELECT date '0044-03-15 BC' AS d")
