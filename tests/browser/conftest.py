@@ -120,7 +120,7 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def jupyter_lab(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterator[JupyterLab]:
     """JupyterLab from this virtualenv, serving a temporary folder, with isolated settings."""
     _require_chromium()
@@ -177,14 +177,14 @@ def jupyter_lab(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> It
         watcher.cancel()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright_driver() -> Iterator[Playwright]:
-    """Playwright's sync API for the session."""
+    """Playwright's sync API, closed after the browser tests so its event loop is gone for the rest."""
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium(playwright_driver: Playwright) -> Iterator[Browser]:
     """Debian's headless Chromium (never a downloaded browser)."""
     _require_chromium()
