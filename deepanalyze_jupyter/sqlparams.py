@@ -131,6 +131,8 @@ def _quoted_end(sql: str, index: int, quote: str, *, backslash_escapes: bool) ->
 
 def find_parameters(sql: str) -> list[str]:
     """The names of the ``:name`` placeholders in ``sql``, each once, in order of appearance."""
+    if ":" not in sql:
+        return []
     names: dict[str, None] = {}
     for piece in _scan(sql):
         if piece.name is not None:
@@ -208,6 +210,8 @@ def to_numbered(sql: str) -> tuple[BoundSQL, list[str]]:
 
 
 def _render(sql: str, replacement: Callable[[str], str]) -> BoundSQL:
+    if ":" not in sql and "\\" not in sql:
+        return BoundSQL(sql)
     parts: list[str] = []
     shifts: list[tuple[int, int, int, int]] = []
     size = 0
@@ -227,6 +231,8 @@ def _render(sql: str, replacement: Callable[[str], str]) -> BoundSQL:
 
 def strip_terminator(sql: str) -> str:
     """Remove the ``;`` that ends the (last) statement, if any, keeping comments after it."""
+    if ";" not in sql:
+        return sql
     last: _Piece | None = None
     for piece in _scan(sql):
         if not piece.comment and not piece.escape and piece.text.strip():
