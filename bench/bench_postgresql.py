@@ -46,7 +46,7 @@ if str(ROOT) not in sys.path:
 
 TABLE = "bench_mixed"
 QUERIES = {
-    "1M rows": f"SELECT * FROM {TABLE}",
+    "all rows": f"SELECT * FROM {TABLE}",
     "10k rows": f"SELECT * FROM {TABLE} WHERE id <= 10000",
     "1 row": f"SELECT * FROM {TABLE} WHERE id = 4242",
 }
@@ -299,23 +299,23 @@ def print_times(title: str, medians: dict[str, float]) -> None:
 
 def print_dtypes(dtypes: dict[str, dict[str, str]]) -> None:
     frame = pd.DataFrame(dtypes)
-    print("\ndtypes of the 1M-row result")
+    print("\ndtypes of the all-rows result")
     print(frame.to_string())
 
 
 def print_targets(results: dict[str, dict[str, float]], memory: dict[str, dict[str, float]]) -> None:
-    big, mid, one = results["1M rows"], results["10k rows"], results["1 row"]
+    big, mid, one = results["all rows"], results["10k rows"], results["1 row"]
     checks = [
-        ("1M rows: ours <= ADBC", big["ours"] <= big["adbc"]),
-        ("1M rows: ours <= ConnectorX", big["ours"] <= big["connectorx"]),
+        ("all rows: ours <= ADBC", big["ours"] <= big["adbc"]),
+        ("all rows: ours <= ConnectorX", big["ours"] <= big["connectorx"]),
         ("10k rows: ours <= ADBC", mid["ours"] <= mid["adbc"]),
         ("10k rows: ours <= ConnectorX", mid["ours"] <= mid["connectorx"]),
-        ("1M rows: ours <= 1.3x COPY drain", big["ours"] <= 1.3 * big["copy_drain"]),
+        ("all rows: ours <= 1.3x COPY drain", big["ours"] <= 1.3 * big["copy_drain"]),
         ("1 row: ours <= 1.5x psycopg fetchall", one["ours"] <= 1.5 * one["fetchall"]),
     ]
     if "ours" in memory and "adbc" in memory:
         lighter = memory["ours"]["peak_mib"] <= memory["adbc"]["peak_mib"]
-        checks.append(("1M rows: peak memory ours <= ADBC", lighter))
+        checks.append(("all rows: peak memory ours <= ADBC", lighter))
     print("\ntargets")
     for label, ok in checks:
         print(f"  {'met ' if ok else 'MISS'}  {label}")
@@ -332,7 +332,7 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.memory_probe:
-        memory_probe(args.memory_probe, os.environ["DEEPANALYZE_BENCH_DSN"], QUERIES["1M rows"])
+        memory_probe(args.memory_probe, os.environ["DEEPANALYZE_BENCH_DSN"], QUERIES["all rows"])
         return
 
     dsn, stop_server = server_dsn(args.dsn)
@@ -342,18 +342,18 @@ def main() -> None:
         print(f"{os.cpu_count()} CPUs; PostgreSQL {methods['fetchall'].conn.info.server_version}")  # type: ignore[attr-defined]
         results: dict[str, dict[str, float]] = {}
         all_dtypes: dict[str, dict[str, str]] = {}
-        for label, runs in (("1M rows", args.runs), ("10k rows", 30), ("1 row", 300)):
+        for label, runs in (("all rows", args.runs), ("10k rows", 30), ("1 row", 300)):
             results[label], dtypes = time_methods(methods, QUERIES[label], runs)
-            if label == "1M rows":
+            if label == "all rows":
                 all_dtypes = dtypes
-            print_times(label, results[label])
+            print_times(f"{args.rows:,} rows" if label == "all rows" else label, results[label])
         for method in methods.values():
             method.close()
         print_dtypes(all_dtypes)
         memory: dict[str, dict[str, float]] = {}
         if not args.no_memory:
-            memory = measure_memory(dsn, QUERIES["1M rows"])
-            print("\npeak memory of the 1M-row query (RSS growth, fresh process per method)")
+            memory = measure_memory(dsn, QUERIES["all rows"])
+            print("\npeak memory of the all-rows query (RSS growth, fresh process per method)")
             for name, values in memory.items():
                 peak, kept = values["peak_mib"], values["kept_mib"]
                 print(f"  {name:<11} {peak:8.1f} MiB   (RSS still above the start after del: {kept:.1f} MiB)")
