@@ -7,7 +7,8 @@ from PostgreSQL, a Parquet blob or a CSV file on disk:
   and friends, never float;
 - booleans with missing values become ``boolean``;
 - text becomes the pyarrow-backed ``string`` dtype (fast, and missing is ``<NA>``);
-- timestamps keep their time zone; decimals stay exact ``Decimal`` objects.
+- timestamps keep their time zone; decimals stay exact, as pyarrow-backed ``decimal128``
+  columns (their values are ``Decimal`` objects; arithmetic stays in decimal).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ _STRING = pd.StringDtype("pyarrow")
 def _base_types(data_type: pa.DataType) -> Any:
     if pa.types.is_string(data_type) or pa.types.is_large_string(data_type):
         return _STRING
+    if pa.types.is_decimal(data_type):
+        return pd.ArrowDtype(data_type)
     return None
 
 

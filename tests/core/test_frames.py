@@ -70,6 +70,7 @@ def test_decimals_stay_exact() -> None:
     frame = arrow_to_frame(pa.table({"d": pa.array(values, pa.decimal128(38, 9))}))
     assert frame["d"].iloc[0] == values[0]
     assert isinstance(frame["d"].iloc[0], Decimal)
+    assert frame["d"].dtype == pd.ArrowDtype(pa.decimal128(38, 9))
     assert frame["d"].isna().tolist() == [False, True]
 
 
