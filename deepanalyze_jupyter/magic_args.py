@@ -285,6 +285,11 @@ def query_parser() -> MagicLineParser:
     parser.add_argument(
         "--timeout", type=positive_float, metavar="S", help="cancel an SQL query after S seconds"
     )
+    parser.add_argument(
+        "--numeric-as-float",
+        action="store_true",
+        help="return NUMERIC columns as float64 instead of exact decimals (PostgreSQL)",
+    )
     _add_file_arguments(parser)
     return parser
 

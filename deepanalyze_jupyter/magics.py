@@ -431,13 +431,20 @@ class DataSourceMagics(Magics):
                 f"{source_id}: the query is empty; write the SQL in the cell, below the %%dsquery line"
             )
         params = self._parameters(source_id, sql)
-        return self.session.query(source_id, sql, params or None, limit=limit, timeout=args.timeout)
+        options = {"numeric_as_float": True} if args.numeric_as_float else {}
+        return self.session.query(
+            source_id, sql, params or None, limit=limit, timeout=args.timeout, **options
+        )
 
     def _read_paths(
         self, source_id: str, body: str, args: argparse.Namespace, limit: int | None
     ) -> pd.DataFrame:
-        if args.timeout is not None:
-            raise UsageError(f"{source_id}: --timeout applies to SQL sources only")
+        for flag, given in (
+            ("--timeout", args.timeout is not None),
+            ("--numeric-as-float", args.numeric_as_float),
+        ):
+            if given:
+                raise UsageError(f"{source_id}: {flag} applies to SQL sources only")
         paths = [text.strip() for text in body.splitlines()]
         paths = [path for path in paths if path and not path.startswith("#")]
         if not paths:

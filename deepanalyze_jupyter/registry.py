@@ -413,11 +413,17 @@ class DataSourceRegistry:
         *,
         limit: RowLimit = "default",
         timeout: float | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> pd.DataFrame:
-        """Run a query on an SQL source and return a DataFrame of at most ``limit`` rows."""
+        """Run a query on an SQL source and return a DataFrame of at most ``limit`` rows.
+
+        ``options`` are the connector's own per-query settings (PostgreSQL: ``numeric_as_float``).
+        """
         async with self._guard(source_id, QueryError):
             connector = await self.get_connector(source_id)
-            return await connector.query(sql, params, limit=self._row_limit(limit), timeout=timeout)
+            return await connector.query(
+                sql, params, limit=self._row_limit(limit), timeout=timeout, **dict(options or {})
+            )
 
     async def read(
         self,

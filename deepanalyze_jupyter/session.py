@@ -173,9 +173,12 @@ class Session:
         *,
         limit: RowLimit = "default",
         timeout: float | None = None,
+        **options: Any,
     ) -> pd.DataFrame:
         """Run SQL with ``:name`` parameters bound from ``params``; return a DataFrame."""
-        return self.run(self.registry.query(source_id, sql, params, limit=limit, timeout=timeout))
+        return self.run(
+            self.registry.query(source_id, sql, params, limit=limit, timeout=timeout, options=options)
+        )
 
     def read(
         self,

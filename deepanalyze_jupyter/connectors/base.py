@@ -168,11 +168,25 @@ class Connector(ABC):
         *,
         limit: int | None = None,
         timeout: float | None = None,
+        **options: Any,
     ) -> pd.DataFrame:
-        """Run ``sql`` with named ``:param`` values bound, and return at most ``limit`` rows."""
+        """Run ``sql`` with named ``:param`` values bound, and return at most ``limit`` rows.
+
+        ``options`` are the connector's own per-query settings (PostgreSQL:
+        ``numeric_as_float``); a connector refuses those it does not know with
+        :meth:`refuse_query_options`.
+        """
         raise ConfigurationError(
             f"{self.display_name} sources take file paths, not SQL queries", source=self.source_id
         )
+
+    def refuse_query_options(self, options: Mapping[str, Any]) -> None:
+        """Raise :class:`ConfigurationError` naming query options this connector does not take."""
+        if options:
+            raise ConfigurationError(
+                f"{self.display_name} queries take no option {', '.join(sorted(options))}",
+                source=self.source_id,
+            )
 
     async def read(
         self,

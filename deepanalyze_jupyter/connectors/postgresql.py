@@ -291,12 +291,14 @@ class PostgresConnector(Connector):
         limit: int | None = None,
         timeout: float | None = None,
         numeric_as_float: bool | None = None,
+        **options: Any,
     ) -> pd.DataFrame:
         """Run ``sql`` with ``:name`` values bound; at most ``limit`` rows (``None``: all).
 
         ``timeout`` (seconds) and ``numeric_as_float`` override the source's options for
         this query.
         """
+        self.refuse_query_options(options)
         if limit is not None and limit < 0:
             raise ConfigurationError(f"the row limit must be at least 0, got {limit}", source=self.source_id)
         missing = missing_parameters(sql, params)

@@ -243,12 +243,14 @@ class SqliteConnector(Connector):
         *,
         limit: int | None = None,
         timeout: float | None = None,
+        **options: Any,
     ) -> pd.DataFrame:
         """Run one statement with ``:name`` parameters bound; at most ``limit`` rows come back.
 
         Only ``limit + 1`` rows are fetched; ``attrs["truncated"]`` says whether there were
         more. A ``timeout`` (seconds) interrupts the statement and raises :class:`QueryError`.
         """
+        self.refuse_query_options(options)
         if limit is not None and limit < 0:
             raise ConfigurationError(f"the row limit must be at least 0, got {limit}", source=self.source_id)
         missing = missing_parameters(sql, params)

@@ -221,6 +221,11 @@ def test_numeric_as_float_per_source_and_per_query(
     assert isinstance(connector, PostgresConnector)
     per_query = pg.run(connector.query(f"SELECT num FROM {typed_table} LIMIT 3", numeric_as_float=True))
     assert per_query["num"].dtype == "float64"
+    through_session = pg.query("pg", f"SELECT num FROM {typed_table} LIMIT 3", numeric_as_float=True)
+    assert through_session["num"].dtype == "float64"
+    assert pg.query("pg", f"SELECT num FROM {typed_table} LIMIT 3")["num"].dtype != "float64"
+    with pytest.raises(ConfigurationError, match=r"^pg: PostgreSQL queries take no option colour$"):
+        pg.query("pg", "SELECT 1", colour="red")
 
 
 def test_duplicate_column_names_are_kept(pg: Session) -> None:

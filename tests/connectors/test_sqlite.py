@@ -229,6 +229,11 @@ def test_negative_limit_is_refused(shop: Session) -> None:
         shop.query("shop", "SELECT 1", limit=-1)
 
 
+def test_unknown_query_options_are_refused(shop: Session) -> None:
+    with pytest.raises(ConfigurationError, match=r"^shop: SQLite queries take no option numeric_as_float$"):
+        shop.query("shop", "SELECT 1", numeric_as_float=True)
+
+
 def test_zero_limit_returns_columns_only(shop: Session) -> None:
     frame = shop.query("shop", "SELECT id, region FROM orders", limit=0)
     assert list(frame.columns) == ["id", "region"]

@@ -67,6 +67,7 @@ BAD_INPUT = [
     ("%%dsquery f\n  \n", "f: no path given"),
     ("%%dsquery w --format csv\nSELECT 1", "apply to file sources only"),
     ("%%dsquery f --timeout 3\nx.csv", "applies to SQL sources only"),
+    ("%%dsquery f --numeric-as-float\nx.csv", "--numeric-as-float applies to SQL sources only"),
     ("%%dsquery w --bogus\nSELECT 1", "unknown option --bogus"),
     ("%%dsquery\nSELECT 1", "no source given"),
 ]

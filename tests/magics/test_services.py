@@ -108,6 +108,11 @@ def test_postgresql_queries_bind_parameters(shell: InteractiveShell, warehouse: 
     assert shell.user_ns["_"] is ran.result
     line = run(shell, "%dsquery warehouse SELECT count(*) AS n FROM orders WHERE region = :region")
     assert line.result["n"].tolist() == [2]
+    exact = run(shell, "%%dsquery warehouse\nSELECT 1.25::numeric(6,2) AS amount")
+    assert exact.result["amount"].dtype != "float64"
+    floats = run(shell, "%%dsquery warehouse --numeric-as-float\nSELECT 1.25::numeric(6,2) AS amount")
+    assert floats.result["amount"].dtype == "float64"
+    assert floats.result["amount"].tolist() == [1.25]
 
 
 @pytest.mark.parametrize(
