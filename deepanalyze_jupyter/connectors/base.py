@@ -11,6 +11,7 @@ stop the work on the service too, and leave the connector usable.
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,10 +24,21 @@ from ..errors import ConfigurationError
 from ..models import OptionSpec, Secret
 from ..progress import ProgressFactory, null_progress
 
-__all__ = ["Connector", "SourceContext", "SourceKind"]
+__all__ = ["Connector", "SourceContext", "SourceKind", "absolute_path"]
 
 #: ``"sql"`` sources answer queries; ``"files"`` sources hold files read by path.
 SourceKind = Literal["sql", "files"]
+
+
+def absolute_path(value: object, *, source: str, naming: str) -> str:
+    """``value`` as an absolute path (``~`` expanded), so a later change of directory keeps it valid.
+
+    An empty value is refused: option 'path' must name ``naming``.
+    """
+    path = str(value).strip()
+    if not path:
+        raise ConfigurationError(f"option 'path' must name {naming}", source=source)
+    return os.path.abspath(os.path.expanduser(path))
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from ..formats import combine_frames, detect_format, parse_bytes
 from ..frames import mark_result
 from ..globs import glob_matcher, glob_prefix, is_glob
 from ..models import OptionSpec, Secret
-from .base import Connector
+from .base import Connector, absolute_path
 
 __all__ = ["LocalFolderConnector"]
 
@@ -74,10 +74,7 @@ class LocalFolderConnector(Connector):
     ) -> tuple[dict[str, Any], dict[str, Secret]]:
         """Make the folder's path absolute, so a later change of directory keeps it valid."""
         clean, clean_secrets = super().prepare(source, options, secrets, present_secrets=present_secrets)
-        path = str(clean["path"]).strip()
-        if not path:
-            raise ConfigurationError("option 'path' must name a folder", source=source)
-        clean["path"] = os.path.abspath(os.path.expanduser(path))
+        clean["path"] = absolute_path(clean["path"], source=source, naming="a folder")
         return clean, clean_secrets
 
     @property

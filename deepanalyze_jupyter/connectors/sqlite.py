@@ -32,7 +32,7 @@ from ..frames import arrow_to_frame, mark_result
 from ..globs import glob_matcher, is_glob
 from ..models import OptionSpec, Secret
 from ..sqlparams import missing_parameters
-from .base import Connector, SourceContext
+from .base import Connector, SourceContext, absolute_path
 
 __all__ = ["MEMORY", "SqliteConnector"]
 
@@ -92,14 +92,11 @@ class SqliteConnector(Connector):
     ) -> tuple[dict[str, Any], dict[str, Secret]]:
         """Make the path absolute (so a later change of directory keeps it valid)."""
         clean, clean_secrets = super().prepare(source, options, secrets, present_secrets=present_secrets)
-        path = str(clean["path"]).strip()
-        if not path:
-            raise ConfigurationError("option 'path' must name a database file or :memory:", source=source)
-        if path == MEMORY:
+        if str(clean["path"]).strip() == MEMORY:
+            clean["path"] = MEMORY
             clean["read_only"] = False  # a private, empty database: read-only would make it useless
         else:
-            path = os.path.abspath(os.path.expanduser(path))
-        clean["path"] = path
+            clean["path"] = absolute_path(clean["path"], source=source, naming="a database file or :memory:")
         if clean["timeout"] < 0:
             raise ConfigurationError("option 'timeout' must not be negative", source=source)
         return clean, clean_secrets
