@@ -67,3 +67,9 @@ def wait_until(condition: Callable[[], bool], *, within: float, step: float = 0.
             raise AssertionError(f"the condition did not hold within {within} s")
         time.sleep(step)
     return time.monotonic() - start
+
+
+def connects_logged(caplog: pytest.LogCaptureFixture, source_id: str) -> int:
+    """How many times the registry logged a connect of ``source_id`` (needs DEBUG captured)."""
+    expected = f"connected data source {source_id!r}"
+    return sum(1 for record in caplog.records if record.getMessage() == expected)

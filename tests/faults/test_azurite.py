@@ -11,6 +11,7 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from deepanalyze_jupyter import ConnectionFailed, Session
+from tests.faults.conftest import connects_logged
 from tests.services import AzuriteServer
 
 pytestmark = pytest.mark.timeout(120)
@@ -97,8 +98,5 @@ def test_fifty_concurrent_callers_share_one_connect(
             futures = [callers.submit(session.read, "lake", "*.csv") for _ in range(50)]
             frames = [future.result(timeout=60) for future in futures]
         assert all(sorted(frame["id"]) == [1, 2] for frame in frames)
-        connects = [
-            record for record in caplog.records if record.getMessage() == "connected data source 'lake'"
-        ]
-        assert len(connects) == 1
+        assert connects_logged(caplog, "lake") == 1
     survived("50 concurrent callers on one Azure Blob source")

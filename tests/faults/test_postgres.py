@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from deepanalyze_jupyter import ConnectionFailed, Session
-from tests.faults.conftest import wait_until
+from tests.faults.conftest import connects_logged, wait_until
 from tests.services import PostgresServer
 
 pytestmark = pytest.mark.timeout(120)
@@ -145,10 +145,7 @@ def test_fifty_concurrent_callers_share_one_connect(
             ]
             results = [future.result(timeout=60) for future in futures]
         assert [int(frame["n"].iloc[0]) for frame in results] == list(range(50))
-        connects = [
-            record for record in caplog.records if record.getMessage() == "connected data source 'pg'"
-        ]
-        assert len(connects) == 1
+        assert connects_logged(caplog, "pg") == 1
         pool_max_size = session.registry.get_config("pg").options["pool_max_size"]
         assert 1 <= len(_backends(pg, application)) <= pool_max_size
     survived("50 concurrent callers on one PostgreSQL source")
