@@ -48,7 +48,8 @@ import pyarrow as pa
 from psycopg import pq
 from psycopg.adapt import AdaptersMap
 
-from ..frames import arrow_to_frame
+from .. import frames
+from ..frames import PandasColumn, pandas_column
 
 __all__ = [
     "Column",
@@ -221,8 +222,6 @@ def _decode_text(data: bytes) -> str:
 
 # -- building columns and frames --------------------------------------------------------
 
-#: A column of Python values turned into what pandas stores.
-PandasColumn: TypeAlias = "np.ndarray[Any, Any] | pd.api.extensions.ExtensionArray"
 #: A finished column: Arrow data (parsed by pyarrow), or a pandas column.
 Column: TypeAlias = "pa.ChunkedArray | pa.Array | PandasColumn"
 
@@ -249,12 +248,8 @@ def python_column(plan: ColumnPlan, values: Sequence[Any]) -> PandasColumn:
             return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
         if pa.types.is_decimal(arrow_type):  # through Arrow, which refuses NaN instead of nulling it
             return pd.arrays.ArrowExtensionArray(pa.array(values, arrow_type))
-        if pa.types.is_timestamp(arrow_type):
-            unit = arrow_type.unit
-            zone = arrow_type.tz
-            return _pandas_array(values, pd.DatetimeTZDtype(unit, zone) if zone else f"datetime64[{unit}]")
-        if pa.types.is_duration(arrow_type):
-            return _pandas_array(values, f"timedelta64[{arrow_type.unit}]")
+        if pa.types.is_timestamp(arrow_type) or pa.types.is_duration(arrow_type):
+            return pandas_column(pa.array(values, arrow_type))
     except (TypeError, ValueError, OverflowError, pa.ArrowInvalid, pa.ArrowTypeError):
         pass  # e.g. Decimal('NaN') in a numeric(p, s): keep the Python objects
     return _object_array(values)  # dates and times too, as arrow_to_frame gives them
@@ -281,12 +276,6 @@ def _exact_array(values: Sequence[Any], kind: type[np.int64] | type[np.bool_]) -
     return pd.arrays.IntegerArray(data, mask)
 
 
-def _pandas_array(values: Sequence[Any], dtype: Any) -> PandasColumn:
-    data: Any = values
-    array: PandasColumn = pd.array(data, dtype=dtype)
-    return array
-
-
 def _object_array(values: Sequence[Any]) -> np.ndarray[Any, Any]:
     array = np.empty(len(values), dtype=object)
     array[:] = values
@@ -297,38 +286,19 @@ def frame_from_values(
     plans: Sequence[ColumnPlan], columns: Sequence[Sequence[Any]], num_rows: int
 ) -> pd.DataFrame:
     """The result frame from Python values, one sequence per column."""
-    if not plans:
-        return pd.DataFrame(index=pd.RangeIndex(num_rows))
-    arrays = {
-        position: python_column(plan, values)
-        for position, (plan, values) in enumerate(zip(plans, columns, strict=True))
-    }
-    frame = pd.DataFrame(arrays, copy=False)
-    frame.columns = pd.Index([plan.name for plan in plans], dtype=object)
-    return frame
+    arrays = [python_column(plan, values) for plan, values in zip(plans, columns, strict=True)]
+    return frames.frame_from_columns(_labels(plans), arrays, num_rows)
 
 
 def frame_from_columns(plans: Sequence[ColumnPlan], columns: Sequence[Column], num_rows: int) -> pd.DataFrame:
-    """The result frame from parsed columns: names kept as given (duplicates too).
+    """The result frame from parsed columns (Arrow ones converted as ``arrow_to_frame`` does)."""
+    arrays = [
+        pandas_column(column) if isinstance(column, pa.Array | pa.ChunkedArray) else column
+        for column in columns
+    ]
+    return frames.frame_from_columns(_labels(plans), arrays, num_rows)
 
-    Arrow columns go through :func:`~deepanalyze_jupyter.frames.arrow_to_frame`, except
-    exact decimals, which stay pyarrow-backed (no ``Decimal`` object per value).
-    """
-    if not plans:
-        return pd.DataFrame(index=pd.RangeIndex(num_rows))
-    arrow_columns: list[pa.Array | pa.ChunkedArray] = []
-    kept_aside: dict[int, Any] = {}
-    for position, column in enumerate(columns):
-        if not isinstance(column, pa.Array | pa.ChunkedArray):
-            kept_aside[position] = column
-            column = pa.nulls(num_rows)
-        elif pa.types.is_decimal(column.type):
-            kept_aside[position] = pd.arrays.ArrowExtensionArray(column)
-            column = pa.nulls(num_rows)
-        arrow_columns.append(column)
-    table = pa.table(arrow_columns, names=[f"c{position}" for position in range(len(arrow_columns))])
-    frame = arrow_to_frame(table)
-    for position, values in kept_aside.items():
-        frame.isetitem(position, values)
-    frame.columns = pd.Index([plan.name for plan in plans], dtype=object)
-    return frame
+
+def _labels(plans: Sequence[ColumnPlan]) -> pd.Index:
+    """The result's column names, as given (duplicates too)."""
+    return pd.Index([plan.name for plan in plans], dtype=object)

@@ -110,3 +110,52 @@ def test_mark_result_and_is_truncated() -> None:
     assert is_truncated(frame)
     mark_result(frame, source="shop", truncated=False, limit=None)
     assert not is_truncated(frame)
+
+
+def _every_kind_of_column() -> pa.Table:
+    moment = datetime(2024, 3, 1, 12, 30, tzinfo=timezone.utc)
+    return pa.table(
+        {
+            "i": pa.array([1, 2], pa.int64()),
+            "ni": pa.array([1, None], pa.int32()),
+            "f": pa.array([1.5, None]),
+            "b": [True, False],
+            "nb": pa.array([True, None]),
+            "s": pa.array(["x", None]),
+            "d": pa.array([Decimal("1.25"), None], pa.decimal128(5, 2)),
+            "ts": pa.array([moment.replace(tzinfo=None), None], pa.timestamp("us")),
+            "tz": pa.array([moment, None], pa.timestamp("us", tz="Europe/Paris")),
+            "date": pa.array([moment.date(), None], pa.date32()),
+            "dur": pa.array([1_000_000, None], pa.duration("us")),
+            "bin": pa.array([b"\x00", None], pa.binary()),
+            "list": pa.array([[1, 2], None], pa.list_(pa.int64())),
+        }
+    )
+
+
+def test_every_column_kind_converts_as_pyarrow_does_with_the_nullable_dtypes() -> None:
+    table = _every_kind_of_column()
+    frame = arrow_to_frame(table)
+    for name in ["f", "b", "ts", "date", "dur", "bin"]:  # the types pandas' own defaults already suit
+        expected = table.column(name).to_pandas()
+        assert frame[name].dtype == expected.dtype, name
+        assert frame[name].isna().tolist() == expected.isna().tolist(), name
+    assert frame["date"].iloc[0] == table.column("date")[0].as_py()
+    assert frame["list"].iloc[0].tolist() == [1, 2]
+    assert frame["dur"].iloc[0] == pd.Timedelta(seconds=1)
+
+
+def test_every_column_of_a_frame_can_be_edited_in_place() -> None:
+    """Columns must not be read-only views of Arrow memory (assigning into them would fail)."""
+    frame = arrow_to_frame(_every_kind_of_column())
+    for position in range(frame.shape[1]):
+        frame.iloc[0, position] = frame.iloc[1, position]
+    assert frame.iloc[0].isna().tolist() == frame.iloc[1].isna().tolist()
+
+
+def test_columns_split_in_chunks_convert_whole() -> None:
+    table = pa.table({"n": pa.chunked_array([[1, 2], [3]]), "s": pa.chunked_array([["a"], ["b", None]])})
+    frame = arrow_to_frame(table)
+    assert frame["n"].tolist() == [1, 2, 3]
+    assert frame["s"].tolist()[:2] == ["a", "b"]
+    assert frame["s"].isna().tolist() == [False, False, True]
