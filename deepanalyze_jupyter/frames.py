@@ -96,8 +96,9 @@ def pandas_column(column: pa.Array | pa.ChunkedArray) -> PandasColumn:
     if pa.types.is_floating(data_type) or (pa.types.is_timestamp(data_type) and data_type.tz is None):
         return _numpy(column)  # missing values become NaN / NaT
     if pa.types.is_timestamp(data_type):
-        zoned: PandasColumn = pd.DatetimeTZDtype(data_type.unit, data_type.tz).__from_arrow__(column)
-        return zoned
+        zoned: Any = pd.DatetimeTZDtype(data_type.unit, data_type.tz).__from_arrow__(column)
+        # a view of Arrow memory is read-only (``asi8`` is public, but not in pandas-stubs)
+        return zoned if zoned.asi8.flags.writeable else zoned.copy()  # type: ignore[no-any-return]
     base = _base_types(data_type)
     if base is not None:
         return base.__from_arrow__(column)  # type: ignore[no-any-return]

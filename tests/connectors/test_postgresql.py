@@ -172,6 +172,15 @@ def test_a_small_result_has_the_same_dtypes_and_values(pg: Session, typed_table:
     pd.testing.assert_frame_equal(frame, large.iloc[:10])
 
 
+@pytest.mark.parametrize("where", ["", "WHERE i4 <= 10"], ids=["large", "small"])
+def test_every_column_of_a_result_can_be_edited_in_place(pg: Session, typed_table: str, where: str) -> None:
+    """No column may be a read-only view of the parsed data: assigning into it would fail."""
+    frame = pg.query("pg", f"SELECT * FROM {typed_table} {where} ORDER BY i4", limit=None)
+    for position in range(frame.shape[1]):
+        frame.iat[0, position] = frame.iat[1, position]
+    assert frame.iloc[0].isna().tolist() == frame.iloc[1].isna().tolist()
+
+
 def test_a_statement_that_is_no_subquery_gives_the_same_dtypes(
     session: Session, pg_server: PostgresServer, typed_table: str, pg_schema: str
 ) -> None:

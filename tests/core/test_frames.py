@@ -125,6 +125,7 @@ def _every_kind_of_column() -> pa.Table:
             "d": pa.array([Decimal("1.25"), None], pa.decimal128(5, 2)),
             "ts": pa.array([moment.replace(tzinfo=None), None], pa.timestamp("us")),
             "tz": pa.array([moment, None], pa.timestamp("us", tz="Europe/Paris")),
+            "tz_full": pa.array([moment, moment], pa.timestamp("us", tz="UTC")),
             "date": pa.array([moment.date(), None], pa.date32()),
             "dur": pa.array([1_000_000, None], pa.duration("us")),
             "bin": pa.array([b"\x00", None], pa.binary()),
@@ -149,7 +150,7 @@ def test_every_column_of_a_frame_can_be_edited_in_place() -> None:
     """Columns must not be read-only views of Arrow memory (assigning into them would fail)."""
     frame = arrow_to_frame(_every_kind_of_column())
     for position in range(frame.shape[1]):
-        frame.iloc[0, position] = frame.iloc[1, position]
+        frame.iat[0, position] = frame.iat[1, position]
     assert frame.iloc[0].isna().tolist() == frame.iloc[1].isna().tolist()
 
 
