@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
-import weakref
 from typing import Any
 
 from .output_redaction import OutputRedaction
@@ -34,7 +32,6 @@ def load(shell: Any) -> Session:
     redaction = OutputRedaction(shell, session.redactor)
     redaction.install()
     setattr(shell, _REDACTION_ATTRIBUTE, redaction)
-    atexit.register(_close_at_exit, weakref.ref(session))
     return session
 
 
@@ -63,9 +60,3 @@ def _unregister_magics(shell: Any, magics_class: type) -> None:
     for kind, names in instance.magics.items():
         for name in names:
             manager.magics[kind].pop(name, None)
-
-
-def _close_at_exit(session_ref: weakref.ref[Session]) -> None:
-    session = session_ref()
-    if session is not None:
-        session.close()

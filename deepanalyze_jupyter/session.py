@@ -13,6 +13,7 @@ own::
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Coroutine, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
@@ -55,6 +56,9 @@ class Session:
         )
         self.runner = LoopRunner()
         self._closed = False
+        # Closes the session when it is collected or the interpreter exits, so that a
+        # script (or a kernel) that never calls close() leaves no connection or task behind.
+        self._finalizer = weakref.finalize(self, _shut_down, self.runner, self.registry)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{len(self.registry)} source(s)"
@@ -85,14 +89,8 @@ class Session:
 
     def close(self) -> None:
         """Disconnect every source and stop the session's loop. Safe to call twice."""
-        if self._closed:
-            return
         self._closed = True
-        if self.runner.is_running:
-            try:
-                self.runner.run_sync(self.registry.disconnect_all(), timeout=30)
-            finally:
-                self.runner.close()
+        self._finalizer()
 
     # -- the sync API ----------------------------------------------------------------
 
@@ -201,3 +199,13 @@ class Session:
                 reader_options=reader_options,
             )
         )
+
+
+def _shut_down(runner: LoopRunner, registry: DataSourceRegistry) -> None:
+    """Disconnect every source and stop the loop (once; not from the loop's own thread)."""
+    if not runner.is_running or runner.in_runner_thread():
+        return
+    try:
+        runner.run_sync(registry.disconnect_all(), timeout=30)
+    finally:
+        runner.close()

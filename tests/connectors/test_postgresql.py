@@ -6,6 +6,10 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import json
+import os
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -401,6 +405,33 @@ def test_nothing_of_a_result_stays_alive_after_it_is_returned(pg: Session) -> No
 
 
 # -- registration -----------------------------------------------------------------------------
+
+
+def test_a_script_that_never_closes_its_session_exits_cleanly(pg_server: PostgresServer) -> None:
+    """The session disconnects its sources at interpreter exit: no task is left pending."""
+    script = textwrap.dedent(
+        """
+        import json, os
+        from deepanalyze_jupyter import Session
+
+        session = Session()
+        session.add("pg", "postgresql", secrets={"password": os.environ["SOURCE_PASSWORD"]},
+                    **json.loads(os.environ["SOURCE_OPTIONS"]))
+        print(session.query("pg", "SELECT 41 + 1 AS answer")["answer"].tolist())
+        """
+    )
+    env = {
+        **os.environ,
+        "SOURCE_OPTIONS": json.dumps(source_options(pg_server)),
+        "SOURCE_PASSWORD": pg_server.password,
+        "PYTHONWARNINGS": "error",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[42]"
+    assert done.stderr == ""
 
 
 def test_a_password_in_a_dsn_is_stored_encrypted_and_never_shown(
