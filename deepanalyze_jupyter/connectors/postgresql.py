@@ -24,6 +24,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import select
 from collections.abc import AsyncIterator, Mapping, Sequence
 from types import MappingProxyType
@@ -84,6 +85,31 @@ def _has_input(fd: int) -> bool:
         poller.register(fd, select.POLLIN)
         return bool(poller.poll(0))
     return bool(select.select([fd], [], [], 0)[0])
+
+
+_POOL_NAME_PREFIX = "deepanalyze:"
+
+
+class _QuietPoolWarnings(logging.Filter):
+    """Keep psycopg_pool's warnings about this package's pools off stderr unless logging is set up.
+
+    While a server is down, the pool retries in the background and logs each failure at
+    WARNING. Where no logging is configured (a notebook, usually), Python prints such
+    records on stderr through its last-resort handler, so they would surface in whatever
+    cell runs next, after the user already got a one-line ``ConnectionFailed``. Records
+    reach every handler the user configured, as before.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _POOL_NAME_PREFIX not in record.getMessage():
+            return True
+        return logging.getLogger(record.name).hasHandlers()
+
+
+def _quiet_pool_warnings() -> None:
+    pool_logger = logging.getLogger("psycopg.pool")
+    if not any(isinstance(installed, _QuietPoolWarnings) for installed in pool_logger.filters):
+        pool_logger.addFilter(_QuietPoolWarnings())
 
 
 def _milliseconds(seconds: float) -> str:
@@ -182,6 +208,7 @@ class PostgresConnector(Connector):
             raise connect_error(error, source=self.source_id, target=self._target) from None
         await probe.close()
         timeout = float(params["connect_timeout"])
+        _quiet_pool_warnings()
         pool: AsyncConnectionPool[AsyncConnection] = AsyncConnectionPool(
             conninfo,
             kwargs=kwargs,
@@ -190,7 +217,7 @@ class PostgresConnector(Connector):
             open=False,
             configure=self._configure_session,
             check=_check_connection,
-            name=f"deepanalyze:{self.source_id}",
+            name=f"{_POOL_NAME_PREFIX}{self.source_id}",
             timeout=timeout,
             # Background reconnection backs off ever longer (minutes, by default) and holds
             # the pool's places meanwhile, so a restarted server would go unused; giving up

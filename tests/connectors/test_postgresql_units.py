@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
+import logging
 from decimal import Decimal
 from typing import Any
 
@@ -301,3 +303,27 @@ def test_duplicate_names_and_empty_frames_keep_their_columns() -> None:
 def test_unescaping_copy_text() -> None:
     assert unescape_copy_text("a\\tb\\nc\\\\d\\re\\x") == "a\tb\nc\\d\rex"
     assert unescape_copy_text("plain") == "plain"
+
+
+def test_pool_warnings_about_our_pools_print_only_where_logging_is_configured(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from deepanalyze_jupyter.connectors.postgresql import _quiet_pool_warnings
+
+    _quiet_pool_warnings()
+    _quiet_pool_warnings()  # installed once
+    pool_logger = logging.getLogger("psycopg.pool")
+    assert sum(type(found).__name__ == "_QuietPoolWarnings" for found in pool_logger.filters) == 1
+    with caplog.at_level(logging.WARNING, logger="psycopg.pool"):
+        pool_logger.warning("error connecting in %r: %s", "deepanalyze:shop", "refused")
+        pool_logger.warning("error connecting in %r: %s", "their-pool", "refused")
+    assert [record.getMessage() for record in caplog.records] == [
+        "error connecting in 'deepanalyze:shop': refused",
+        "error connecting in 'their-pool': refused",
+    ]
+    printed = io.StringIO()
+    monkeypatch.setattr(logging.root, "handlers", [])
+    monkeypatch.setattr(logging, "lastResort", logging.StreamHandler(printed))
+    pool_logger.warning("error connecting in %r: %s", "deepanalyze:shop", "refused")
+    pool_logger.warning("error connecting in %r: %s", "their-pool", "refused")
+    assert printed.getvalue() == "error connecting in 'their-pool': refused\n"

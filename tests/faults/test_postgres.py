@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import secrets
 import time
@@ -75,10 +76,19 @@ def test_backends_killed_while_idle_are_replaced_unseen(
 
 @pytest.mark.parametrize(("crash", "outage"), [(False, 20.0), (True, 0.0)], ids=["stopped", "crashed"])
 def test_a_stopped_server_fails_fast_and_the_source_works_after_restart(
-    session: Session, pg: PostgresServer, crash: bool, outage: float, survived: Callable[[str], None]
+    session: Session,
+    pg: PostgresServer,
+    crash: bool,
+    outage: float,
+    survived: Callable[[str], None],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """``outage``: how long the server stays down, failing every call meanwhile; 20 s is long
     enough for the connection pool's default back-off to outlast the restart."""
+    # As in a notebook: no logging configured, so warnings would go to stderr (here: printed).
+    printed = io.StringIO()
+    monkeypatch.setattr(logging.root, "handlers", [])
+    monkeypatch.setattr(logging, "lastResort", logging.StreamHandler(printed))
     assert _answers(session)
     before = session.registry.get_config("pg")
     try:
@@ -116,6 +126,7 @@ def test_a_stopped_server_fails_fast_and_the_source_works_after_restart(
     assert _answers(session, "fresh")
     assert session.registry.source_ids == ["pg", "fresh"]
     assert session.registry.get_config("pg") == before
+    assert printed.getvalue() == ""  # the pool's retries did not print into the notebook
     survived(f"PostgreSQL {'crashed' if crash else 'stopped'} and restarted")
 
 
