@@ -22,18 +22,10 @@ from azure.core.exceptions import HttpResponseError
 from azure.storage.blob.aio import BlobPrefix, BlobServiceClient, ContainerClient
 
 from ..globs import glob_matcher, glob_prefix, is_glob
+from ._file_listing import LISTING_COLUMNS
+from ._file_listing import listing_frame as file_listing_frame
 
-__all__ = ["LISTING_COLUMNS", "Listing", "list_blobs", "list_containers", "listing_frame"]
-
-#: The columns of a listing and their dtypes (the same as a local folder's listing).
-LISTING_COLUMNS: dict[str, str] = {
-    "name": "string",
-    "kind": "string",
-    "size": "Int64",
-    "last_modified": "datetime64[us, UTC]",
-    "content_type": "string",
-    "etag": "string",
-}
+__all__ = ["Listing", "list_blobs", "list_containers", "listing_frame"]
 
 #: The most items the service returns per page.
 _PAGE_SIZE = 5000
@@ -67,25 +59,11 @@ class Listing:
 
 
 def listing_frame(listing: Listing) -> pd.DataFrame:
-    """The listing as a DataFrame with :data:`LISTING_COLUMNS`."""
-    columns: list[tuple[Any, ...]] = list(zip(*listing.rows, strict=True)) or [() for _ in LISTING_COLUMNS]
-    names, kinds, sizes, modified, content_types, etags = columns
-    string = pd.StringDtype("pyarrow")
+    """The listing as a DataFrame with the columns of every file source's listing."""
     # Times come as RFC 1123 text from the service's XML, as datetimes from the SDK's models.
-    as_text = any(isinstance(value, str) for value in modified)
-    stamps = pd.to_datetime(
-        pd.Series(modified, dtype=object), utc=True, format=_HTTP_DATE if as_text else None
-    )
-    return pd.DataFrame(
-        {
-            "name": pd.array(names, dtype=string),
-            "kind": pd.array(kinds, dtype=string),
-            "size": pd.array(sizes, dtype=pd.Int64Dtype()),
-            "last_modified": stamps.astype(pd.DatetimeTZDtype("us", "UTC")),
-            "content_type": pd.array(content_types, dtype=string),
-            "etag": pd.array(etags, dtype=string),
-        }
-    )
+    modified = LISTING_COLUMNS.index("last_modified")
+    as_text = any(isinstance(row[modified], str) for row in listing.rows)
+    return file_listing_frame(listing.rows, time_format=_HTTP_DATE if as_text else None)
 
 
 async def list_blobs(

@@ -25,19 +25,10 @@ from ..formats import combine_frames, detect_format, parse_bytes
 from ..frames import mark_result
 from ..globs import glob_matcher, glob_prefix, is_glob
 from ..models import OptionSpec, Secret
+from ._file_listing import listing_frame
 from .base import Connector, absolute_path
 
 __all__ = ["LocalFolderConnector"]
-
-#: The columns of a listing, shared with blob storage so both file sources look alike.
-LISTING_COLUMNS: Mapping[str, str] = {
-    "name": "string",
-    "kind": "string",
-    "size": "Int64",
-    "last_modified": "datetime64[us, UTC]",
-    "content_type": "string",
-    "etag": "string",
-}
 
 
 @dataclass(frozen=True)
@@ -146,7 +137,7 @@ class LocalFolderConnector(Connector):
         matching files below its folder.
         """
         entries, truncated = await asyncio.to_thread(self._list, prefix or "", recursive, limit)
-        frame = _listing_frame(entries)
+        frame = listing_frame([(*entry.row(), None) for entry in entries])  # no etags
         return mark_result(frame, source=self.source_id, truncated=truncated, limit=limit)
 
     def _list(self, prefix: str, recursive: bool, limit: int | None) -> tuple[list[_Entry], bool]:
@@ -358,8 +349,3 @@ def _content_type(entry: _Entry) -> str | None:
     if encoding == "gzip":
         return "application/gzip"
     return media_type or "application/octet-stream"
-
-
-def _listing_frame(entries: Sequence[_Entry]) -> pd.DataFrame:
-    frame = pd.DataFrame([(*entry.row(), None) for entry in entries], columns=list(LISTING_COLUMNS))
-    return frame.astype(dict(LISTING_COLUMNS))
