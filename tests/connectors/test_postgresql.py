@@ -247,6 +247,20 @@ def test_duplicate_column_names_are_kept(pg: Session) -> None:
     assert frame.iloc[0].tolist() == [1, "x", 2.5, 3]
 
 
+@pytest.mark.parametrize("rows", [1, 5000], ids=["small", "large"])
+def test_renaming_one_results_columns_leaves_the_next_result_alone(pg: Session, rows: int) -> None:
+    """Repeated queries reuse their column labels; each frame must still own its own."""
+    sql = f"SELECT g AS a, g * 2 AS b FROM generate_series(1, {rows}) AS g"
+    first = pg.query("pg", sql, limit=None)
+    first.columns.name = "renamed"
+    with pytest.raises(ValueError, match="read-only"):
+        first.columns.values[1] = "y"
+    second = pg.query("pg", sql, limit=None)
+    assert second.columns is not first.columns
+    assert second.columns.name is None
+    assert list(second.columns) == ["a", "b"]
+
+
 def test_values_outside_pyarrow_reach_fall_back_per_column(pg: Session) -> None:
     frame = pg.query(
         "pg",
