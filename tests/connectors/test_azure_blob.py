@@ -77,6 +77,19 @@ FORMAT_FILES: dict[str, bytes] = {
 }
 
 
+def _add_container_source(
+    session: Session, azurite: AzuriteServer, container: str, source_id: str, **options: Any
+) -> None:
+    """Register ``container`` of the test Azurite as ``source_id``, by connection string."""
+    session.add(
+        source_id,
+        "azure_blob",
+        container=container,
+        secrets={"connection_string": azurite.connection_string},
+        **options,
+    )
+
+
 def _large_csv(rows: int) -> bytes:
     lines = [b"n,label"] + [f"{n},row-{n:07d}".encode() for n in range(rows)]
     return b"\n".join(lines) + b"\n"
@@ -171,12 +184,7 @@ def session(recorder: ProgressRecorder) -> Iterator[Session]:
 @pytest.fixture
 def blobs(session: Session, azurite: AzuriteServer, data_container: str) -> Session:
     """A session with source ``blobs``: the data container, by connection string."""
-    session.add(
-        "blobs",
-        "azure_blob",
-        container=data_container,
-        secrets={"connection_string": azurite.connection_string},
-    )
+    _add_container_source(session, azurite, data_container, "blobs")
     return session
 
 
@@ -537,9 +545,12 @@ def test_listings_from_the_xml_match_the_sdk_models(
 ) -> None:
     made: list[Any] = []
     original = _azure_listing._raw_listing_operations
-    monkeypatch.setattr(
-        _azure_listing, "_raw_listing_operations", lambda c: made.append(original(c)) or made[-1]
-    )
+
+    def recorded(container: Any) -> Any:
+        made.append(original(container))
+        return made[-1]
+
+    monkeypatch.setattr(_azure_listing, "_raw_listing_operations", recorded)
     fast = blobs.list_items("blobs", prefix, recursive=recursive, refresh=True)
     assert made
     assert all(operations is not None for operations in made)  # the XML path was taken
@@ -567,13 +578,7 @@ def test_listing_limit_cuts_and_says_so(blobs: Session) -> None:
 def test_max_listing_option_bounds_listings_by_default(
     session: Session, azurite: AzuriteServer, data_container: str
 ) -> None:
-    session.add(
-        "small",
-        "azure_blob",
-        container=data_container,
-        max_listing=4,
-        secrets={"connection_string": azurite.connection_string},
-    )
+    _add_container_source(session, azurite, data_container, "small", max_listing=4)
     frame = session.list_items("small", recursive=True)
     assert len(frame) == 4
     assert is_truncated(frame)
@@ -671,13 +676,7 @@ def test_blob_typed_as_json_is_read_as_data(blobs: Session) -> None:
 def test_reads_through_the_sdk_downloader_give_the_same(
     session: Session, monkeypatch: pytest.MonkeyPatch, azurite: AzuriteServer, data_container: str
 ) -> None:
-    session.add(
-        "small_ranges",
-        "azure_blob",
-        container=data_container,
-        range_size_mb=1,
-        secrets={"connection_string": azurite.connection_string},
-    )
+    _add_container_source(session, azurite, data_container, "small_ranges", range_size_mb=1)
     paths = ["sales/2024/*.csv*", "empty.csv", "formats/data.parquet.gz", "meta.json"]
     direct = session.read("small_ranges", paths, source_column="blob")
     large = bytes(session.run(_fetch(session, "small_ranges", "big/large.csv")))
@@ -704,14 +703,7 @@ def test_row_limit_cuts_the_result_and_says_so(blobs: Session) -> None:
 def test_large_blob_comes_in_ranges_with_progress(
     session: Session, recorder: ProgressRecorder, azurite: AzuriteServer, data_container: str
 ) -> None:
-    session.add(
-        "ranged",
-        "azure_blob",
-        container=data_container,
-        range_size_mb=1,
-        max_concurrency=3,
-        secrets={"connection_string": azurite.connection_string},
-    )
+    _add_container_source(session, azurite, data_container, "ranged", range_size_mb=1, max_concurrency=3)
     frame = session.read("ranged", "big/large.csv", limit=None)
     assert len(frame) == LARGE_ROWS
     assert frame["n"].tolist() == list(range(LARGE_ROWS))
@@ -736,13 +728,7 @@ def test_gzip_content_encoded_blob_in_ranges_stays_whole(
             overwrite=True,
             content_settings=ContentSettings(content_type="text/csv", content_encoding="gzip"),
         )
-    session.add(
-        "encoded",
-        "azure_blob",
-        container=data_container,
-        range_size_mb=1,
-        secrets={"connection_string": azurite.connection_string},
-    )
+    _add_container_source(session, azurite, data_container, "encoded", range_size_mb=1)
     frame = session.read("encoded", "encoded/tokens.csv", limit=None)
     assert frame["n"].tolist() == list(range(120_000))
     assert frame["token"].iloc[7] == rows[7].split(",")[1]
@@ -769,13 +755,7 @@ def test_glob_read_reports_known_totals(blobs: Session, recorder: ProgressRecord
 def test_progress_can_be_turned_off(
     session: Session, recorder: ProgressRecorder, azurite: AzuriteServer, data_container: str
 ) -> None:
-    session.add(
-        "quiet",
-        "azure_blob",
-        container=data_container,
-        show_progress=False,
-        secrets={"connection_string": azurite.connection_string},
-    )
+    _add_container_source(session, azurite, data_container, "quiet", show_progress=False)
     assert len(session.read("quiet", "sales/2024/*.csv")) == 3
     assert recorder.reports == []
 
