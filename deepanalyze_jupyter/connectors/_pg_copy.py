@@ -14,7 +14,8 @@ through a psycopg cursor and building the frame takes about 5 s, mostly per-valu
 Python work; draining ``COPY`` takes about 1.1 s, most of it the server formatting the
 rows; pyarrow parses the text in about 0.3 s, in threads, overlapped with the drain.
 Text format rather than CSV: the same server cost, and pyarrow parses it without quote
-handling about twice as fast. Binary ``COPY`` has no parser short of per-row Python.
+handling about twice as fast. A repeated statement may be read as binary ``COPY`` instead
+(:mod:`._pg_binary`, chosen in :mod:`._pg_query`); the drain is the same.
 Draining through psycopg's own ``Copy`` iterator costs one await per row (twice the
 time); this generator runs under ``AsyncConnection.wait``, so cancelling the awaiting
 task still makes psycopg cancel the query on the server and finish the generator,
@@ -24,6 +25,8 @@ leaving the connection idle.
 from __future__ import annotations
 
 import re
+import sys
+from array import array
 from collections.abc import Callable, Generator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
@@ -94,13 +97,17 @@ def copy_out(
     statements: bytes,
     describe: Callable[[PGresult], None],
     sink: Callable[[bytearray], None],
+    *,
+    ends: array[int] | None = None,
 ) -> Generator[Wait, Ready | int, tuple[int, bytearray]]:
     """Run ``<query> LIMIT 0; COPY (...) TO STDOUT`` as one simple query (one round trip).
 
     ``describe`` gets the first result (the columns); ``sink`` gets the ``COPY`` data in
     buffers of whole rows, growing from :data:`FIRST_CHUNK_BYTES` to
-    :data:`LARGEST_CHUNK_BYTES`. Returns the row count and the last, partly filled
-    buffer. A server error is raised as psycopg's exception for it.
+    :data:`LARGEST_CHUNK_BYTES`. Given ``ends``, the data stays in one buffer instead,
+    and the end of each message (each row of a binary ``COPY``) in it is appended to
+    ``ends``. Returns the row count and the last, partly filled buffer. A server error
+    is raised as psycopg's exception for it.
     """
     pgconn.send_query(statements)
     yield from _flush(pgconn)
@@ -115,12 +122,15 @@ def copy_out(
         raise errors.ProgrammingError("the statement did not start a COPY TO STDOUT")
     buffer = bytearray()
     read = pgconn.get_copy_data
-    chunk_bytes = FIRST_CHUNK_BYTES
+    mark = None if ends is None else ends.append
+    chunk_bytes = FIRST_CHUNK_BYTES if ends is None else sys.maxsize
     handed = 0
     while True:
         size, data = read(1)
         if size > 0:
             buffer += data
+            if mark is not None:
+                mark(len(buffer))
             if len(buffer) >= chunk_bytes:
                 handed += len(buffer)
                 sink(buffer)

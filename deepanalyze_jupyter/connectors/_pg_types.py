@@ -117,6 +117,8 @@ class ColumnPlan:
     arrow_type: pa.DataType | None
     #: psycopg's loader of one value from its PostgreSQL text form.
     load: Callable[[bytes], Any] = field(compare=False, repr=False)
+    #: psycopg's loader of one value from its binary form, if it has one.
+    load_binary: Callable[[bytes], Any] | None = field(default=None, compare=False, repr=False)
 
     def as_python(self) -> ColumnPlan:
         """This column loaded value by value, for values pyarrow could not parse."""
@@ -165,10 +167,11 @@ class PlanCache:
 
 
 def _plan(name: str, oid: int, modifier: int, adapters: AdaptersMap, settings: PlanSettings) -> ColumnPlan:
-    load = _loader(oid, adapters)
+    load = _loader(oid, adapters) or _decode_text
     native = _native_type(oid, modifier, settings)
     if native is not None:
-        return ColumnPlan(name, oid, ColumnKind.NATIVE, native, load)
+        load_binary = _loader(oid, adapters, pq.Format.BINARY)
+        return ColumnPlan(name, oid, ColumnKind.NATIVE, native, load, load_binary)
     if oid in _TEXT_OIDS or adapters.get_loader(oid, pq.Format.TEXT) is None:
         return ColumnPlan(name, oid, ColumnKind.TEXT, pa.string(), _decode_text)
     arrow_type = pa.duration("us") if oid == _INTERVAL_OID else None
@@ -209,12 +212,12 @@ def _decimal_type(modifier: int) -> pa.DataType | None:
     return None
 
 
-def _loader(oid: int, adapters: AdaptersMap) -> Callable[[bytes], Any]:
-    loader_class = adapters.get_loader(oid, pq.Format.TEXT)
-    if loader_class is None:
-        return _decode_text
-    loader = loader_class(oid, adapters)
-    return loader.load
+def _loader(
+    oid: int, adapters: AdaptersMap, format: pq.Format = pq.Format.TEXT
+) -> Callable[[bytes], Any] | None:
+    """psycopg's loader of one value of type ``oid`` in ``format``, if it has one."""
+    loader_class = adapters.get_loader(oid, format)
+    return None if loader_class is None else loader_class(oid, adapters).load
 
 
 def _decode_text(data: bytes) -> str:

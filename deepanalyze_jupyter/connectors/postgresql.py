@@ -50,7 +50,7 @@ from ._pg_dsn import (
     split_dsn,
 )
 from ._pg_errors import connect_error, one_line, query_error
-from ._pg_query import QueryFailed, QueryResult, plan_settings, run_query
+from ._pg_query import CopyFormats, QueryFailed, QueryResult, plan_settings, run_query
 from ._pg_types import ColumnPlan, ConversionError, PlanCache
 from .base import Connector
 
@@ -158,6 +158,7 @@ class PostgresConnector(Connector):
         super().__init__(*args, **kwargs)
         self._pool: AsyncConnectionPool[AsyncConnection] | None = None
         self._plans = PlanCache()
+        self._formats = CopyFormats()
         self._target = describe_target({k: str(v) for k, v in self.options.items() if k != "dsn"})
 
     # -- configuration -------------------------------------------------------------
@@ -367,7 +368,15 @@ class PostgresConnector(Connector):
             return self._plans.plans(fields, conn.adapters, settings)
 
         try:
-            return await run_query(conn, statement, params, limit=limit, planner=planner, progress=progress)
+            return await run_query(
+                conn,
+                statement,
+                params,
+                limit=limit,
+                planner=planner,
+                progress=progress,
+                formats=self._formats,
+            )
         except QueryFailed as failed:
             raise query_error(
                 failed.error, source=self.source_id, connection_lost=conn.broken, position=failed.position

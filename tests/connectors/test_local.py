@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -44,12 +43,6 @@ def root(tmp_path: Path) -> Path:
     (folder / "readme.txt").write_text("not data")
     (tmp_path / "secret.csv").write_text("password\nhunter2\n")
     return folder
-
-
-@pytest.fixture
-def session() -> Iterator[Session]:
-    with Session() as session:
-        yield session
 
 
 @pytest.fixture

@@ -19,53 +19,16 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
 from deepanalyze_jupyter import Session
 from deepanalyze_jupyter.connectors.postgresql import PostgresConnector
 from deepanalyze_jupyter.errors import ConfigurationError, ItemNotFound, QueryError
 from deepanalyze_jupyter.frames import is_truncated
 from deepanalyze_jupyter.redaction import MASK
+from tests.connectors.postgres import admin, source_options
 from tests.services import PostgresServer
 
 TYPED_ROWS = 3000  # enough for the pyarrow path (more than 32 KiB of COPY text)
-
-
-def source_options(pg_server: PostgresServer, **options: Any) -> dict[str, Any]:
-    """Options that reach the test server; the password goes in ``secrets``."""
-    base: dict[str, Any] = {
-        "host": pg_server.host,
-        "port": pg_server.port,
-        "user": pg_server.user,
-        "dbname": pg_server.dbname,
-    }
-    if pg_server.options:
-        base["dsn"] = make_conninfo("", **pg_server.options)
-    return {**base, **options}
-
-
-@pytest.fixture
-def session() -> Iterator[Session]:
-    with Session() as opened:
-        yield opened
-
-
-@pytest.fixture
-def pg(session: Session, pg_server: PostgresServer) -> Session:
-    """A session with source ``pg``: read-only, session time zone Europe/Paris."""
-    session.add(
-        "pg",
-        "postgresql",
-        secrets={"password": pg_server.password},
-        **source_options(pg_server, options="-c TimeZone=Europe/Paris"),
-    )
-    return session
-
-
-def admin(pg_server: PostgresServer, statement: str | sql.Composable, *args: Any) -> list[tuple[Any, ...]]:
-    with pg_server.admin_connection() as conn:
-        cursor = conn.execute(statement, args or None)
-        return cursor.fetchall() if cursor.description else []
 
 
 @pytest.fixture

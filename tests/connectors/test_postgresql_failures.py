@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 from uuid import uuid4
 
@@ -14,16 +14,9 @@ import pytest
 
 from deepanalyze_jupyter import Session
 from deepanalyze_jupyter.errors import AuthenticationFailed, ConnectionFailed, DataSourceError, QueryError
+from tests.connectors.postgres import source_options
 from tests.services import PostgresServer
 from tests.services.process import free_loopback_port
-
-from .test_postgresql import source_options
-
-
-@pytest.fixture
-def session() -> Iterator[Session]:
-    with Session() as opened:
-        yield opened
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
+from array import array
 from decimal import Decimal
 from typing import Any
 
@@ -13,6 +14,7 @@ import psycopg
 import pyarrow as pa
 import pytest
 
+from deepanalyze_jupyter.connectors._pg_binary import decodable, decode_binary_copy
 from deepanalyze_jupyter.connectors._pg_copy import (
     ParseFailure,
     finish_columns,
@@ -24,6 +26,7 @@ from deepanalyze_jupyter.connectors._pg_dsn import connection_params, describe_t
 from deepanalyze_jupyter.connectors._pg_errors import connect_error
 from deepanalyze_jupyter.connectors._pg_types import (
     ColumnKind,
+    ConversionError,
     PlanCache,
     PlanSettings,
     frame_from_columns,
@@ -327,3 +330,81 @@ def test_pool_warnings_about_our_pools_print_only_where_logging_is_configured(
     pool_logger.warning("error connecting in %r: %s", "deepanalyze:shop", "refused")
     pool_logger.warning("error connecting in %r: %s", "their-pool", "refused")
     assert printed.getvalue() == "error connecting in 'their-pool': refused\n"
+
+
+# -- binary COPY ------------------------------------------------------------------------------
+
+
+def binary_copy(rows: list[list[bytes | None]]) -> tuple[bytearray, array[int]]:
+    """Binary ``COPY`` data of ``rows`` (each field's bytes, None for NULL) and its message ends."""
+    data = bytearray(b"PGCOPY\n\xff\r\n\x00" + bytes(8))
+    ends: array[int] = array("q")
+    for row in rows:
+        data += len(row).to_bytes(2, "big")
+        for value in row:
+            data += (-1 if value is None else len(value)).to_bytes(4, "big", signed=True) + (value or b"")
+        ends.append(len(data))
+    data += b"\xff\xff"
+    ends.append(len(data))
+    return data, ends
+
+
+def int8(value: int) -> bytes:
+    return value.to_bytes(8, "big", signed=True)
+
+
+def test_only_types_read_alike_from_binary_and_text_are_decoded() -> None:
+    plans = plans_for(
+        ("i", 20, -1),
+        ("n", 1700, NUMERIC_12_2),
+        ("t", 25, -1),
+        ("tz", 1184, -1),
+        ("big", 1700, ((20 << 16) | 2) + 4),
+        ("u", 1700, -1),
+        ("f4", 700, -1),
+        ("uuid", 2950, -1),
+        ("j", 3802, -1),
+    )
+    assert [decodable(plan) for plan in plans] == [True, True, True, True, False, False, False, False, False]
+    (as_float,) = plans_for(("n", 1700, NUMERIC_12_2), settings=PlanSettings(numeric_as_float=True))
+    assert not decodable(as_float)
+
+
+def test_binary_copy_rows_decode_to_the_frame_text_gives() -> None:
+    plans = plans_for(("id", 20, -1), ("t", 25, -1), ("b", 16, -1))
+    data, ends = binary_copy(
+        [[int8(1), b"caf\xc3\xa9", b"\x01"], [int8(-2), None, None], [int8(3), b"", b"\x00"]]
+    )
+    frame = frame_from_columns(plans, decode_binary_copy(data, ends, plans, rows=3, keep=2), 2)
+    assert frame["id"].tolist() == [1, -2]
+    assert frame["t"].iloc[0] == "café"
+    assert pd.isna(frame["t"].iloc[1])
+    assert str(frame["b"].dtype) == "boolean"
+
+
+@pytest.mark.parametrize(
+    ("rows", "problem"),
+    [
+        ([[int8(1), b"ok"], [int8(2), b"\xff\xfe"]], "column 't' holds text that is not UTF-8"),
+        ([[int8(1), b"\xa9ok"]], "column 't' holds text that is not UTF-8"),  # starts inside a character
+        ([[int8(1)]], "binary COPY rows do not all have 2 fields"),
+        ([[b"\x00\x00\x00\x01", b"x"]], "column 'id' has values of an unexpected size"),
+    ],
+    ids=["invalid-utf8", "split-character", "field-count", "value-size"],
+)
+def test_binary_copy_that_does_not_fit_its_columns_is_a_clear_error(
+    rows: list[list[bytes | None]], problem: str
+) -> None:
+    plans = plans_for(("id", 20, -1), ("t", 25, -1))
+    data, ends = binary_copy(rows)
+    with pytest.raises(ConversionError, match=problem):
+        decode_binary_copy(data, ends, plans, rows=len(rows), keep=len(rows))
+
+
+def test_binary_copy_without_its_header_or_with_too_few_rows_is_refused() -> None:
+    plans = plans_for(("id", 20, -1))
+    data, ends = binary_copy([[int8(1)]])
+    with pytest.raises(ConversionError, match="COPY sent 2 rows but 1 were read"):
+        decode_binary_copy(bytearray(data), ends, plans, rows=2, keep=2)
+    with pytest.raises(ConversionError, match="no header or end"):
+        decode_binary_copy(data[5:], ends, plans, rows=1, keep=1)

@@ -6,7 +6,6 @@ import datetime as dt
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -62,12 +61,6 @@ class closing_connection:
     def __exit__(self, *exc: object) -> None:
         self.connection.commit()
         self.connection.close()
-
-
-@pytest.fixture
-def session() -> Iterator[Session]:
-    with Session() as session:
-        yield session
 
 
 @pytest.fixture

@@ -1,0 +1,30 @@
+"""Helpers of the PostgreSQL connector's tests on the test session's server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from tests.services import PostgresServer
+
+
+def source_options(pg_server: PostgresServer, **options: Any) -> dict[str, Any]:
+    """Options that reach the test server; the password goes in ``secrets``."""
+    base: dict[str, Any] = {
+        "host": pg_server.host,
+        "port": pg_server.port,
+        "user": pg_server.user,
+        "dbname": pg_server.dbname,
+    }
+    if pg_server.options:
+        base["dsn"] = make_conninfo("", **pg_server.options)
+    return {**base, **options}
+
+
+def admin(pg_server: PostgresServer, statement: str | sql.Composable, *args: Any) -> list[tuple[Any, ...]]:
+    """Run ``statement`` as the server's administrator; its rows, if it has any."""
+    with pg_server.admin_connection() as conn:
+        cursor = conn.execute(statement, args or None)
+        return cursor.fetchall() if cursor.description else []
