@@ -245,42 +245,52 @@ class _CopyQuery:
         limit_clause = "" if limit is None else f" LIMIT {int(limit) + 1:d}"
         #: The statements sent (without the format): what :class:`CopyFormats` remembers.
         self.key = f"{subquery} LIMIT 0;\nCOPY ({subquery}{limit_clause}) TO STDOUT"
+        # what one run has seen: the columns, the pieces handed over and their parsing
+        self._plans: list[ColumnPlan] = []
+        self._chunks: list[bytearray] = []
+        self._parsing: list[asyncio.Future[pa.Table]] = []
+        self._described = False
 
     async def run(self, *, binary: bool) -> QueryResult:
         """Send the statements and read the rows; the frame is built by the result."""
-        loop = asyncio.get_running_loop()
-        plans: list[ColumnPlan] = []
-        chunks: list[bytearray] = []
-        parsing: list[asyncio.Future[pa.Table]] = []
+        self._plans, self._chunks, self._parsing, self._described = [], [], [], False
         ends: array[int] | None = array("q") if binary else None
-        described = False
-
-        def describe(result: pq.abc.PGresult) -> None:
-            nonlocal described
-            described = True
-            plans.extend(self._planner(result_fields(result)))
-
-        def take(chunk: bytearray) -> None:
-            chunks.append(chunk)
-            parsing.append(loop.run_in_executor(None, parse_copy_text, chunk, plans))
-            self._progress.update(nbytes=len(chunk))
-
         statements = f"{self.key} (FORMAT binary)" if binary else self.key
-        generator = copy_out(self._conn.pgconn, statements.encode("utf-8"), describe, take, ends=ends)
-        try:
-            rows, tail = await self._conn.wait(generator)
-        except BaseException as error:
-            for future in parsing:  # the threads finish on their own; nobody waits for them
-                future.cancel()
-            if isinstance(error, psycopg.Error):
-                raise QueryFailed(
-                    error, _position_in(self._bound, len(_SUBQUERY_PREFIX)), before_copy=not described
-                ) from error
-            raise
+        rows, tail = await self._drain(statements, ends)
         truncated = self._limit is not None and rows > self._limit
         kept = rows if self._limit is None else min(rows, self._limit)
         if ends is not None:
-            return self._binary_result(tail, ends, plans, rows=rows, kept=kept, truncated=truncated)
+            return self._binary_result(tail, ends, rows=rows, kept=kept, truncated=truncated)
+        return await self._text_result(tail, rows=rows, kept=kept, truncated=truncated)
+
+    def _describe(self, result: pq.abc.PGresult) -> None:
+        self._described = True
+        self._plans.extend(self._planner(result_fields(result)))
+
+    def _take(self, chunk: bytearray) -> None:
+        self._chunks.append(chunk)
+        loop = asyncio.get_running_loop()
+        self._parsing.append(loop.run_in_executor(None, parse_copy_text, chunk, self._plans))
+        self._progress.update(nbytes=len(chunk))
+
+    async def _drain(self, statements: str, ends: array[int] | None) -> tuple[int, bytearray]:
+        """Run the statements; the row count and the last buffer (``ends``: see ``copy_out``)."""
+        generator = copy_out(
+            self._conn.pgconn, statements.encode("utf-8"), self._describe, self._take, ends=ends
+        )
+        try:
+            return await self._conn.wait(generator)
+        except BaseException as error:
+            for future in self._parsing:  # the threads finish on their own; nobody waits for them
+                future.cancel()
+            if isinstance(error, psycopg.Error):
+                raise QueryFailed(
+                    error, _position_in(self._bound, len(_SUBQUERY_PREFIX)), before_copy=not self._described
+                ) from error
+            raise
+
+    async def _text_result(self, tail: bytearray, *, rows: int, kept: int, truncated: bool) -> QueryResult:
+        plans, chunks = self._plans, self._chunks
         binary_next = len(tail) > SMALL_RESULT_BYTES and not chunks and all(map(decodable, plans))
         if not chunks and len(tail) <= SMALL_RESULT_BYTES:
             columns, count = parse_small_copy_text(tail, plans)
@@ -288,7 +298,9 @@ class _CopyQuery:
                 raise ConversionError(f"COPY sent {rows} rows but {count} were read")
             frame = frame_from_values(plans, [column[:kept] for column in columns], kept)
             return QueryResult(lambda: frame, truncated, in_thread=False)
-        parsed: list[pa.Table | BaseException] = list(await asyncio.gather(*parsing, return_exceptions=True))
+        parsed: list[pa.Table | BaseException] = list(
+            await asyncio.gather(*self._parsing, return_exceptions=True)
+        )
         if tail:
             self._progress.update(nbytes=len(tail))
             chunks.append(tail)
@@ -305,15 +317,9 @@ class _CopyQuery:
         return QueryResult(build, truncated, in_thread=large, binary_next=binary_next)
 
     def _binary_result(
-        self,
-        data: bytearray,
-        ends: array[int],
-        plans: list[ColumnPlan],
-        *,
-        rows: int,
-        kept: int,
-        truncated: bool,
+        self, data: bytearray, ends: array[int], *, rows: int, kept: int, truncated: bool
     ) -> QueryResult:
+        plans = self._plans
         if not all(map(decodable, plans)):
             raise _ReadAsText
         self._progress.update(nbytes=len(data))

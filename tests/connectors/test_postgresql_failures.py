@@ -14,7 +14,7 @@ import pytest
 
 from deepanalyze_jupyter import Session
 from deepanalyze_jupyter.errors import AuthenticationFailed, ConnectionFailed, DataSourceError, QueryError
-from tests.connectors.postgres import source_options
+from tests.connectors.postgres import admin, source_options
 from tests.services import PostgresServer
 from tests.services.process import free_loopback_port
 
@@ -26,11 +26,6 @@ def pg(session: Session, pg_server: PostgresServer) -> Session:
     return session
 
 
-def admin_rows(pg_server: PostgresServer, statement: str, *args: Any) -> list[tuple[Any, ...]]:
-    with pg_server.admin_connection() as conn:
-        return conn.execute(statement, args or None).fetchall()
-
-
 def application_name(session: Session, source: str) -> str:
     return str(session.registry.get_config(source).options["application_name"])
 
@@ -40,7 +35,7 @@ def backend_pid(session: Session, source: str = "pg") -> int:
 
 
 def running_queries(pg_server: PostgresServer, application: str) -> list[tuple[Any, ...]]:
-    return admin_rows(
+    return admin(
         pg_server,
         "SELECT pid, query FROM pg_stat_activity WHERE application_name = %s AND state = 'active'",
         application,
@@ -171,6 +166,30 @@ def test_an_interrupt_stops_the_query_on_the_server_and_keeps_the_connection(
     assert pg.query("pg", "SELECT 2 AS two")["two"].tolist() == [2]
 
 
+def test_an_interrupt_stops_a_query_read_as_binary_too(
+    pg: Session, pg_server: PostgresServer, pg_schema: str
+) -> None:
+    pause = f"{pg_schema}.pause"
+    admin(pg_server, f"CREATE TABLE {pause} AS SELECT 0.0::float8 AS seconds")
+    sql = (  # a pause per row, as long as the table says
+        "SELECT g, md5(g::text) AS h FROM generate_series(1, 3000) g "
+        f"WHERE pg_sleep((SELECT seconds FROM {pause})) IS NOT NULL"
+    )
+    assert len(pg.query("pg", sql, limit=None)) == 3000  # quick: read as binary from now on
+    admin(pg_server, f"UPDATE {pause} SET seconds = 0.001")
+    application = application_name(pg, "pg")
+    pid = backend_pid(pg)
+    interrupt(pg, sql, after=0.5)
+    assert wait_until(lambda: not running_queries(pg_server, application), 1.0)
+    assert backend_pid(pg) == pid
+    admin(pg_server, f"UPDATE {pause} SET seconds = 0")
+    assert pg.query("pg", sql, limit=None)["h"].iloc[-1] == "e93028bdc1aacdfb3687181f2031765d"  # md5('3000')
+    # the server counts finished statements only: the first run's text, and the last one's binary
+    # (the format the interrupted run asked for too; an interrupt teaches nothing)
+    calls = "SELECT query LIKE '%%(FORMAT binary)', calls FROM pg_stat_statements WHERE query LIKE %s"
+    assert sorted(admin(pg_server, calls, f"COPY%{pause}%")) == [(False, 1), (True, 1)]
+
+
 def test_cancelling_the_task_cancels_the_query(pg: Session, pg_server: PostgresServer) -> None:
     application = application_name(pg, "pg")
 
@@ -190,10 +209,8 @@ def test_cancelling_the_task_cancels_the_query(pg: Session, pg_server: PostgresS
 
 def test_a_connection_killed_while_idle_is_replaced_unseen(pg: Session, pg_server: PostgresServer) -> None:
     pid = backend_pid(pg)
-    assert admin_rows(pg_server, "SELECT pg_terminate_backend(%s)", pid) == [(True,)]
-    assert wait_until(
-        lambda: not admin_rows(pg_server, "SELECT 1 FROM pg_stat_activity WHERE pid = %s", pid), 5
-    )
+    assert admin(pg_server, "SELECT pg_terminate_backend(%s)", pid) == [(True,)]
+    assert wait_until(lambda: not admin(pg_server, "SELECT 1 FROM pg_stat_activity WHERE pid = %s", pid), 5)
     assert pg.query("pg", "SELECT 3 AS three")["three"].tolist() == [3]
     assert backend_pid(pg) != pid
 
@@ -214,7 +231,7 @@ def test_a_connection_dropped_during_a_query_is_a_clear_error_and_the_next_query
     worker.start()
     assert wait_until(lambda: bool(running_queries(pg_server, application)), 5)
     ((pid, _),) = running_queries(pg_server, application)
-    admin_rows(pg_server, "SELECT pg_terminate_backend(%s)", pid)
+    admin(pg_server, "SELECT pg_terminate_backend(%s)", pid)
     worker.join(10)
     assert not worker.is_alive()
     (failure,) = failures
@@ -273,7 +290,7 @@ def test_a_statement_cannot_make_a_read_only_source_writable(
     pg.query("pg", escape)
     with pytest.raises(QueryError, match="read-only transaction"):
         pg.query("pg", f"CREATE TABLE {pg_schema}.escaped (id int)")
-    assert admin_rows(pg_server, "SELECT to_regclass(%s)", f"{pg_schema}.escaped") == [(None,)]
+    assert admin(pg_server, "SELECT to_regclass(%s)", f"{pg_schema}.escaped") == [(None,)]
 
 
 def test_a_source_registered_for_writes_can_write(
@@ -287,5 +304,5 @@ def test_a_source_registered_for_writes_can_write(
     )
     session.query("rw", f"CREATE TABLE {pg_schema}.written (id int)")
     session.query("rw", f"INSERT INTO {pg_schema}.written VALUES (:a), (:b)", {"a": 1, "b": 2})
-    assert admin_rows(pg_server, f"SELECT count(*) FROM {pg_schema}.written") == [(2,)]
+    assert admin(pg_server, f"SELECT count(*) FROM {pg_schema}.written") == [(2,)]
     assert "(read-write)" in session.test("rw")
