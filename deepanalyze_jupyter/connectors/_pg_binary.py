@@ -1,8 +1,10 @@
 """Binary ``COPY`` rows decoded into Arrow columns, column by column, with numpy.
 
-The server formats binary ``COPY`` with less work than text (no number or timestamp
+The server formats binary ``COPY`` with less work than text (no timestamp or float
 formatting): on 10,000 rows of int8, float8, text, timestamptz, numeric(12,2), bool and
-int4, 8.2 ms of server time against 10.8 ms, which is most of such a query's time.
+int4, 8.2 ms of server time against 10.8 ms, which is most of such a query's time. For
+other types the gain is small or is lost to decoding, so :func:`prefer_binary` weighs
+each column (:data:`BINARY_GAIN`).
 
 Layout (PostgreSQL docs, "COPY", binary format): a 19-byte header, then per row an
 int16 field count and, per field, an int32 length (-1 for NULL) and that many bytes,
@@ -24,7 +26,8 @@ from __future__ import annotations
 
 import codecs
 from array import array
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -33,7 +36,7 @@ import pyarrow as pa
 
 from ._pg_types import Column, ColumnKind, ColumnPlan, ConversionError, python_column
 
-__all__ = ["decodable", "decode_binary_copy"]
+__all__ = ["BINARY_GAIN", "binary_gain", "decodable", "decode_binary_copy", "prefer_binary"]
 
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 #: The signature, the flags (int32) and the header extension's length (int32).
@@ -76,7 +79,39 @@ _NUMERIC_NEGATIVE = 0x4000  # the sign word; NaN and infinities have others
 _MAX_INT64_DIGITS = 18
 #: Base-10000 digit groups that Horner's rule takes in int64 (under 10**16).
 _HORNER_GROUPS = 4
-_POWERS_OF_TEN = np.array([10**exponent for exponent in range(_MAX_INT64_DIGITS + 1)], dtype=np.int64)
+#: For each exponent from -18 to 18, what to multiply and divide by for ``* 10**exponent``.
+_EXPONENTS = range(-_MAX_INT64_DIGITS, _MAX_INT64_DIGITS + 1)
+_SCALE_UP = np.array([10 ** max(exponent, 0) for exponent in _EXPONENTS], dtype=np.int64)
+_SCALE_DOWN = np.array([10 ** max(-exponent, 0) for exponent in _EXPONENTS], dtype=np.int64)
+#: ``[k][c]``: the weight of group ``k`` of a value of ``c`` base-10000 groups in the number
+#: they make; 0 past its groups (those bytes belong to other fields).
+_GROUP_POWERS = np.array(
+    [
+        [10_000 ** (count - 1 - index) if index < count else 0 for count in range(_HORNER_GROUPS + 1)]
+        for index in range(_HORNER_GROUPS)
+    ],
+    dtype=np.int64,
+)
+
+
+#: What reading a value as binary rather than text saves, in nanoseconds, by column type
+#: (10,000 rows, measured with ``bench/bench_pg_copy_formats.py``): the server writes
+#: timestamps as text with the most work; for integers, numeric and text, decoding
+#: binary costs the client more than the server saves.
+BINARY_GAIN: Mapping[int, int] = MappingProxyType(
+    {_TIMESTAMPTZ: 200, _TIMESTAMP: 65, _FLOAT8: 10, _DATE: 0, _BOOL: 0}
+)
+_OTHER_GAIN = -30  # integers, numeric, text
+
+
+def binary_gain(plans: Sequence[ColumnPlan]) -> int:
+    """What reading one row of these columns as binary saves, in nanoseconds (< 0: it costs)."""
+    return sum(BINARY_GAIN.get(plan.oid, _OTHER_GAIN) for plan in plans)
+
+
+def prefer_binary(plans: Sequence[ColumnPlan]) -> bool:
+    """Whether a result of these columns is best read as binary ``COPY`` (all decoded here)."""
+    return all(map(decodable, plans)) and binary_gain(plans) > 0
 
 
 def decodable(plan: ColumnPlan) -> bool:
@@ -275,7 +310,8 @@ def _numeric(plan: ColumnPlan, fields: _Fields) -> Column:
     """``numeric(p, s)``, p <= 18, from its base-10000 digit groups to decimal128 via int64."""
     arrow_type = plan.arrow_type
     assert isinstance(arrow_type, pa.Decimal128Type)
-    groups = (arrow_type.precision - arrow_type.scale + 3) // 4 + (arrow_type.scale + 3) // 4
+    scale = arrow_type.scale
+    groups = (arrow_type.precision - scale + 3) // 4 + (scale + 3) // 4
     record = fields.read(
         np.dtype(
             [
@@ -301,19 +337,17 @@ def _numeric(plan: ColumnPlan, fields: _Fields) -> Column:
         column: Column = _loaded(plan, fields, lengths)  # NaN, infinities
         fields.advance(lengths)
         return column
-    used = int(counts.max(initial=0))
-    digits = record["digits"][:, :used].astype(np.int64)
+    digits = fields.read(np.dtype(f"V{2 * groups}"), 12).view(">i2").reshape(-1, groups).astype(np.int64)
     weights = record["weight"].astype(np.int64)
-    units = np.zeros(len(counts), dtype=np.int64)
-    for index in range(used):
-        digit = digits[:, index] if index == 0 else np.where(index < counts, digits[:, index], 0)
-        if used <= _HORNER_GROUPS:
-            units = units * 10_000 + digit
-        else:
-            units += _shifted(digit, 4 * (weights - index) + arrow_type.scale)
-    if used <= _HORNER_GROUPS:
-        units = _shifted(units, 4 * (weights - used + 1) + arrow_type.scale)
-    units = np.where(signs == _NUMERIC_NEGATIVE, -units, units)
+    if groups <= _HORNER_GROUPS:  # each value's own groups as one number, then the point put right
+        units = np.zeros(len(counts), dtype=np.int64)
+        for index in range(groups):
+            units += digits[:, index] * _GROUP_POWERS[index][counts]
+        units = _shifted(units, 4 * (weights - counts + 1) + scale)
+    else:  # each group put right on its own, then added
+        digits *= np.arange(groups) < counts[:, np.newaxis]  # past a value's own groups: other bytes
+        units = _shifted(digits, 4 * (weights[:, np.newaxis] - np.arange(groups)) + scale).sum(axis=1)
+    np.negative(units, out=units, where=signs == _NUMERIC_NEGATIVE)
     pairs = np.empty((len(units), 2), dtype=np.int64)  # 128-bit little-endian: low word, then sign
     pairs[:, 0] = units
     pairs[:, 1] = units >> 63
@@ -325,9 +359,8 @@ def _numeric(plan: ColumnPlan, fields: _Fields) -> Column:
 
 def _shifted(values: np.ndarray, exponent: np.ndarray) -> np.ndarray:
     """``values * 10**exponent``, exact (a negative exponent only drops zeros)."""
-    up = values * _POWERS_OF_TEN[np.clip(exponent, 0, _MAX_INT64_DIGITS)]
-    down = values // _POWERS_OF_TEN[np.clip(-exponent, 0, _MAX_INT64_DIGITS)]
-    shifted: np.ndarray = np.where(exponent >= 0, up, down)
+    index = np.clip(exponent, -_MAX_INT64_DIGITS, _MAX_INT64_DIGITS) + _MAX_INT64_DIGITS
+    shifted: np.ndarray = values * _SCALE_UP[index] // _SCALE_DOWN[index]
     return shifted
 
 

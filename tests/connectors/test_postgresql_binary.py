@@ -1,9 +1,10 @@
 """Reading a repeated query as binary ``COPY``, on the real server of the test session.
 
 A statement is read as text the first time; if its columns are all of types the binary
-decoder takes and its rows fit one piece, the next run reads them as binary. Each test
-here checks that the second (binary) read gives exactly the first (text) read's frame,
-and, in ``pg_stat_statements``, which format each run asked for.
+decoder takes, their text costs the server more than the decoding costs the client (a
+timestamptz column does), and its rows fit one piece, the next run reads them as binary.
+Each test here checks that the second (binary) read gives exactly the first (text) read's
+frame, and, in ``pg_stat_statements``, which format each run asked for.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from tests.connectors.postgres import admin
 from tests.services import PostgresServer
 
 EDGE_ROWS = 2100  # a few hundred KiB of COPY text: one piece, more than 32 KiB
+#: A timestamptz column, what makes reading the others as binary worth it.
+AT = "timestamptz '2024-01-01' + g * interval '1 minute' AS at"
 
 
 @dataclass
@@ -104,7 +107,7 @@ def test_a_repeated_query_is_read_as_binary_and_gives_the_same_frame(
     scratch: Scratch,
     edge_table: str,
 ) -> None:
-    sql = f"SELECT * FROM {edge_table} ORDER BY g"
+    sql = f"SELECT *, tstz AS tstz_again FROM {edge_table} ORDER BY g"  # integers, text, numeric: many
     first = pg.query("pg", sql, limit=None)
     second = pg.query("pg", sql, limit=None)
     third = pg.query("pg", sql, limit=None)
@@ -130,7 +133,7 @@ def test_values_no_arrow_type_holds_load_the_column_value_by_value(pg: Session, 
     marker = f"nan_{uuid4().hex[:8]}"
     sql = (
         f"SELECT g AS {marker}, CASE WHEN g = 2000 THEN 'NaN' ELSE g::text END::numeric(10, 2) AS n, "
-        "md5(g::text) AS h FROM generate_series(1, 2000) AS g"
+        f"md5(g::text) AS h, {AT} FROM generate_series(1, 2000) AS g"
     )
     first = pg.query("pg", sql, limit=None)
     second = pg.query("pg", sql, limit=None)
@@ -144,7 +147,7 @@ def test_values_no_arrow_type_holds_load_the_column_value_by_value(pg: Session, 
 def test_a_value_python_cannot_hold_in_a_binary_read_is_the_same_clear_error(
     pg: Session, scratch: Scratch
 ) -> None:
-    table = scratch.table("SELECT g, date '2024-01-01' + g AS d FROM generate_series(1, 4000) g")
+    table = scratch.table(f"SELECT g, date '2024-01-01' + g AS d, {AT} FROM generate_series(1, 4000) g")
     sql = f"SELECT * FROM {table} ORDER BY g"
     assert len(pg.query("pg", sql, limit=None)) == 4000
     scratch.run(f"UPDATE {table} SET d = date '0044-03-15 BC' WHERE g = 10")
@@ -154,7 +157,7 @@ def test_a_value_python_cannot_hold_in_a_binary_read_is_the_same_clear_error(
 
 
 def test_a_column_that_changed_type_between_runs_is_read_as_text_again(pg: Session, scratch: Scratch) -> None:
-    table = scratch.table("SELECT g, g::text AS v FROM generate_series(1, 5000) g")
+    table = scratch.table(f"SELECT g, g::text AS v, {AT} FROM generate_series(1, 5000) g")
     sql = f"SELECT * FROM {table} ORDER BY g"
     assert pg.query("pg", sql, limit=None)["v"].iloc[0] == "1"
     scratch.run(f"ALTER TABLE {table} ALTER COLUMN v TYPE jsonb USING to_jsonb(g)")
@@ -167,7 +170,7 @@ def test_a_column_that_changed_type_between_runs_is_read_as_text_again(pg: Sessi
 
 def test_a_limited_repeated_query_is_cut_the_same_way(pg: Session, scratch: Scratch) -> None:
     marker = f"cut_{uuid4().hex[:8]}"
-    sql = f"SELECT g AS {marker}, md5(g::text) AS h FROM generate_series(1, 50000) AS g ORDER BY g"
+    sql = f"SELECT g AS {marker}, md5(g::text) AS h, {AT} FROM generate_series(1, 50000) AS g ORDER BY g"
     first = pg.query("pg", sql, limit=3000)
     second = pg.query("pg", sql, limit=3000)
     assert scratch.copy_formats(marker) == ["text", "binary"]
@@ -180,13 +183,23 @@ def test_a_limited_repeated_query_is_cut_the_same_way(pg: Session, scratch: Scra
 
 
 def test_a_result_that_grew_past_one_piece_goes_back_to_text(pg: Session, scratch: Scratch) -> None:
-    table = scratch.table("SELECT g, md5(g::text) AS h FROM generate_series(1, 2000) g")
+    table = scratch.table(f"SELECT g, md5(g::text) AS h, {AT} FROM generate_series(1, 2000) g")
     sql = f"SELECT * FROM {table} ORDER BY g"
     pg.query("pg", sql, limit=None)
-    scratch.run(f"INSERT INTO {table} SELECT g, md5(g::text) FROM generate_series(2001, 100000) g")
+    scratch.run(f"INSERT INTO {table} SELECT g, md5(g::text), {AT} FROM generate_series(2001, 100000) g")
     grown = pg.query("pg", sql, limit=None)  # binary, all of it
     assert grown["g"].tolist() == list(range(1, 100_001))
     assert grown["h"].iloc[-1] == pg.query("pg", "SELECT md5('100000') AS h")["h"].iloc[0]
     again = pg.query("pg", sql, limit=None)
     pd.testing.assert_frame_equal(grown, again)
     assert scratch.copy_formats(table) == ["text", "text", "binary"]
+
+
+def test_a_result_binary_would_not_read_faster_stays_text(pg: Session, scratch: Scratch) -> None:
+    marker = f"plain_{uuid4().hex[:8]}"
+    sql = (  # all of types the decoder takes, none whose text costs the server much
+        f"SELECT g AS {marker}, md5(g::text) AS h, (g * 1.5)::numeric(12, 2) AS n "
+        "FROM generate_series(1, 3000) AS g"
+    )
+    pd.testing.assert_frame_equal(pg.query("pg", sql, limit=None), pg.query("pg", sql, limit=None))
+    assert scratch.copy_formats(marker) == ["text", "text"]

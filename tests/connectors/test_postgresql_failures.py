@@ -172,7 +172,8 @@ def test_an_interrupt_stops_a_query_read_as_binary_too(
     pause = f"{pg_schema}.pause"
     admin(pg_server, f"CREATE TABLE {pause} AS SELECT 0.0::float8 AS seconds")
     sql = (  # a pause per row, as long as the table says
-        "SELECT g, md5(g::text) AS h FROM generate_series(1, 3000) g "
+        "SELECT g, md5(g::text) AS h, timestamptz '2024-01-01' + g * interval '1 minute' AS at "
+        "FROM generate_series(1, 3000) g "
         f"WHERE pg_sleep((SELECT seconds FROM {pause})) IS NOT NULL"
     )
     assert len(pg.query("pg", sql, limit=None)) == 3000  # quick: read as binary from now on

@@ -14,7 +14,12 @@ import psycopg
 import pyarrow as pa
 import pytest
 
-from deepanalyze_jupyter.connectors._pg_binary import decodable, decode_binary_copy
+from deepanalyze_jupyter.connectors._pg_binary import (
+    binary_gain,
+    decodable,
+    decode_binary_copy,
+    prefer_binary,
+)
 from deepanalyze_jupyter.connectors._pg_copy import (
     ParseFailure,
     finish_columns,
@@ -368,6 +373,16 @@ def test_only_types_read_alike_from_binary_and_text_are_decoded() -> None:
     assert [decodable(plan) for plan in plans] == [True, True, True, True, False, False, False, False, False]
     (as_float,) = plans_for(("n", 1700, NUMERIC_12_2), settings=PlanSettings(numeric_as_float=True))
     assert not decodable(as_float)
+
+
+def test_binary_is_preferred_where_the_servers_savings_outweigh_the_decoding() -> None:
+    integers_and_text = plans_for(("i", 20, -1), ("t", 25, -1))
+    with_a_timestamptz = [*integers_and_text, *plans_for(("at", 1184, -1))]
+    with_json_too = [*with_a_timestamptz, *plans_for(("j", 3802, -1))]
+    assert binary_gain(integers_and_text) < 0
+    assert not prefer_binary(integers_and_text)
+    assert prefer_binary(with_a_timestamptz)
+    assert not prefer_binary(with_json_too)  # json is not decoded from binary here
 
 
 def test_binary_copy_rows_decode_to_the_frame_text_gives() -> None:
