@@ -312,19 +312,10 @@ def _numeric(plan: ColumnPlan, fields: _Fields) -> Column:
     assert isinstance(arrow_type, pa.Decimal128Type)
     scale = arrow_type.scale
     groups = (arrow_type.precision - scale + 3) // 4 + (scale + 3) // 4
-    record = fields.read(
-        np.dtype(
-            [
-                ("length", ">i4"),
-                ("count", ">i2"),
-                ("weight", ">i2"),
-                ("sign", ">u2"),
-                ("scale", ">i2"),
-                ("digits", ">i2", (groups,)),
-            ]
-        ),
-        0,
+    header = np.dtype(
+        [("length", ">i4"), ("count", ">i2"), ("weight", ">i2"), ("sign", ">u2"), ("scale", ">i2")]
     )
+    record = fields.read(header, 0)
     lengths = record["length"].astype(np.int64)
     nulls = lengths < 0
     null_count = int(nulls.sum())
@@ -337,7 +328,8 @@ def _numeric(plan: ColumnPlan, fields: _Fields) -> Column:
         column: Column = _loaded(plan, fields, lengths)  # NaN, infinities
         fields.advance(lengths)
         return column
-    digits = fields.read(np.dtype(f"V{2 * groups}"), 12).view(">i2").reshape(-1, groups).astype(np.int64)
+    digits = fields.read(np.dtype(f"V{2 * groups}"), header.itemsize)
+    digits = digits.view(">i2").reshape(-1, groups).astype(np.int64)
     weights = record["weight"].astype(np.int64)
     if groups <= _HORNER_GROUPS:  # each value's own groups as one number, then the point put right
         units = np.zeros(len(counts), dtype=np.int64)
