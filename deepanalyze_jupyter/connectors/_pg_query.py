@@ -105,19 +105,22 @@ class CopyFormats:
 
     def __init__(self, size: int = 256) -> None:
         self._size = size
-        self._binary: OrderedDict[str, bool] = OrderedDict()
+        # Statements by their hash, however long they are: two that share one would only
+        # make one of them try binary once, which gives the same frame or goes back to text.
+        self._binary: OrderedDict[int, bool] = OrderedDict()
 
     def binary(self, statements: str) -> bool:
         """Whether to read ``statements`` as binary ``COPY``."""
-        return self._binary.get(statements, False)
+        return self._binary.get(hash(statements), False)
 
     def remember(self, statements: str, *, binary: bool) -> None:
         """Note how to read ``statements`` next time."""
+        key = hash(statements)
         if not binary:
-            self._binary.pop(statements, None)
+            self._binary.pop(key, None)
             return
-        self._binary[statements] = True
-        self._binary.move_to_end(statements)
+        self._binary[key] = True
+        self._binary.move_to_end(key)
         if len(self._binary) > self._size:
             self._binary.popitem(last=False)
 

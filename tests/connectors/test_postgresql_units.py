@@ -29,6 +29,7 @@ from deepanalyze_jupyter.connectors._pg_copy import (
 )
 from deepanalyze_jupyter.connectors._pg_dsn import connection_params, describe_target, split_dsn
 from deepanalyze_jupyter.connectors._pg_errors import connect_error
+from deepanalyze_jupyter.connectors._pg_query import CopyFormats
 from deepanalyze_jupyter.connectors._pg_types import (
     ColumnKind,
     ConversionError,
@@ -423,3 +424,17 @@ def test_binary_copy_without_its_header_or_with_too_few_rows_is_refused() -> Non
         decode_binary_copy(bytearray(data), ends, plans, rows=2, keep=2)
     with pytest.raises(ConversionError, match="no header or end"):
         decode_binary_copy(data[5:], ends, plans, rows=1, keep=1)
+
+
+def test_copy_formats_remember_the_statements_to_read_as_binary_most_recent_first() -> None:
+    formats = CopyFormats(size=2)
+    assert not formats.binary("a")
+    formats.remember("a", binary=True)
+    formats.remember("b", binary=True)
+    formats.remember("a", binary=True)  # "a" ran again, and is still best read as binary
+    formats.remember("c", binary=True)  # so "b", run longest ago, is the one forgotten
+    assert formats.binary("a")
+    assert not formats.binary("b")
+    formats.remember("a", binary=False)
+    assert not formats.binary("a")
+    assert formats.binary("c")
