@@ -203,3 +203,47 @@ def test_a_result_binary_would_not_read_faster_stays_text(pg: Session, scratch: 
     )
     pd.testing.assert_frame_equal(pg.query("pg", sql, limit=None), pg.query("pg", sql, limit=None))
     assert scratch.copy_formats(marker) == ["text", "text"]
+
+
+NUMERIC_TYPES = [
+    (1, 0),
+    (4, 4),
+    (5, 0),
+    (9, 3),
+    (12, 2),
+    (15, 5),
+    (16, 0),
+    (17, 8),
+    (18, 0),
+    (18, 4),
+    (18, 18),
+]
+
+
+def random_numeric(precision: int, scale: int) -> str:
+    """SQL for a column of numeric(precision, scale): 18 random digits put at a random
+    magnitude within the type, either sign, rounded to the scale and kept in range; some NULLs."""
+    top = Decimal(10) ** (precision - scale) - Decimal(10) ** -scale
+    digits = "(floor(random() * 1e9)::numeric * 1e9 + floor(random() * 1e9)::numeric)"
+    magnitude = f"10 ^ (18 - floor(random() * {precision - scale + 1}))::numeric"
+    value = f"round(sign(random() - 0.5)::numeric * {digits} / {magnitude}, {scale})"
+    return (
+        f"CASE WHEN random() < 0.05 THEN NULL ELSE LEAST(GREATEST({value}, -{top}), {top}) END"
+        f"::numeric({precision}, {scale}) AS n_{precision}_{scale}"
+    )
+
+
+def test_numerics_of_every_precision_and_magnitude_read_alike_from_binary(
+    pg: Session, scratch: Scratch
+) -> None:
+    columns = ", ".join(random_numeric(precision, scale) for precision, scale in NUMERIC_TYPES)
+    scratch.run("SELECT setseed(0.25)")
+    table = scratch.table(f"SELECT g, {columns}, {AT} FROM generate_series(1, 3000) AS g")
+    sql = f"SELECT *, at AS at_2, at AS at_3 FROM {table} ORDER BY g"  # timestamps: binary pays
+    first = pg.query("pg", sql, limit=None)
+    second = pg.query("pg", sql, limit=None)
+    assert scratch.copy_formats(table) == ["text", "binary"]
+    pd.testing.assert_frame_equal(first, second)
+    assert first["n_18_0"].abs().max() > 10**17  # the widest reach their top digits
+    assert (first["n_12_2"] < 0).any()
+    assert first["n_17_8"].isna().any()
