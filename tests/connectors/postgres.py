@@ -23,7 +23,9 @@ def source_options(pg_server: PostgresServer, **options: Any) -> dict[str, Any]:
     return {**base, **options}
 
 
-def admin(pg_server: PostgresServer, statement: str | sql.Composable, *args: Any) -> list[tuple[Any, ...]]:
+def admin(
+    pg_server: PostgresServer, statement: str | sql.SQL | sql.Composed, *args: Any
+) -> list[tuple[Any, ...]]:
     """Run ``statement`` as the server's administrator; its rows, if it has any."""
     with pg_server.admin_connection() as conn:
         cursor = conn.execute(statement, args or None)
