@@ -34,6 +34,7 @@ import numpy as np
 import psycopg
 import pyarrow as pa
 
+from . import _pg_oids as oids
 from ._pg_types import Column, ColumnKind, ColumnPlan, ConversionError, python_column
 
 __all__ = ["BINARY_GAIN", "binary_gain", "decodable", "decode_binary_copy", "prefer_binary"]
@@ -45,24 +46,18 @@ TRAILER = b"\xff\xff"
 #: Bytes past the data that a gather may read (a value's width after a NULL's length).
 PADDING = 32
 
-_INT8, _INT4, _INT2 = 20, 23, 21
-_FLOAT8 = 701
-_BOOL = 16
-_DATE = 1082
-_TIMESTAMP, _TIMESTAMPTZ = 1114, 1184
-_NUMERIC = 1700
-#: text, varchar, bpchar, name: their binary form is the text itself.
-_TEXT_OIDS = frozenset({25, 1043, 1042, 19})
+#: The text types whose binary form is the text itself.
+_TEXT_OIDS = frozenset({oids.TEXT, oids.VARCHAR, oids.BPCHAR, oids.NAME})
 #: The fixed-width types: the big-endian value of each.
 _FIXED: dict[int, str] = {
-    _INT8: ">i8",
-    _INT4: ">i4",
-    _INT2: ">i2",
-    _FLOAT8: ">f8",
-    _BOOL: "u1",
-    _DATE: ">i4",
-    _TIMESTAMP: ">i8",
-    _TIMESTAMPTZ: ">i8",
+    oids.INT8: ">i8",
+    oids.INT4: ">i4",
+    oids.INT2: ">i2",
+    oids.FLOAT8: ">f8",
+    oids.BOOL: "u1",
+    oids.DATE: ">i4",
+    oids.TIMESTAMP: ">i8",
+    oids.TIMESTAMPTZ: ">i8",
 }
 
 # PostgreSQL counts from 2000-01-01; Arrow from 1970-01-01.
@@ -99,7 +94,7 @@ _GROUP_POWERS = np.array(
 #: timestamps as text with the most work; for integers, numeric and text, decoding
 #: binary costs the client more than the server saves.
 BINARY_GAIN: Mapping[int, int] = MappingProxyType(
-    {_TIMESTAMPTZ: 200, _TIMESTAMP: 65, _FLOAT8: 10, _DATE: 0, _BOOL: 0}
+    {oids.TIMESTAMPTZ: 200, oids.TIMESTAMP: 65, oids.FLOAT8: 10, oids.DATE: 0, oids.BOOL: 0}
 )
 _OTHER_GAIN = -30  # integers, numeric, text
 
@@ -120,7 +115,7 @@ def decodable(plan: ColumnPlan) -> bool:
         return plan.oid in _TEXT_OIDS
     if plan.kind is not ColumnKind.NATIVE or plan.arrow_type is None:
         return False
-    if plan.oid == _NUMERIC:
+    if plan.oid == oids.NUMERIC:
         arrow_type = plan.arrow_type
         return isinstance(arrow_type, pa.Decimal128Type) and arrow_type.precision <= _MAX_INT64_DIGITS
     return plan.oid in _FIXED
@@ -237,7 +232,7 @@ class _Fields:
 def _column(plan: ColumnPlan, fields: _Fields) -> Column:
     if plan.oid in _TEXT_OIDS:
         return _text(plan, fields)
-    if plan.oid == _NUMERIC:
+    if plan.oid == oids.NUMERIC:
         return _numeric(plan, fields)
     return _fixed(plan, fields)
 
@@ -251,19 +246,20 @@ def _fixed(plan: ColumnPlan, fields: _Fields) -> Column:
     if not ((lengths == value_type.itemsize) | nulls).all():
         raise ConversionError(f"column {plan.name!r} has values of an unexpected size in binary COPY")
     values = record["value"]
-    if plan.oid in (_TIMESTAMP, _TIMESTAMPTZ, _DATE):
-        low, high = (_FIRST_DAY, _LAST_DAY) if plan.oid == _DATE else (_FIRST_MICROSECOND, _LAST_MICROSECOND)
+    if plan.oid in (oids.TIMESTAMP, oids.TIMESTAMPTZ, oids.DATE):
+        is_date = plan.oid == oids.DATE
+        low, high = (_FIRST_DAY, _LAST_DAY) if is_date else (_FIRST_MICROSECOND, _LAST_MICROSECOND)
         present = values if mask is None else values[~mask]
         if present.size and (present.min() < low or present.max() > high):
             column = _loaded(plan, fields, lengths)
-        elif plan.oid == _DATE:
+        elif is_date:
             column = pa.array(values.astype(np.int32) + _EPOCH_DAYS, pa.date32(), mask=mask)
         else:
             column = pa.array(values.astype(np.int64) + _EPOCH_MICROSECONDS, plan.arrow_type, mask=mask)
-    elif plan.oid == _BOOL:
+    elif plan.oid == oids.BOOL:
         column = pa.array(values != 0, pa.bool_(), mask=mask)
     else:
-        number = np.float64 if plan.oid == _FLOAT8 else np.int64
+        number = np.float64 if plan.oid == oids.FLOAT8 else np.int64
         column = pa.array(values.astype(number), plan.arrow_type, mask=mask)
     if mask is None:
         fields.skip(4 + value_type.itemsize)

@@ -51,6 +51,7 @@ from psycopg.adapt import AdaptersMap
 
 from .. import frames
 from ..frames import PandasColumn, pandas_column
+from . import _pg_oids as oids
 
 __all__ = [
     "Column",
@@ -67,18 +68,23 @@ __all__ = [
     "session_time_zone",
 ]
 
-_INTEGER_OIDS = frozenset({21, 23, 20, 26})  # int2, int4, int8, oid
-_FLOAT_OIDS = frozenset({700, 701})  # float4, float8
-_NUMERIC_OID = 1700
-_BOOL_OID = 16
-_DATE_OID = 1082
-_TIME_OID = 1083
-_TIMESTAMP_OID = 1114
-_TIMESTAMPTZ_OID = 1184
-_INTERVAL_OID = 1186
-# text, varchar, bpchar, name, "char", uuid, xml, unknown, money
-_TEXT_OIDS = frozenset({25, 1043, 1042, 19, 18, 2950, 142, 705, 790})
-_DATE_TIME_OIDS = frozenset({_DATE_OID, _TIME_OID, _TIMESTAMP_OID, _TIMESTAMPTZ_OID})
+_INTEGER_OIDS = frozenset({oids.INT2, oids.INT4, oids.INT8, oids.OID})
+_FLOAT_OIDS = frozenset({oids.FLOAT4, oids.FLOAT8})
+#: Types read as their text.
+_TEXT_OIDS = frozenset(
+    {
+        oids.TEXT,
+        oids.VARCHAR,
+        oids.BPCHAR,
+        oids.NAME,
+        oids.CHAR,
+        oids.UUID,
+        oids.XML,
+        oids.UNKNOWN,
+        oids.MONEY,
+    }
+)
+_DATE_TIME_OIDS = frozenset({oids.DATE, oids.TIME, oids.TIMESTAMP, oids.TIMESTAMPTZ})
 _NUMERIC_HEADER = 4  # VARHDRSZ, added to a numeric's type modifier
 _MAX_DECIMAL128_DIGITS = 38
 _MAX_DECIMAL256_DIGITS = 76
@@ -174,7 +180,7 @@ def _plan(name: str, oid: int, modifier: int, adapters: AdaptersMap, settings: P
         return ColumnPlan(name, oid, ColumnKind.NATIVE, native, load, load_binary)
     if oid in _TEXT_OIDS or adapters.get_loader(oid, pq.Format.TEXT) is None:
         return ColumnPlan(name, oid, ColumnKind.TEXT, pa.string(), _decode_text)
-    arrow_type = pa.duration("us") if oid == _INTERVAL_OID else None
+    arrow_type = pa.duration("us") if oid == oids.INTERVAL else None
     return ColumnPlan(name, oid, ColumnKind.PYTHON, arrow_type, load)
 
 
@@ -183,16 +189,16 @@ def _native_type(oid: int, modifier: int, settings: PlanSettings) -> pa.DataType
         return pa.int64()
     if oid in _FLOAT_OIDS:
         return pa.float64()
-    if oid == _BOOL_OID:
+    if oid == oids.BOOL:
         return pa.bool_()
-    if oid == _NUMERIC_OID:
+    if oid == oids.NUMERIC:
         return pa.float64() if settings.numeric_as_float else _decimal_type(modifier)
     if oid in _DATE_TIME_OIDS and settings.iso_dates:
         return {
-            _DATE_OID: pa.date32(),
-            _TIME_OID: pa.time64("us"),
-            _TIMESTAMP_OID: pa.timestamp("us"),
-            _TIMESTAMPTZ_OID: pa.timestamp("us", tz=settings.time_zone),
+            oids.DATE: pa.date32(),
+            oids.TIME: pa.time64("us"),
+            oids.TIMESTAMP: pa.timestamp("us"),
+            oids.TIMESTAMPTZ: pa.timestamp("us", tz=settings.time_zone),
         }[oid]
     return None
 
