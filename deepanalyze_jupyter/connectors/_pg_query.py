@@ -296,7 +296,8 @@ class _CopyQuery:
 
     async def _text_result(self, tail: bytearray, *, rows: int, kept: int, truncated: bool) -> QueryResult:
         plans, chunks = self._plans, self._chunks
-        binary_next = len(tail) > SMALL_RESULT_BYTES and not chunks and prefer_binary(plans)
+        size = sum(map(len, chunks)) + len(tail)
+        binary_next = _binary_next(size, plans)
         if not chunks and len(tail) <= SMALL_RESULT_BYTES:
             columns, count = parse_small_copy_text(tail, plans)
             if count != rows:
@@ -309,7 +310,7 @@ class _CopyQuery:
         if tail:
             self._progress.update(nbytes=len(tail))
             chunks.append(tail)
-        large = sum(len(chunk) for chunk in chunks) > INLINE_BUILD_BYTES
+        large = size > INLINE_BUILD_BYTES
 
         def build() -> pd.DataFrame:
             if len(parsed) < len(chunks):  # the tail, parsed here rather than in one more thread
@@ -337,8 +338,15 @@ class _CopyQuery:
             build,
             truncated,
             in_thread=len(data) > INLINE_BUILD_BYTES,
-            binary_next=SMALL_RESULT_BYTES < len(data) <= FIRST_CHUNK_BYTES and prefer_binary(plans),
+            binary_next=_binary_next(len(data), plans),
         )
+
+
+def _binary_next(size: int, plans: Sequence[ColumnPlan]) -> bool:
+    """Whether a result of ``size`` bytes is best read as binary next time: one piece of
+    text (more than the few rows parsed in Python, less than the first piece handed to a
+    parser thread), of columns best read as binary."""
+    return SMALL_RESULT_BYTES < size < FIRST_CHUNK_BYTES and prefer_binary(plans)
 
 
 def _frame_from_copy(
