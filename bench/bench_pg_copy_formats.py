@@ -30,7 +30,12 @@ from bench.bench_postgresql import server_dsn  # noqa: E402
 from deepanalyze_jupyter.connectors._pg_binary import binary_gain, decode_binary_copy  # noqa: E402
 from deepanalyze_jupyter.connectors._pg_copy import copy_out, finish_columns, parse_copy_text  # noqa: E402
 from deepanalyze_jupyter.connectors._pg_query import result_fields  # noqa: E402
-from deepanalyze_jupyter.connectors._pg_types import PlanSettings, frame_from_columns, plan_columns  # noqa: E402
+from deepanalyze_jupyter.connectors._pg_types import (  # noqa: E402
+    ColumnPlan,
+    PlanSettings,
+    frame_from_columns,
+    plan_columns,
+)
 
 ROWS = 10_000
 TYPES = {
@@ -48,10 +53,16 @@ TYPES = {
 }
 
 
-async def read(conn: psycopg.AsyncConnection[object], sql: str, *, binary: bool) -> float:
-    """Seconds to read ``sql`` through ``COPY`` into a DataFrame, one way."""
+async def column_plans(conn: psycopg.AsyncConnection[object], sql: str) -> list[ColumnPlan]:
+    """The plans of the columns of ``sql``'s result, as the connector makes them."""
     fields = result_fields((await conn.execute(f"SELECT * FROM ({sql}) AS q LIMIT 0")).pgresult)
-    plans = plan_columns(fields, conn.adapters, PlanSettings())
+    return plan_columns(fields, conn.adapters, PlanSettings())
+
+
+async def read(
+    conn: psycopg.AsyncConnection[object], sql: str, plans: list[ColumnPlan], *, binary: bool
+) -> float:
+    """Seconds to read ``sql`` through ``COPY`` into a DataFrame, one way."""
     ends: array[int] | None = array("q") if binary else None
     statement = f"COPY ({sql}) TO STDOUT" + (" (FORMAT binary)" if binary else "")
     gc.collect()
@@ -74,13 +85,13 @@ async def main(dsn: str, runs: int) -> None:
     for name, expression in TYPES.items():
         columns = ", ".join(f"{expression} AS c{index}" for index in range(4))
         sql = f"SELECT {columns} FROM generate_series(1, {ROWS}) AS g"
+        plans = await column_plans(conn, sql)
         times: dict[bool, list[float]] = {False: [], True: []}
         for _ in range(runs):
             for binary in (False, True):
-                times[binary].append(await read(conn, sql, binary=binary))
+                times[binary].append(await read(conn, sql, plans, binary=binary))
         text, binary = (statistics.median(times[way]) * 1000 for way in (False, True))
-        fields = result_fields((await conn.execute(f"SELECT * FROM ({sql}) AS q LIMIT 0")).pgresult)
-        gain = binary_gain(plan_columns(fields, conn.adapters, PlanSettings()))
+        gain = binary_gain(plans)
         print(f"  {name:<18} {text:7.2f} ms {binary:6.2f} ms  {binary / text:9.2f}x  {gain:+d}")
     await conn.close()
 
