@@ -30,3 +30,16 @@ def admin(
     with pg_server.admin_connection() as conn:
         cursor = conn.execute(statement, args or None)
         return cursor.fetchall() if cursor.description else []
+
+
+def copy_formats(pg_server: PostgresServer, marker: str) -> list[str]:
+    """The format of each finished ``COPY`` whose text holds ``marker``: text ones, then binary ones."""
+    rows = admin(
+        pg_server,
+        "SELECT query, calls FROM pg_stat_statements WHERE query LIKE 'COPY%%' AND query LIKE %s",
+        f"%{marker}%",
+    )
+    calls = {
+        "binary" if query.rstrip().endswith("(FORMAT binary)") else "text": count for query, count in rows
+    }
+    return [fmt for fmt in ("text", "binary") for _ in range(calls.get(fmt, 0))]

@@ -19,7 +19,7 @@ import pytest
 from deepanalyze_jupyter import Session
 from deepanalyze_jupyter.errors import QueryError
 from deepanalyze_jupyter.frames import is_truncated
-from tests.connectors.postgres import admin
+from tests.connectors.postgres import admin, copy_formats
 from tests.services import PostgresServer
 
 EDGE_ROWS = 2100  # a few hundred KiB of COPY text: one piece, more than 32 KiB
@@ -44,16 +44,7 @@ class Scratch:
         return name
 
     def copy_formats(self, marker: str) -> list[str]:
-        """The format of each ``COPY`` run whose text holds ``marker``: text ones, then binary ones."""
-        rows = admin(
-            self.server,
-            "SELECT query, calls FROM pg_stat_statements WHERE query LIKE 'COPY%%' AND query LIKE %s",
-            f"%{marker}%",
-        )
-        calls = {
-            "binary" if query.rstrip().endswith("(FORMAT binary)") else "text": count for query, count in rows
-        }
-        return [fmt for fmt in ("text", "binary") for _ in range(calls.get(fmt, 0))]
+        return copy_formats(self.server, marker)
 
 
 @pytest.fixture

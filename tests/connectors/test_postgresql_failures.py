@@ -14,7 +14,7 @@ import pytest
 
 from deepanalyze_jupyter import Session
 from deepanalyze_jupyter.errors import AuthenticationFailed, ConnectionFailed, DataSourceError, QueryError
-from tests.connectors.postgres import admin, source_options
+from tests.connectors.postgres import admin, copy_formats, source_options
 from tests.services import PostgresServer
 from tests.services.process import free_loopback_port
 
@@ -187,8 +187,7 @@ def test_an_interrupt_stops_a_query_read_as_binary_too(
     assert pg.query("pg", sql, limit=None)["h"].iloc[-1] == "e93028bdc1aacdfb3687181f2031765d"  # md5('3000')
     # the server counts finished statements only: the first run's text, and the last one's binary
     # (the format the interrupted run asked for too; an interrupt teaches nothing)
-    calls = "SELECT query LIKE '%%(FORMAT binary)', calls FROM pg_stat_statements WHERE query LIKE %s"
-    assert sorted(admin(pg_server, calls, f"COPY%{pause}%")) == [(False, 1), (True, 1)]
+    assert copy_formats(pg_server, pause) == ["text", "binary"]
 
 
 def test_cancelling_the_task_cancels_the_query(pg: Session, pg_server: PostgresServer) -> None:
