@@ -1,7 +1,12 @@
 """SQLite databases through the standard library's :mod:`sqlite3`.
 
 A source is one database file (or ``:memory:``), opened read-only by default through a
-``file:...?mode=ro`` URI. Every :mod:`sqlite3` call runs on one worker thread owned by
+``file:...?mode=ro`` URI. A read-only source also refuses, before it runs, every statement
+that could write anywhere: an authorizer allows reading only (no ``ATTACH``, which would
+reach other files or the same file writable, no ``VACUUM INTO``, no temporary tables, no
+pragma that changes anything), and the connection may attach no database at all.
+
+Every :mod:`sqlite3` call runs on one worker thread owned by
 the connector, because a connection belongs to the thread that made it; the event loop
 never blocks. Cancelling a query calls :meth:`sqlite3.Connection.interrupt`, which stops
 the running statement at once and leaves the connection usable.
@@ -141,6 +146,9 @@ class SqliteConnector(Connector):
         except sqlite3.Error as error:
             raise ConnectionFailed(f"cannot open {self.path}: {error}", source=self.source_id) from error
         connection.set_progress_handler(self._stop_requested, _PROGRESS_STEPS)
+        if self.read_only:
+            connection.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+            connection.set_authorizer(_read_only_authorizer)
         try:
             connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except sqlite3.Error as error:
@@ -288,7 +296,9 @@ class SqliteConnector(Connector):
             return OperationCancelled("the query was interrupted", source=self.source_id)
         if "no such table" in text:
             return ItemNotFound(text, source=self.source_id)
-        if "readonly database" in text:
+        if self.read_only and (text in _REFUSALS or text.startswith("not authorized to use function")):
+            text = "the source is read-only: the statement would write or attach a database, and was refused"
+        elif "readonly database" in text:
             text += " (the source is read-only; add it with read_only=False to write)"
         return QueryError(text, source=self.source_id)
 
@@ -338,6 +348,48 @@ class SqliteConnector(Connector):
         """SQLite's progress handler: a non-zero answer interrupts the statement."""
         stop = self._stop
         return 1 if stop is not None and stop.is_set() else 0
+
+
+#: The authorizer's actions a read-only connection allows: reading, functions, transactions.
+_READ_ACTIONS = frozenset(
+    {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE, sqlite3.SQLITE_TRANSACTION}
+    | {sqlite3.SQLITE_SAVEPOINT}
+)
+#: SQLite's texts for a statement its authorizer refused.
+_REFUSALS = frozenset({"not authorized", "authorization denied"})
+#: The schema tables, which SQLite never lets a statement change without writable_schema.
+_SCHEMA_TABLES = frozenset({"sqlite_master", "sqlite_temp_master", "sqlite_schema", "sqlite_temp_schema"})
+#: Pragmas that only read, even when given an argument (the table or index they describe).
+_PRAGMAS_READING_ARGUMENT = frozenset(
+    {"table_info", "table_xinfo", "table_list", "index_info", "index_xinfo", "index_list"}
+    | {"foreign_key_list", "foreign_key_check", "integrity_check", "quick_check"}
+)
+#: Pragmas that write (or checkpoint, or analyse) even without an argument.
+_PRAGMAS_WRITING_ALONE = frozenset({"optimize", "wal_checkpoint", "incremental_vacuum"})
+
+
+def _read_only_authorizer(action: int, first: str | None, second: str | None, *_: str | None) -> int:
+    """SQLite's authorizer of a read-only source: allow what reads, deny all else.
+
+    Denied: every write, ``CREATE``/``DROP``/``ALTER`` (temporary objects too), ``ATTACH``
+    (which ``VACUUM INTO`` uses), ``DETACH``, ``ANALYZE``, ``REINDEX``, virtual tables,
+    ``load_extension()``, and a pragma that sets a value or changes the file.
+    """
+    if action in _READ_ACTIONS:
+        return sqlite3.SQLITE_OK
+    if action == sqlite3.SQLITE_UPDATE and first in _SCHEMA_TABLES:
+        # Asked when a table-valued pragma (pragma_table_info) is prepared; SQLite itself
+        # refuses a real change of the schema table unless writable_schema, which is denied.
+        return sqlite3.SQLITE_OK
+    if action == sqlite3.SQLITE_FUNCTION:
+        return sqlite3.SQLITE_DENY if (second or "").lower() == "load_extension" else sqlite3.SQLITE_OK
+    if action == sqlite3.SQLITE_PRAGMA:
+        name = (first or "").lower()
+        reads = (
+            name in _PRAGMAS_READING_ARGUMENT if second is not None else name not in _PRAGMAS_WRITING_ALONE
+        )
+        return sqlite3.SQLITE_OK if reads else sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_DENY
 
 
 def quote_identifier(name: str) -> str:

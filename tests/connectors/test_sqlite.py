@@ -322,10 +322,111 @@ def test_query_errors_are_one_clear_line(
 
 
 def test_read_only_by_default_refuses_writes(shop: Session, db_path: Path) -> None:
-    with pytest.raises(QueryError, match=r"readonly database.*read-only"):
+    with pytest.raises(QueryError, match=r"^shop: the source is read-only: the statement would write"):
         shop.query("shop", "INSERT INTO orders (id, region) VALUES (99, 'EU')")
     with closing_connection(db_path) as connection:
         assert connection.execute("SELECT count(*) FROM orders").fetchone() == (4,)
+
+
+#: Statements a read-only source must refuse: each would write the file, another file or
+#: a new one. ``{db}`` is the source's own file, ``{dir}`` the folder it is in.
+WRITING_STATEMENTS = [
+    "ATTACH DATABASE 'file:{db}?mode=rw' AS again",
+    "ATTACH DATABASE 'file:{dir}/new.db?mode=rwc' AS fresh",
+    "ATTACH DATABASE '{dir}/plain.db' AS plain",
+    "VACUUM INTO '{dir}/copy.db'",
+    "VACUUM",
+    "DETACH DATABASE temp",
+    "CREATE TEMP TABLE scratch (x)",
+    "CREATE TEMP VIEW v AS SELECT 1",
+    "CREATE TABLE t (x)",
+    "CREATE INDEX i ON orders (region)",
+    "CREATE VIEW v AS SELECT 1",
+    "CREATE TRIGGER tr AFTER INSERT ON orders BEGIN SELECT 1; END",
+    "CREATE VIRTUAL TABLE vt USING fts5(x)",
+    "DROP VIEW eu_orders",
+    "DROP TABLE orders",
+    "ALTER TABLE orders ADD COLUMN y",
+    "INSERT INTO orders (id, region) VALUES (99, 'EU')",
+    "UPDATE orders SET region = 'X'",
+    "DELETE FROM orders",
+    "REPLACE INTO orders (id, region) VALUES (1, 'X')",
+    "ANALYZE",
+    "PRAGMA journal_mode = delete",
+    "PRAGMA main.journal_mode = wal",
+    "PRAGMA user_version = 5",
+    "PRAGMA writable_schema = ON",
+    "PRAGMA query_only = OFF",
+    "PRAGMA wal_checkpoint",
+    "PRAGMA optimize",
+    "PRAGMA incremental_vacuum",
+    "SELECT load_extension('/nonexistent/ext')",
+    "WITH x AS (SELECT 1) INSERT INTO orders (id, region) SELECT 98, 'EU' FROM x",
+]
+
+
+@pytest.mark.parametrize("statement", WRITING_STATEMENTS)
+def test_read_only_source_refuses_anything_that_writes_anywhere(
+    shop: Session, db_path: Path, statement: str
+) -> None:
+    folder = db_path.parent
+    before = (db_path.read_bytes(), db_path.stat().st_mtime_ns, sorted(folder.iterdir()))
+    sql = statement.format(db=db_path, dir=folder)
+    with pytest.raises(
+        QueryError, match=r"^shop: the source is read-only: the statement would write"
+    ) as raised:
+        shop.query("shop", sql)
+    assert "\n" not in str(raised.value)
+    assert (db_path.read_bytes(), db_path.stat().st_mtime_ns, sorted(folder.iterdir())) == before
+    # The refusal did not break the source: it still reads, and sees nothing attached.
+    assert shop.query("shop", "SELECT count(*) AS n FROM orders").loc[0, "n"] == 4
+    assert list(shop.query("shop", "PRAGMA database_list")["name"]) == ["main"]
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "PRAGMA user_version",
+        "PRAGMA journal_mode",
+        "PRAGMA table_info(orders)",
+        "PRAGMA index_list(orders)",
+        "PRAGMA integrity_check",
+        "SELECT name FROM pragma_table_info('orders')",
+        "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 3) SELECT * FROM r",
+        "SELECT upper(region), count(*) AS n FROM eu_orders GROUP BY 1",
+        "BEGIN",
+        "SAVEPOINT s",
+        "EXPLAIN SELECT 1",
+    ],
+)
+def test_read_only_source_still_runs_what_only_reads(shop: Session, statement: str) -> None:
+    shop.query("shop", statement)  # raises if refused
+
+
+@pytest.mark.parametrize("table", ["sqlite_master", "sqlite_temp_master"])
+def test_read_only_source_cannot_change_the_schema_tables(shop: Session, db_path: Path, table: str) -> None:
+    before = db_path.read_bytes()
+    with pytest.raises(QueryError, match=rf"^shop: table {table} may not be modified$"):
+        shop.query("shop", f"UPDATE {table} SET sql = NULL")
+    assert db_path.read_bytes() == before
+
+
+def test_read_only_holds_against_several_statements_at_once(shop: Session, db_path: Path) -> None:
+    """Only one statement runs per query, and a script of them is refused before anything ran."""
+    script = f"SELECT 1; ATTACH DATABASE 'file:{db_path}?mode=rw' AS again; DELETE FROM again.orders"
+    with pytest.raises(QueryError):
+        shop.query("shop", script)
+    with closing_connection(db_path) as connection:
+        assert connection.execute("SELECT count(*) FROM orders").fetchone() == (4,)
+
+
+def test_writable_source_may_still_attach(session: Session, tmp_path: Path) -> None:
+    """The refusals are those of read-only sources only."""
+    other = tmp_path / "other.db"
+    session.add("scratch", "sqlite", path=str(tmp_path / "main.db"), read_only=False)
+    session.query("scratch", f"ATTACH DATABASE '{other}' AS other")
+    session.query("scratch", "CREATE TABLE other.t (x)")
+    assert other.exists()
 
 
 def test_writable_source_writes_and_creates_the_file(session: Session, tmp_path: Path) -> None:
