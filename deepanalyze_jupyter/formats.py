@@ -13,11 +13,15 @@ Reader options (``reader_options``), checked by name:
 - ``sep`` (alias ``delimiter``), ``header``, ``names``, ``skiprows``, ``na_values``,
   ``quotechar``, ``encoding``: how delimited text is laid out.
 
+Text (CSV, TSV, JSON) is UTF-8 unless ``encoding`` names another codec; bytes that are not
+valid in it give one :class:`FormatError` naming the file, the byte offset and the option.
+
 Parsing is CPU work: callers on an event loop run :func:`parse_bytes` in a worker thread.
 """
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import json
 import zlib
@@ -204,8 +208,18 @@ class _ReaderOptions:
             skiprows=int(given.get("skiprows") or 0),
             na_values=None if na_values is None else [str(value) for value in na_values],
             quotechar=str(given.get("quotechar", '"')),
-            encoding=str(given.get("encoding", "utf8")),
+            encoding=_codec_name(given.get("encoding"), source),
         )
+
+
+def _codec_name(encoding: Any, source: str) -> str:
+    """The canonical name of a text encoding (``latin1`` -> ``iso8859-1``); UTF-8 by default."""
+    if encoding is None:
+        return "utf-8"
+    try:
+        return codecs.lookup(str(encoding)).name
+    except LookupError:
+        raise ConfigurationError(f"unknown text encoding {str(encoding)[:40]!r}", source=source) from None
 
 
 def _dtype_names(dtypes: Any, source: str) -> dict[str, str]:
@@ -272,7 +286,11 @@ def _parse(
         raw = _decompressed(data, compression)
         if not raw:
             return _empty_frame(options), context
-        return _select(_PARSERS[file_format](raw, options), options), context
+        try:
+            parsed = _PARSERS[file_format](raw, options)
+        except UnicodeDecodeError:
+            raise _not_decodable(raw, options.encoding) from None
+        return _select(parsed, options), context
 
 
 @contextmanager
@@ -303,6 +321,20 @@ def _decompressed(data: bytes | bytearray | memoryview, compression: str | None)
 def _looks_like_text_or_parquet(view: memoryview) -> bool:
     head = bytes(view[:4])
     return head == b"PAR1" or all(byte >= 9 for byte in head)
+
+
+def _not_decodable(raw: bytes | memoryview, encoding: str) -> ValueError:
+    """The error of text that is not valid ``encoding``: where it fails, and what to do."""
+    try:
+        codecs.decode(bytes(raw), encoding)
+    except UnicodeDecodeError as error:
+        where = f"byte 0x{error.object[error.start]:02x} at offset {error.start}"
+    else:
+        where = "a byte"
+    return ValueError(
+        f"{where} is not valid {encoding}; give the file's encoding "
+        "(--encoding latin-1, or encoding='latin-1')"
+    )
 
 
 def _reason(error: BaseException) -> str:
@@ -338,12 +370,16 @@ def _parse_delimited(raw: bytes | memoryview, options: _ReaderOptions, delimiter
         convert_kwargs["include_columns"] = options.columns
     if options.na_values is not None:
         convert_kwargs["null_values"] = options.na_values
-    return pa_csv.read_csv(
+    table = pa_csv.read_csv(
         pa.BufferReader(pa.py_buffer(raw)),
         read_options=read_options,
         parse_options=parse_options,
         convert_options=pa_csv.ConvertOptions(**convert_kwargs),
     )
+    # Arrow reads text that is not UTF-8 as bytes rather than failing: refuse it instead.
+    if any(pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type) for field in table.schema):
+        raise _not_decodable(raw, options.encoding)
+    return table
 
 
 def _parse_csv(raw: bytes | memoryview, options: _ReaderOptions) -> pa.Table:
@@ -363,15 +399,23 @@ def _parse_parquet(raw: bytes | memoryview, options: _ReaderOptions) -> pa.Table
 
 
 def _parse_jsonl(raw: bytes | memoryview, options: _ReaderOptions) -> pa.Table | pd.DataFrame:
+    if options.encoding != "utf-8":  # Arrow's JSON reader takes UTF-8 only
+        raw = codecs.decode(bytes(raw), options.encoding).encode()
     buffer = pa.py_buffer(raw)
     block_size = max(_JSON_BLOCK_SIZE, len(buffer) // 4 + 1)
     try:
-        return pa_json.read_json(
+        table = pa_json.read_json(
             pa.BufferReader(buffer), read_options=pa_json.ReadOptions(block_size=block_size)
         )
     except pa.ArrowInvalid:
         pass  # changing types, records that are not objects, or malformed: parse line by line
-    text = bytes(raw).decode(options.encoding)
+    else:
+        try:
+            table.validate(full=True)  # Arrow's JSON reader keeps bytes that are not UTF-8
+        except pa.ArrowInvalid:
+            raise _not_decodable(raw, "utf-8") from None
+        return table
+    text = codecs.decode(bytes(raw), "utf-8")
     records = []
     for number, line in enumerate(text.splitlines(), start=1):
         if line.strip():
@@ -383,7 +427,7 @@ def _parse_jsonl(raw: bytes | memoryview, options: _ReaderOptions) -> pa.Table |
 
 
 def _parse_json(raw: bytes | memoryview, options: _ReaderOptions) -> pa.Table | pd.DataFrame:
-    text = bytes(raw).decode(options.encoding).strip()
+    text = codecs.decode(bytes(raw), options.encoding).strip()
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:

@@ -378,6 +378,9 @@ def _add_result_arguments(parser: MagicLineParser) -> None:
 def _add_file_arguments(parser: MagicLineParser) -> None:
     parser.add_argument("--format", metavar="F", help="the file format (default: from the file name)")
     parser.add_argument("--source-column", metavar="NAME", help="add a column NAME naming each row's file")
+    parser.add_argument(
+        "--encoding", metavar="E", help="the text encoding of CSV/JSON files (default: utf-8)"
+    )
 
 
 _SUBCOMMAND_PARSERS: Mapping[str, Callable[[], MagicLineParser]] = MappingProxyType(

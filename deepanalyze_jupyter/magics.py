@@ -142,7 +142,7 @@ class DataSourceMagics(Magics):
           %datasource update ID [--OPTION VALUE ...] [--unset OPTION] [--name NAME] [--no-test]
           %datasource remove ID
           %datasource ls ID [PREFIX] [--recursive] [--limit N] [--refresh]
-          %datasource read ID PATH [PATH ...] [--format F] [-o VAR] [--source-column NAME]
+          %datasource read ID PATH [PATH ...] [--format F] [-o VAR] [--source-column NAME] [--encoding E]
                                           [--limit N | --no-limit]
           %datasource tables ID [SCHEMA] [--refresh]
           %datasource columns ID TABLE [--refresh]
@@ -335,7 +335,12 @@ class DataSourceMagics(Magics):
         args = _parser("read").parse_words(words)
         limit = self._row_limit(args)
         frame = self.session.read(
-            args.id, args.paths, format=args.format, limit=limit, source_column=args.source_column
+            args.id,
+            args.paths,
+            format=args.format,
+            limit=limit,
+            source_column=args.source_column,
+            **_reader_options(args),
         )
         return self._deliver(frame, args, limit)
 
@@ -371,7 +376,8 @@ class DataSourceMagics(Magics):
         notebook variables of that name as query parameters, never pasted into the SQL;
         ``::casts`` and text in quotes are left alone. For a file source (Azure Blob, a
         local folder) each line is a path or a glob, and the files are read into one
-        DataFrame (``--format F``, ``--source-column NAME``); ``%dsquery ID PATH`` reads one.
+        DataFrame (``--format F``, ``--source-column NAME``, ``--encoding E``);
+        ``%dsquery ID PATH`` reads one.
 
         ``-o VAR`` also assigns the DataFrame to ``VAR``. Rows are limited to
         ``DataSourceMagics.autolimit`` (100000 unless configured; see ``%config
@@ -423,8 +429,10 @@ class DataSourceMagics(Magics):
     def _run_query(
         self, source_id: str, body: str, args: argparse.Namespace, limit: int | None
     ) -> pd.DataFrame:
-        if args.format is not None or args.source_column is not None:
-            raise UsageError(f"{source_id}: --format and --source-column apply to file sources only")
+        if args.format is not None or args.source_column is not None or args.encoding is not None:
+            raise UsageError(
+                f"{source_id}: --format, --source-column and --encoding apply to file sources only"
+            )
         sql = body.strip()
         if not sql:
             raise UsageError(
@@ -452,7 +460,12 @@ class DataSourceMagics(Magics):
                 f"{source_id}: no path given; write one path or glob per line, below the %%dsquery line"
             )
         return self.session.read(
-            source_id, paths, format=args.format, limit=limit, source_column=args.source_column
+            source_id,
+            paths,
+            format=args.format,
+            limit=limit,
+            source_column=args.source_column,
+            **_reader_options(args),
         )
 
     def _parameters(self, source_id: str, sql: str) -> dict[str, Any]:
@@ -560,6 +573,11 @@ def _parser(subcommand: str) -> MagicLineParser:
     if parser is None:
         raise LookupError(f"no parser for %datasource {subcommand}")
     return parser
+
+
+def _reader_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The reader options given on a magic line (only those given)."""
+    return {} if args.encoding is None else {"encoding": args.encoding}
 
 
 def _asks_for_help(words: Sequence[str]) -> bool:

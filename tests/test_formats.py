@@ -392,3 +392,61 @@ def test_combine_tables_of_mixed_json_parts() -> None:
 def test_combine_tables_refuses_a_clashing_source_column() -> None:
     with pytest.raises(ConfigurationError, match="clashes"):
         combine_tables(_parts(("d.csv", b"file\n1\n")), source="files", source_column="file")
+
+
+# -- text encodings ---------------------------------------------------------------------------------
+
+LATIN_1_ROWS = [("Zoë", "Málaga"), ("Jürgen", "Köln")]
+
+
+def _latin_1(format: str) -> bytes:
+    """Two rows of names with accents, in ``format``, encoded as Latin-1."""
+    if format == "csv":
+        text = "name,city\n" + "".join(f"{name},{city}\n" for name, city in LATIN_1_ROWS)
+    elif format == "jsonl":
+        text = "".join(json.dumps({"name": n, "city": c}, ensure_ascii=False) + "\n" for n, c in LATIN_1_ROWS)
+    else:
+        text = json.dumps([{"name": n, "city": c} for n, c in LATIN_1_ROWS], ensure_ascii=False)
+    return text.encode("latin-1")
+
+
+@pytest.mark.parametrize("format", ["csv", "json", "jsonl"])
+def test_text_that_is_not_utf8_is_refused_naming_the_file_the_offset_and_the_option(format: str) -> None:
+    data = _latin_1(format)
+    offset = data.index("ë".encode("latin-1"))
+    with pytest.raises(FormatError) as raised:
+        parse_bytes(data, path=f"names/x.{format}", source="files")
+    assert str(raised.value) == (
+        f"files: cannot parse names/x.{format} as {format}: byte 0xeb at offset {offset} is not valid "
+        "utf-8; give the file's encoding (--encoding latin-1, or encoding='latin-1')"
+    )
+
+
+@pytest.mark.parametrize("format", ["csv", "json", "jsonl"])
+@pytest.mark.parametrize("encoding", ["latin-1", "latin1", "ISO-8859-1", "cp1252"])
+def test_the_encoding_option_reads_latin_1_text_as_strings(format: str, encoding: str) -> None:
+    frame = parse_bytes(
+        _latin_1(format), path=f"x.{format}", source="files", reader_options={"encoding": encoding}
+    )
+    assert [tuple(row) for row in frame[["name", "city"]].itertuples(index=False)] == LATIN_1_ROWS
+    assert all(isinstance(value, str) for value in frame["name"])
+
+
+def test_text_invalid_in_the_given_encoding_names_the_offset() -> None:
+    data = b"name\nab\n\x81\n"  # 0x81 is undefined in cp1252
+    with pytest.raises(
+        FormatError, match=r"byte 0x81 at offset 8 is not valid cp1252; give the file's encoding"
+    ):
+        parse_bytes(data, path="x.csv", source="files", reader_options={"encoding": "cp1252"})
+
+
+def test_an_unknown_encoding_is_refused_before_reading() -> None:
+    with pytest.raises(ConfigurationError, match=r"^files: unknown text encoding 'klingon'$"):
+        parse_bytes(b"a\n1\n", path="x.csv", source="files", reader_options={"encoding": "klingon"})
+
+
+def test_parquet_bytes_columns_are_not_taken_for_undecodable_text() -> None:
+    sink = io.BytesIO()
+    pq.write_table(pa.table({"blob": pa.array([b"\xff\x00", b"\xe9"])}), sink)
+    frame = parse_bytes(sink.getvalue(), path="x.parquet", source="files")
+    assert list(frame["blob"]) == [b"\xff\x00", b"\xe9"]

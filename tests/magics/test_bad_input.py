@@ -66,6 +66,7 @@ BAD_INPUT = [
     ("%%dsquery nope\nSELECT 1", "nope: no such data source"),
     ("%%dsquery f\n  \n", "f: no path given"),
     ("%%dsquery w --format csv\nSELECT 1", "apply to file sources only"),
+    ("%%dsquery w --encoding latin-1\nSELECT 1", "apply to file sources only"),
     ("%%dsquery f --timeout 3\nx.csv", "applies to SQL sources only"),
     ("%%dsquery f --numeric-as-float\nx.csv", "--numeric-as-float applies to SQL sources only"),
     ("%%dsquery w --bogus\nSELECT 1", "unknown option --bogus"),

@@ -162,6 +162,25 @@ def test_ls_read_and_cache_clear_on_a_local_folder(shell: InteractiveShell, tmp_
     assert run(shell, "%datasource cache clear").error is None
 
 
+def test_read_of_latin_1_text_names_the_byte_and_encoding_reads_it(
+    shell: InteractiveShell, tmp_path: Path
+) -> None:
+    (tmp_path / "names").mkdir()
+    (tmp_path / "names" / "x.csv").write_bytes("name\nZoë\nJürgen\n".encode("latin-1"))
+    assert run(shell, f"%datasource add files --type local --path '{tmp_path}'").error is None
+    assert usage_error(shell, "%datasource read files names/x.csv") == (
+        "files: cannot parse names/x.csv as csv: byte 0xeb at offset 7 is not valid utf-8; "
+        "give the file's encoding (--encoding latin-1, or encoding='latin-1')"
+    )
+    frame = run(shell, "%datasource read files names/x.csv --encoding latin-1").result
+    assert frame["name"].tolist() == ["Zoë", "Jürgen"]
+    cell = run(shell, "%%dsquery files --encoding latin1\nnames/x.csv").result
+    assert cell["name"].tolist() == ["Zoë", "Jürgen"]
+    assert "unknown text encoding 'nope'" in usage_error(
+        shell, "%datasource read files names/x.csv --encoding nope"
+    )
+
+
 def test_read_on_a_sqlite_source_is_an_error(shell: InteractiveShell, tmp_path: Path) -> None:
     sqlite3.connect(tmp_path / "shop.db").close()
     run(shell, f"%datasource add shop --type sqlite --path '{tmp_path / 'shop.db'}'")
