@@ -10,7 +10,8 @@ on the async clients of ``azure-storage-blob``; parsing runs in worker threads.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -152,8 +153,14 @@ class AzureBlobConnector(Connector):
         return client
 
     def _locate(self, path: str) -> tuple[str, str]:
-        """(container, blob name or prefix) of a path given by the user."""
+        """(container, blob name or prefix) of a path given by the user.
+
+        A ``..`` segment is refused: a URL resolves it, so the request would leave the
+        container (and fail as if the credential were wrong, or read another container).
+        """
         text = path.strip().lstrip("/")
+        if "\x00" in text or ".." in text.replace("\\", "/").split("/"):
+            raise ConfigurationError(f"{path!r} leads outside the container ('..')", source=self.source_id)
         if self._container is not None:
             return self._container, text
         container, _, rest = text.partition("/")
@@ -256,7 +263,9 @@ class AzureBlobConnector(Connector):
 
         Blobs download concurrently (at most ``max_concurrency`` requests in flight), a
         large one in parallel ranges, and each is parsed in a worker thread as soon as
-        it arrives. Interrupting cancels every download and returns nothing.
+        it arrives. With a ``limit``, blobs are fetched in order, a few ahead, and
+        fetching stops once the blobs parsed so far hold more rows than the limit.
+        Interrupting cancels every download and returns nothing.
         """
         if not paths:
             raise ConfigurationError("give at least one path to read", source=self.source_id)
@@ -274,11 +283,17 @@ class AzureBlobConnector(Connector):
                 total_bytes=None if None in sizes else sum(size or 0 for size in sizes),
                 total_items=len(targets),
             )
-        gate = asyncio.Semaphore(int(self.options["max_concurrency"]))
+        concurrency = int(self.options["max_concurrency"])
+        gate = asyncio.Semaphore(concurrency)
+
+        async def read_one(target: _Target) -> tuple[str, ParsedFile]:
+            return await self._read_one(target, gate, progress, format, reader_options)
+
         try:
-            parts = await gather_all(
-                self._read_one(target, gate, progress, format, reader_options) for target in targets
-            )
+            if limit is None:
+                parts = await gather_all(read_one(target) for target in targets)
+            else:
+                parts = await _read_until(targets, read_one, ahead=concurrency, rows=limit)
         finally:
             progress.close()
         frame = await asyncio.to_thread(
@@ -383,6 +398,49 @@ class AzureBlobConnector(Connector):
         except (AzureError, OSError) as error:
             raise self._error(error, container) from None
         return len(listing) > 0
+
+
+async def _read_until(
+    targets: Sequence[_Target],
+    read_one: Callable[[_Target], Awaitable[tuple[str, ParsedFile]]],
+    *,
+    ahead: int,
+    rows: int,
+) -> list[tuple[str, ParsedFile]]:
+    """Read ``targets`` in order until more than ``rows`` rows came, at most ``ahead`` at once.
+
+    The first blob is read alone; then as many at once as the rows per blob seen so far
+    say are still needed. The blobs after the limit are never requested; those already
+    in flight are cancelled.
+    """
+    waiting = iter(targets)
+    running: deque[asyncio.Future[tuple[str, ParsedFile]]] = deque()
+    parts: list[tuple[str, ParsedFile]] = []
+    count = 0
+    try:
+        while count <= rows:
+            wanted = _blobs_wanted(rows + 1 - count, len(parts), count, ahead)
+            while len(running) < wanted and (target := next(waiting, None)) is not None:
+                running.append(asyncio.ensure_future(read_one(target)))
+            if not running:
+                break
+            part = await running.popleft()
+            parts.append(part)
+            count += len(part[1])
+        return parts
+    finally:
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+
+
+def _blobs_wanted(missing: int, blobs_read: int, rows_read: int, ahead: int) -> int:
+    """How many blobs to have in flight to bring ``missing`` more rows (1 to ``ahead``)."""
+    if blobs_read == 0:
+        return 1
+    if rows_read == 0:
+        return max(ahead, 1)
+    return max(1, min(ahead, -(-missing * blobs_read // rows_read)))
 
 
 async def _first_page(pages: Any) -> None:

@@ -8,6 +8,7 @@ import gzip
 import io
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -834,3 +835,113 @@ def test_errors_are_data_source_errors_on_one_line(blobs: Session) -> None:
             blobs.read("blobs", path)
         assert "\n" not in str(caught.value)
         assert caught.value.source == "blobs"
+
+
+# -- paths that leave the container, text encodings, row limits ----------------------------------
+
+
+@pytest.mark.parametrize("path", ["../names/x.csv", "sales/../../names/x.csv", "/../x.csv", "sales/..", ".."])
+def test_a_path_leaving_the_container_is_refused_as_such(blobs: Session, path: str) -> None:
+    shown = re.escape(repr(path.lstrip("/")))
+    expected = rf"^blobs: '/?{shown[1:]} leads outside the container \('\.\.'\)$"
+    for attempt in (
+        lambda: blobs.read("blobs", path),
+        lambda: blobs.list_items("blobs", path),
+        lambda: blobs.describe("blobs", path),
+    ):
+        with pytest.raises(ConfigurationError, match=expected):
+            attempt()
+
+
+def test_an_account_level_path_leaving_its_container_is_refused(
+    session: Session, azurite: AzuriteServer, data_container: str
+) -> None:
+    session.add("account", "azure_blob", secrets={"connection_string": azurite.connection_string})
+    with pytest.raises(ConfigurationError, match=r"leads outside the container"):
+        session.read("account", f"{data_container}/../other/x.csv")
+
+
+def test_a_latin_1_blob_is_refused_with_its_offset_and_read_with_its_encoding(
+    session: Session, azurite: AzuriteServer, data_container: str
+) -> None:
+    data = "name,city\nZoë,Köln\n".encode("latin-1")
+    name = f"latin/{uuid4().hex}.csv"
+    with BlobServiceClient.from_connection_string(azurite.connection_string) as service:
+        service.get_container_client(data_container).upload_blob(name, data)
+    _add_container_source(session, azurite, data_container, "latin")
+    with pytest.raises(FormatError) as raised:
+        session.read("latin", name)
+    assert str(raised.value) == (
+        f"latin: cannot parse {name} as csv: byte 0xeb at offset 12 is not valid utf-8; "
+        "give the file's encoding (--encoding latin-1, or encoding='latin-1')"
+    )
+    frame = session.read("latin", name, encoding="latin-1")
+    assert frame.to_dict("list") == {"name": ["Zoë"], "city": ["Köln"]}
+
+
+MANY_BLOBS = 120
+ROWS_PER_BLOB = 3_000
+
+
+@pytest.fixture(scope="module")
+def many_blobs(azurite: AzuriteServer) -> Iterator[str]:
+    """A container of 120 CSV blobs of 3,000 rows each, numbered across blobs."""
+    name = f"many-{uuid4().hex[:16]}"
+    with BlobServiceClient.from_connection_string(azurite.connection_string) as service:
+        container = service.create_container(name)
+        for index in range(MANY_BLOBS):
+            first = index * ROWS_PER_BLOB
+            rows = "".join(f"{n},{index}\n" for n in range(first, first + ROWS_PER_BLOB))
+            container.upload_blob(f"part-{index:03d}.csv", ("n,blob\n" + rows).encode())
+    yield name
+    with BlobServiceClient.from_connection_string(azurite.connection_string) as service:
+        service.delete_container(name)
+
+
+@pytest.fixture
+def fetched(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """The blobs the connector downloads (name and bytes), recorded around its download path."""
+    from deepanalyze_jupyter.connectors import azure_blob
+
+    record: list[tuple[str, int]] = []
+    original = azure_blob.fetch_blob
+
+    async def counting(container: Any, name: str, **kwargs: Any) -> bytes | memoryview:
+        data = await original(container, name, **kwargs)
+        record.append((name, len(data)))
+        return data
+
+    monkeypatch.setattr(azure_blob, "fetch_blob", counting)
+    return record
+
+
+@pytest.mark.parametrize(("limit", "blobs_needed"), [(10, 1), (ROWS_PER_BLOB, 2), (7_000, 3)])
+def test_a_row_limit_stops_fetching_blobs(
+    session: Session,
+    azurite: AzuriteServer,
+    many_blobs: str,
+    fetched: list[tuple[str, int]],
+    limit: int,
+    blobs_needed: int,
+) -> None:
+    _add_container_source(session, azurite, many_blobs, "many")
+    frame = session.read("many", "*.csv", limit=limit)
+    assert frame["n"].tolist() == list(range(limit))
+    assert is_truncated(frame)
+    names = sorted(name for name, _ in fetched)
+    # The first blobs in name order; never more than the limit needs, plus at most one in flight.
+    assert names[:blobs_needed] == [f"part-{index:03d}.csv" for index in range(blobs_needed)]
+    assert len(names) <= blobs_needed + 1
+    assert sum(size for _, size in fetched) < 0.05 * MANY_BLOBS * ROWS_PER_BLOB * 12
+
+
+def test_without_a_limit_every_blob_is_read_in_order(
+    session: Session, azurite: AzuriteServer, many_blobs: str, fetched: list[tuple[str, int]]
+) -> None:
+    _add_container_source(session, azurite, many_blobs, "many")
+    frame = session.read("many", "*.csv", limit=None)
+    assert frame["n"].tolist() == list(range(MANY_BLOBS * ROWS_PER_BLOB))
+    assert len(fetched) == MANY_BLOBS
+    limited = session.read("many", "*.csv", limit=MANY_BLOBS * ROWS_PER_BLOB)
+    assert not is_truncated(limited)
+    assert len(limited) == MANY_BLOBS * ROWS_PER_BLOB
