@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import re
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 import pandas as pd
@@ -297,6 +298,7 @@ class DataSourceMagics(Magics):
             ("type", config.type),
             ("name", config.display_name),
             ("status", registry.status(source_id)),
+            ("last success", _when(registry.last_success(source_id))),
             ("created", config.created_at.isoformat(timespec="seconds")),
         ]
         rows += [(f"option {key}", str(value)) for key, value in sanitize(dict(config.options)).items()]
@@ -578,6 +580,11 @@ def _parser(subcommand: str) -> MagicLineParser:
 def _reader_options(args: argparse.Namespace) -> dict[str, Any]:
     """The reader options given on a magic line (only those given)."""
     return {} if args.encoding is None else {"encoding": args.encoding}
+
+
+def _when(moment: datetime | None) -> str:
+    """A moment to the second, or ``never``."""
+    return "never" if moment is None else moment.isoformat(timespec="seconds")
 
 
 def _asks_for_help(words: Sequence[str]) -> bool:

@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Hashable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Literal, NoReturn
 
@@ -27,6 +28,7 @@ from .credentials import CredentialManager, EncryptedSecrets
 from .errors import (
     ConfigurationError,
     ConnectionFailed,
+    CredentialError,
     DataSourceError,
     DataSourceExists,
     DataSourceNotFound,
@@ -46,6 +48,9 @@ DEFAULT_ROW_LIMIT = 100_000
 
 RowLimit = int | None | Literal["default"]
 
+#: Errors that say the source itself cannot be used (not the request): they set its status.
+_SOURCE_FAILURES = (ConnectionFailed, CredentialError)
+
 
 @dataclass
 class _Source:
@@ -55,7 +60,10 @@ class _Source:
     secrets: EncryptedSecrets
     connector_class: type[Connector]
     connector: Connector | None = None
+    #: Why the last operation could not reach the source (cleared by the next success).
     last_error: str | None = None
+    #: When an operation (connect, query, read, listing, test) last succeeded.
+    last_success: datetime | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -294,26 +302,37 @@ class DataSourceRegistry:
         return [self.get_config(source_id) for source_id in self._sources]
 
     def status(self, source_id: str) -> str:
-        """``connected``, ``not connected`` or ``error: <reason>``."""
+        """``connected``, ``not connected`` or ``error: <reason>``, as of the last operation.
+
+        No round trip is made: a server that went down since the last operation shows
+        as ``connected`` until the next operation fails (``test`` makes one now).
+        """
         source = self._source(source_id)
         if source.last_error:
             return f"error: {source.last_error}"
         return "connected" if source.connector is not None else "not connected"
 
+    def last_success(self, source_id: str) -> datetime | None:
+        """When an operation on the source last succeeded (``None``: never)."""
+        return self._source(source_id).last_success
+
     def sources_frame(self) -> pd.DataFrame:
-        """One row per source: id, type, name, status, created (never a secret)."""
+        """One row per source: id, type, name, status, last_success, created (never a secret)."""
+        columns = ["id", "type", "name", "status", "last_success", "created"]
         rows = [
             {
                 "id": source_id,
                 "type": source.config.type,
                 "name": source.config.display_name,
                 "status": self.status(source_id),
+                "last_success": source.last_success,
                 "created": source.config.created_at,
             }
             for source_id, source in self._sources.items()
         ]
-        frame = pd.DataFrame(rows, columns=["id", "type", "name", "status", "created"])
-        frame["created"] = pd.to_datetime(frame["created"], utc=True)
+        frame = pd.DataFrame(rows, columns=columns)
+        for column in ("last_success", "created"):
+            frame[column] = pd.to_datetime(frame[column], utc=True)
         return frame.astype({"id": "string", "type": "string", "name": "string", "status": "string"})
 
     # -- connections ---------------------------------------------------------------
@@ -342,7 +361,7 @@ class DataSourceRegistry:
 
     async def test_connection(self, source_id: str) -> str:
         """Make a real round trip to the source; return a line describing what answered."""
-        async with self._guard(source_id, ConnectionFailed):
+        async with self._operation(source_id, ConnectionFailed):
             connector = await self.get_connector(source_id)
             return await connector.test_connection()
 
@@ -387,7 +406,7 @@ class DataSourceRegistry:
         cached = None if refresh else self.cache.get(source_id, key)
         if cached is not None:
             return cached  # type: ignore[no-any-return]
-        async with self._guard(source_id, QueryError):
+        async with self._operation(source_id, QueryError):
             connector = await self.get_connector(source_id)
             frame = await connector.list_items(prefix, recursive=recursive, limit=limit)
         self.cache.put(source_id, key, frame)
@@ -399,7 +418,7 @@ class DataSourceRegistry:
         cached = None if refresh else self.cache.get(source_id, key)
         if cached is not None:
             return cached  # type: ignore[no-any-return]
-        async with self._guard(source_id, QueryError):
+        async with self._operation(source_id, QueryError):
             connector = await self.get_connector(source_id)
             frame = await connector.describe(item)
         self.cache.put(source_id, key, frame)
@@ -419,7 +438,7 @@ class DataSourceRegistry:
 
         ``options`` are the connector's own per-query settings (PostgreSQL: ``numeric_as_float``).
         """
-        async with self._guard(source_id, QueryError):
+        async with self._operation(source_id, QueryError):
             connector = await self.get_connector(source_id)
             return await connector.query(
                 sql, params, limit=self._row_limit(limit), timeout=timeout, **dict(options or {})
@@ -437,7 +456,7 @@ class DataSourceRegistry:
     ) -> pd.DataFrame:
         """Read files (paths or globs) of a file source into one DataFrame."""
         path_list = [paths] if isinstance(paths, str) else list(paths)
-        async with self._guard(source_id, QueryError):
+        async with self._operation(source_id, QueryError):
             connector = await self.get_connector(source_id)
             return await connector.read(
                 path_list,
@@ -477,7 +496,7 @@ class DataSourceRegistry:
             with suppress(Exception):
                 await connector.disconnect()
             raise
-        source.last_error = None
+        source.last_error, source.last_success = None, datetime.now(timezone.utc)
         logger.debug("connected data source %r", source_id)
         return connector
 
@@ -494,6 +513,20 @@ class DataSourceRegistry:
 
     def _clean(self, text: str) -> str:
         return self.redactor.redact(mask_text(text))
+
+    @asynccontextmanager
+    async def _operation(self, source_id: str, wrap_as: type[DataSourceError]) -> AsyncIterator[None]:
+        """:meth:`_guard` an operation on a source, and record its outcome as the source's status."""
+        source = self._sources.get(source_id)
+        try:
+            async with self._guard(source_id, wrap_as):
+                yield
+        except _SOURCE_FAILURES as error:
+            if source is not None:
+                source.last_error = self._clean(error.message)
+            raise
+        if source is not None:
+            source.last_error, source.last_success = None, datetime.now(timezone.utc)
 
     @asynccontextmanager
     async def _guard(self, source_id: str, wrap_as: type[DataSourceError]) -> AsyncIterator[None]:

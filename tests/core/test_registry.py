@@ -368,8 +368,10 @@ class TestConfigs:
 
         run(scenario)
         frame = registry.sources_frame()
-        assert list(frame.columns) == ["id", "type", "name", "status", "created"]
+        assert list(frame.columns) == ["id", "type", "name", "status", "last_success", "created"]
         assert frame["status"].tolist() == ["connected", "not connected", "error: OSError: no route to host"]
+        assert frame["last_success"].notna().tolist() == [True, False, False]
+        assert isinstance(frame["last_success"].dtype, pd.DatetimeTZDtype)
         assert str(frame["id"].dtype) == "string"
         assert isinstance(frame["created"].dtype, pd.DatetimeTZDtype)
         assert PASSWORD not in frame.to_string()

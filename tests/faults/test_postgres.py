@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
+import pandas as pd
 import pytest
 
 from deepanalyze_jupyter import ConnectionFailed, Session
@@ -160,3 +161,34 @@ def test_fifty_concurrent_callers_share_one_connect(
         pool_max_size = session.registry.get_config("pg").options["pool_max_size"]
         assert 1 <= len(_backends(pg, application)) <= pool_max_size
     survived("50 concurrent callers on one PostgreSQL source")
+
+
+def test_the_source_list_reports_a_failing_server_without_probing_it(
+    session: Session, pg: PostgresServer
+) -> None:
+    """``sources()`` tells what the last operation found: its error, and when one last worked."""
+    assert _answers(session)
+    listed = session.sources().set_index("id").loc["pg"]
+    assert listed["status"] == "connected"
+    worked = listed["last_success"]
+    assert isinstance(worked, pd.Timestamp)
+    assert worked.tzinfo is not None
+    try:
+        pg.stop()
+        start = time.monotonic()
+        assert session.sources().set_index("id").loc["pg", "status"] == "connected"  # nothing is probed
+        assert time.monotonic() - start < 0.5
+        with pytest.raises(ConnectionFailed) as caught:
+            session.query("pg", "SELECT 1")
+        listed = session.sources().set_index("id").loc["pg"]
+        assert listed["status"] == f"error: {caught.value.message}"
+        assert "\n" not in listed["status"]
+        assert pg.password not in listed["status"]
+        assert listed["last_success"] == worked
+        assert session.registry.status("pg") == listed["status"]
+    finally:
+        pg.start()
+    assert _answers(session)
+    listed = session.sources().set_index("id").loc["pg"]
+    assert listed["status"] == "connected"
+    assert listed["last_success"] > worked

@@ -45,7 +45,7 @@ def test_add_list_info_test_remove(shell: InteractiveShell, session: Session) ->
     assert added.error is None
     assert added.out.strip() == "Added data source 'w' (fakesql): connected."
     listing = run(shell, "%datasource list").result
-    assert list(listing.columns) == ["id", "type", "name", "status", "created"]
+    assert list(listing.columns) == ["id", "type", "name", "status", "last_success", "created"]
     assert listing.iloc[0][["id", "type", "name", "status"]].tolist() == [
         "w",
         "fakesql",
@@ -57,6 +57,7 @@ def test_add_list_info_test_remove(shell: InteractiveShell, session: Session) ->
     assert fields["option host"] == "ok"
     assert fields["secret password"] == "********"
     assert fields["status"] == "connected"
+    assert fields["last success"] == listing.loc[0, "last_success"].isoformat(timespec="seconds")
     assert GOOD_PASSWORD not in info.to_string()
     assert run(shell, "%datasource test w").out.strip() == "w: OK: Fake SQL at ok:5432"
     assert run(shell, "%datasource remove w").out.strip() == "Removed data source 'w'."
