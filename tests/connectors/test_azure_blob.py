@@ -9,6 +9,7 @@ import io
 import json
 import os
 import re
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -945,3 +946,44 @@ def test_without_a_limit_every_blob_is_read_in_order(
     limited = session.read("many", "*.csv", limit=MANY_BLOBS * ROWS_PER_BLOB)
     assert not is_truncated(limited)
     assert len(limited) == MANY_BLOBS * ROWS_PER_BLOB
+
+
+LARGE_BLOBS = 40
+#: One large blob's rows: about 1.2 MB of CSV, 48 MB over the container.
+LARGE_BLOB_ROWS = 60_000
+
+#: Reads ``*.csv`` of a container with a row limit and prints how far the peak RSS grew (MiB).
+_PEAK_GROWTH = """
+import resource, sys
+from deepanalyze_jupyter import Session
+with Session() as session:
+    session.add("big", "azure_blob", container=sys.argv[2], show_progress=False,
+                secrets={"connection_string": sys.argv[1]})
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    frame = session.read("big", "*.csv", limit=10)
+    assert len(frame) == 10, len(frame)
+    print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+"""
+
+
+def test_a_row_limit_keeps_memory_flat_over_many_large_blobs(azurite: AzuriteServer) -> None:
+    """48 MB of blobs, read with limit=10 in a fresh process: its peak RSS grows by a few MiB."""
+    name = f"large-{uuid4().hex[:16]}"
+    with BlobServiceClient.from_connection_string(azurite.connection_string) as service:
+        container = service.create_container(name)
+        for index in range(LARGE_BLOBS):
+            first = index * LARGE_BLOB_ROWS
+            rows = "".join(f"{n},label-{n:09d}\n" for n in range(first, first + LARGE_BLOB_ROWS))
+            container.upload_blob(f"part-{index:03d}.csv", ("n,label\n" + rows).encode())
+        try:
+            ran = subprocess.run(
+                [sys.executable, "-c", _PEAK_GROWTH, azurite.connection_string, name],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=True,
+            )
+        finally:
+            service.delete_container(name)
+    growth = float(ran.stdout.strip().splitlines()[-1])
+    assert growth < 16, f"peak RSS grew by {growth:.0f} MiB"
