@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator
 from typing import TypeVar
@@ -12,9 +13,11 @@ from azure.storage.blob import BlobServiceClient
 from psycopg import sql
 
 from tests.services import (
+    EXTERNAL_AZURE_CONN_ENV,
     AzuriteServer,
     PostgresServer,
     ServiceUnavailable,
+    install_pinned_npm_packages,
     start_azurite,
     start_postgres,
 )
@@ -40,6 +43,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             if fixture in fixturenames:
                 for marker in markers:
                     item.add_marker(marker)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Install the pinned Azurite before the first test that needs it, outside any test's timeout."""
+    if os.environ.get(EXTERNAL_AZURE_CONN_ENV, "").strip():
+        return
+    if any("azurite" in getattr(item, "fixturenames", ()) for item in session.items):
+        # When it cannot install, the azurite fixture says why (a failure under CI).
+        with contextlib.suppress(ServiceUnavailable):
+            install_pinned_npm_packages(say=session.config.get_terminal_writer().line)
 
 
 def _start_or_skip(start: Callable[[], _Service]) -> _Service:

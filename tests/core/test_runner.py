@@ -98,10 +98,18 @@ def test_works_in_a_plain_script() -> None:
     assert (done.returncode, done.stdout.strip(), done.stderr) == (0, "42", "")
 
 
-def test_ctrl_c_in_a_plain_script_cancels_the_work() -> None:
+@pytest.mark.parametrize("sigint", ["default", "ignored by the parent"])
+def test_ctrl_c_in_a_plain_script_cancels_the_work(sigint: str) -> None:
+    """A script's Ctrl-C cancels the task, also when pytest itself runs with SIGINT ignored.
+
+    A background job of a non-interactive shell starts with SIGINT ignored, and its children
+    inherit that; the script puts Python's own handler back, as a script that expects Ctrl-C
+    (or a kernel) does. The second case starts the script with SIGINT ignored on purpose.
+    """
     script = textwrap.dedent(
         """
-        import asyncio
+        import asyncio, signal
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         from deepanalyze_jupyter.runner import LoopRunner
 
         async def work():
@@ -114,13 +122,19 @@ def test_ctrl_c_in_a_plain_script_cancels_the_work() -> None:
         LoopRunner().run_sync(work())
         """
     )
-    process = subprocess.Popen(
-        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    assert process.stdout is not None
-    assert process.stdout.readline() == "started\n"
-    process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=60)
+    argv = [sys.executable, "-c", script]
+    if sigint != "default":
+        argv = ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *argv]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline() == "started\n"
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
     assert out == "cleaned up\n"
     assert process.returncode != 0
     assert err.rstrip().endswith("KeyboardInterrupt")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ def warehouse(shell: InteractiveShell) -> str:
 def shop(shell: InteractiveShell, tmp_path: Path) -> str:
     """A real SQLite source with an ``orders`` table."""
     path = tmp_path / "shop.db"
-    with sqlite3.connect(path) as connection:
+    with closing(sqlite3.connect(path)) as connection, connection:
         connection.execute("CREATE TABLE orders (id INTEGER, region TEXT, note TEXT)")
         connection.executemany(
             "INSERT INTO orders VALUES (?, ?, ?)", [(1, "EU", "a:b"), (2, "US", "x"), (3, "EU", "it's")]

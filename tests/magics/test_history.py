@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -28,7 +29,7 @@ def history_copies(shell: InteractiveShell, history_file: Path) -> list[str]:
     ]
     copies += [manager._i00, manager._i, manager._ii, manager._iii]
     copies += [text for entry in manager.db_input_cache for text in entry[1:]]
-    with sqlite3.connect(history_file) as connection:
+    with closing(sqlite3.connect(history_file)) as connection, connection:
         rows = connection.execute("SELECT source, source_raw FROM history").fetchall()
     copies += [text for row in rows for text in row]
     return copies

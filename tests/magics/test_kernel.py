@@ -6,6 +6,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -211,7 +212,7 @@ def test_the_magics_in_a_kernel(
     assert cells[-1].stdout.strip() == "False True"
     kernel.ok("get_ipython().history_manager.writeout_cache()")
     history = tmp_path / "ipython" / "profile_default" / "history.sqlite"
-    with sqlite3.connect(history) as connection:
+    with closing(sqlite3.connect(history)) as connection, connection:
         rows = connection.execute("SELECT source, source_raw FROM history").fetchall()
     connection.close()
     assert any("--password ********" in raw for _, raw in rows)

@@ -1,8 +1,9 @@
 """A real Azure Blob Storage service for the test session.
 
-Either Azurite (the Azure Storage emulator, installed by `npm ci --prefix tests`) run in a
-temporary directory, or an existing service named by the DEEPANALYZE_TEST_AZURE_CONN
-environment variable (a storage connection string).
+Either Azurite (the Azure Storage emulator pinned in tests/package.json, installed into
+tests/node_modules by the test session itself when it is missing) run in a temporary directory,
+or an existing service named by the DEEPANALYZE_TEST_AZURE_CONN environment variable (a storage
+connection string).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -147,12 +149,40 @@ def find_azurite() -> tuple[str, Path]:
             "Node.js (`node`) not found on PATH; Azurite needs it: install it with "
             f"`apt-get install nodejs npm`, then Azurite with {_NPM_INSTALL}; {_EXTERNAL_HINT}"
         )
+    install_pinned_npm_packages()
     launcher = NPM_PREFIX / "node_modules" / ".bin" / "azurite-blob"
     if not launcher.exists():
         raise ServiceUnavailable(
             f"Azurite not found at {launcher}; install it with {_NPM_INSTALL}; {_EXTERNAL_HINT}"
         )
     return node, launcher.resolve()
+
+
+def install_pinned_npm_packages(say: Callable[[str], object] = print) -> None:
+    """Run `npm ci` in tests/ when node_modules is missing or was installed from another lock file.
+
+    The marker copy of the lock file says which lock the installed packages came from, so a
+    changed pin reinstalls and an unchanged one costs nothing.
+    """
+    lock = NPM_PREFIX / "package-lock.json"
+    marker = NPM_PREFIX / "node_modules" / ".installed-package-lock.json"
+    if marker.exists() and marker.read_bytes() == lock.read_bytes():
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        raise ServiceUnavailable(
+            f"npm not found on PATH; it installs Azurite: `apt-get install nodejs npm`; {_EXTERNAL_HINT}"
+        )
+    say(f"installing the pinned Azurite into {NPM_PREFIX / 'node_modules'} (npm ci, once)")
+    result = subprocess.run(
+        [npm, "ci", "--prefix", str(NPM_PREFIX), "--no-audit", "--no-fund"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise ServiceUnavailable(f"`npm ci --prefix tests` failed:\n{result.stderr[-2000:]}")
+    shutil.copyfile(lock, marker)
 
 
 def parse_connection_string(text: str) -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from deepanalyze_jupyter.widgets._browse import Entry, quote_identifier, select_
 def shop(session: Session, tmp_path: Path) -> str:
     """A registered SQLite source with a 30-row table and a view."""
     path = tmp_path / "shop.db"
-    with sqlite3.connect(path) as connection:
+    with closing(sqlite3.connect(path)) as connection, connection:
         connection.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, region TEXT)")
         connection.executemany(
             "INSERT INTO orders (region) VALUES (?)", [("EU" if n % 2 else "US",) for n in range(30)]
