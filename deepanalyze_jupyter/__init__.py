@@ -28,6 +28,7 @@ from .errors import (
     OperationCancelled,
     QueryError,
     RegistryError,
+    SecretNotMaskedWarning,
     UnknownSourceType,
 )
 from .models import DataSourceConfig, OptionSpec, Secret
@@ -59,6 +60,7 @@ __all__ = [
     "Redactor",
     "RegistryError",
     "Secret",
+    "SecretNotMaskedWarning",
     "Session",
     "SourceContext",
     "UnknownSourceType",
