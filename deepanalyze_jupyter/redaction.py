@@ -156,10 +156,11 @@ _KEY_WORD_RE = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 _URI_PASSWORD_RE = re.compile(
     r"(?P<head>(?<![a-z0-9+.\-])[a-z][a-z0-9+.\-]*://[^:/?#@\s]*:)(?P<secret>[^/\s]+)(?=@)", re.I
 )
-# password='it\'s' or password=plain\ text (libpq key=value DSN: a backslash escapes any character)
+# password='it\'s' or password=plain\ text (libpq key=value DSN: a backslash escapes any character);
+# nothing follows the value, so the runs inside it never backtrack
 _DSN_PASSWORD_RE = re.compile(
     r"(?P<head>\b(?:password|sslpassword)\s*=\s*)"
-    r"(?P<secret>'(?:[^'\\]|\\.|'')*'|(?:\\.|[^\s'\\])(?:\\.|[^\s\\])*)",
+    r"(?P<secret>'(?:[^'\\]|\\.|'')*'|(?:\\.|[^\s'\\])(?:[^\s\\]+|\\.)*)",
     re.I,
 )
 # AccountKey=...; SharedAccessSignature=...; in Azure connection strings

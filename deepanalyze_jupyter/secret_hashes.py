@@ -19,6 +19,7 @@ import hashlib
 import secrets
 import threading
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import numpy as np
 import numpy.typing as npt
@@ -40,14 +41,18 @@ _U32 = npt.NDArray[np.uint32]
 class _Snapshot:
     """What a scan reads: replaced whole when texts are added, so scans need no lock."""
 
-    filter: npt.NDArray[np.bool_]
-    #: Sorted hashes of the known texts, by length.
-    hashes: dict[int, _U32] = field(default_factory=dict)
+    #: Which window hashes (top bits) start a known text of any length.
+    starts: npt.NDArray[np.bool_]
+    #: The lengths of the known texts, and their sorted hashes.
+    lengths: tuple[int, ...] = ()
+    hashes: tuple[_U32, ...] = ()
+    #: Row = window hash (top bits), bit ``i`` of column ``i // 64``: starts a text of ``lengths[i]``.
+    length_bits: npt.NDArray[np.uint64] = field(default_factory=lambda: np.zeros((1, 1), dtype=np.uint64))
     digests: frozenset[bytes] = frozenset()
 
     @property
     def longest(self) -> int:
-        return max(self.hashes, default=0)
+        return max(self.lengths, default=0)
 
 
 class KeyedTextHashes:
@@ -57,8 +62,10 @@ class KeyedTextHashes:
         self._base = secrets.randbits(32) | 1  # odd: invertible modulo 2**32
         self._key = secrets.token_bytes(16)
         self._lock = threading.Lock()
-        self._hashes: dict[int, set[int]] = {}
-        self._snapshot = _Snapshot(np.zeros(1 << _FILTER_BITS, dtype=np.bool_))
+        #: By length: the rolling hash of each known text, and that of its first WINDOW characters.
+        self._texts: dict[int, dict[int, int]] = {}
+        self._digests: set[bytes] = set()
+        self._snapshot = _Snapshot(_empty_table())
         self._powers = np.ones(1, dtype=np.uint32)
         self._inverse_powers = np.ones(1, dtype=np.uint32)
 
@@ -74,18 +81,22 @@ class KeyedTextHashes:
         if not texts:
             return
         with self._lock:
-            current = self._snapshot
-            table = current.filter.copy()
-            digests = set(current.digests)
             for text in texts:
-                self._hashes.setdefault(len(text), set()).add(self._rolling_hash(text))
-                table[self._rolling_hash(text[:WINDOW]) >> (32 - _FILTER_BITS)] = True
-                digests.add(self.fingerprint(text))
-            self._snapshot = _Snapshot(
-                table,
-                {length: np.array(sorted(found), dtype=np.uint32) for length, found in self._hashes.items()},
-                frozenset(digests),
-            )
+                first = self._rolling_hash(text[:WINDOW]) >> (32 - _FILTER_BITS)
+                self._texts.setdefault(len(text), {})[self._rolling_hash(text)] = first
+                self._digests.add(self.fingerprint(text))
+            self._snapshot = self._indexed()
+
+    def _indexed(self) -> _Snapshot:
+        lengths = tuple(sorted(self._texts))
+        starts = _empty_table()
+        length_bits = np.zeros((1 << _FILTER_BITS, -(-len(lengths) // 64)), dtype=np.uint64)
+        for number, length in enumerate(lengths):
+            firsts = list(self._texts[length].values())
+            starts[firsts] = True
+            length_bits[firsts, number // 64] |= np.uint64(1 << (number % 64))
+        hashes = tuple(np.array(sorted(self._texts[length]), dtype=np.uint32) for length in lengths)
+        return _Snapshot(starts, lengths, hashes, length_bits, frozenset(self._digests))
 
     def contains(self, text: str) -> bool:
         """Whether ``text`` is one of the texts remembered (compared by digest)."""
@@ -97,10 +108,12 @@ class KeyedTextHashes:
         Overlapping occurrences are merged into one span; touching ones are not.
         """
         snapshot = self._snapshot
-        if len(text) < WINDOW or not snapshot.hashes:
+        if len(text) < WINDOW or not snapshot.lengths:
             return []
-        found = self._candidates(text, snapshot)
-        return self._confirmed(text, found, snapshot.digests)
+        starts, ends = self._candidates(text, snapshot)
+        if not len(starts):
+            return []
+        return self._confirmed(text, starts, ends, snapshot.digests)
 
     # -- hashing ---------------------------------------------------------------------
 
@@ -129,77 +142,126 @@ class KeyedTextHashes:
 
     # -- scanning --------------------------------------------------------------------
 
-    def _candidates(self, text: str, snapshot: _Snapshot) -> list[tuple[int, int]]:
-        """``(start, length)`` of every window whose rolling hash is a known text's."""
+    def _candidates(self, text: str, snapshot: _Snapshot) -> tuple[_Positions, _Positions]:
+        """Starts and ends of every window whose rolling hash is a known text's."""
         codes = _code_points(text)
         longest = snapshot.longest
         powers, inverse = self._power_tables(min(len(codes), _BLOCK) + longest + 1)
-        found: list[tuple[int, int]] = []
+        starts: list[_Positions] = []
+        ends: list[_Positions] = []
         for block_start in range(0, len(codes), _BLOCK):
             block = codes[block_start : block_start + _BLOCK + longest - 1]
             last_block = block_start + _BLOCK >= len(codes)
-            found += self._block_candidates(block, block_start, last_block, snapshot, powers, inverse)
-        return found
-
-    def _block_candidates(
-        self,
-        block: npt.NDArray[np.uint8] | _U32,
-        offset: int,
-        last_block: bool,
-        snapshot: _Snapshot,
-        powers: _U32,
-        inverse: _U32,
-    ) -> list[tuple[int, int]]:
-        size = len(block)
-        starts = size - WINDOW + 1 if last_block else min(_BLOCK, size - WINDOW + 1)
-        if starts <= 0:
-            return []
-        # prefix[j] = sum of code[k] * base**-k for k < j: any window's hash is a difference
-        prefix = np.zeros(size + 1, dtype=np.uint32)
-        np.cumsum(np.multiply(block, inverse[:size], dtype=np.uint32), dtype=np.uint32, out=prefix[1:])
-        window = prefix[WINDOW : WINDOW + starts] - prefix[:starts]
-        window *= powers[WINDOW - 1 : WINDOW - 1 + starts]
-        window >>= np.uint32(32 - _FILTER_BITS)
-        positions = np.flatnonzero(snapshot.filter[window])
-        found: list[tuple[int, int]] = []
-        for length, known in snapshot.hashes.items():
-            at = positions[positions + length <= size]
-            if not last_block:
-                at = at[at < _BLOCK]
-            if not len(at):
-                continue
-            hashes = (prefix[at + length] - prefix[at]) * powers[at + length - 1]
-            slot = np.minimum(np.searchsorted(known, hashes), len(known) - 1)
-            found += [(int(start) + offset, length) for start in at[known[slot] == hashes]]
-        return found
+            for found, length in _block_candidates(block, last_block, snapshot, powers, inverse):
+                starts.append(found + block_start)
+                ends.append(found + (block_start + length))
+        if not starts:
+            return _NO_POSITIONS, _NO_POSITIONS
+        return np.concatenate(starts), np.concatenate(ends)
 
     def _confirmed(
-        self, text: str, found: list[tuple[int, int]], digests: frozenset[bytes]
+        self, text: str, starts: _Positions, ends: _Positions, digests: frozenset[bytes]
     ) -> list[tuple[int, int]]:
-        """Merge candidate windows into spans, confirming by digest each one that widens a span."""
-        windows = sorted((start, start + length) for start, length in found)
+        """Merge candidate windows into spans, confirming by digest each window that widens one.
+
+        Greedy: a span grows by the window reaching furthest among those that start
+        inside it, so a long run of overlapping windows costs one digest per window
+        length, not one per window. Where a candidate is refuted (a hash collision), that
+        span's windows are confirmed one by one instead.
+        """
+        order = np.lexsort((-ends, starts))
+        starts, ends = starts[order], ends[order]
+        reach = np.maximum.accumulate(ends)
+        # furthest[k]: the window reaching furthest among windows 0..k
+        furthest = np.maximum.accumulate(np.where(ends == reach, np.arange(len(ends)), 0))
+        after = furthest[np.searchsorted(starts, ends, side="left") - 1]
+        heads = np.flatnonzero(np.concatenate(([True], starts[1:] >= reach[:-1])))
+        bounds = [*heads.tolist(), len(starts)]
+
+        begins, finishes, furthest_after = starts.tolist(), ends.tolist(), after.tolist()
+        confirmed: dict[str, bool] = {}  # the same text repeated is confirmed once
+
+        def genuine(index: int) -> bool:
+            candidate = text[begins[index] : finishes[index]]
+            if candidate not in confirmed:
+                confirmed[candidate] = self.fingerprint(candidate) in digests
+            return confirmed[candidate]
+
         spans: list[tuple[int, int]] = []
-        index = 0
-        while index < len(windows):
-            start, end = windows[index]
-            index += 1
-            if self.fingerprint(text[start:end]) not in digests:
-                continue
-            # grow the span by the confirmed window reaching furthest among those overlapping it
-            while index < len(windows) and windows[index][0] < end:
-                group_end = index
-                while group_end < len(windows) and windows[group_end][0] < end:
-                    group_end += 1
-                reaching = sorted(windows[index:group_end], key=lambda window: -window[1])
-                index = group_end
-                for candidate_start, candidate_end in reaching:
-                    if candidate_end <= end:
-                        break
-                    if self.fingerprint(text[candidate_start:candidate_end]) in digests:
-                        end = candidate_end
-                        break
-            spans.append((start, end))
+        for head, stop in pairwise(bounds):
+            index = head
+            chained = genuine(index)
+            while chained and finishes[furthest_after[index]] > finishes[index]:
+                index = furthest_after[index]
+                chained = genuine(index)
+            if chained:
+                spans.append((begins[head], finishes[index]))
+            else:
+                spans += _one_by_one(
+                    starts[head:stop].tolist(), ends[head:stop].tolist(), text, self, digests
+                )
         return spans
+
+
+def _one_by_one(
+    starts: list[int], ends: list[int], text: str, hashes: KeyedTextHashes, digests: frozenset[bytes]
+) -> list[tuple[int, int]]:
+    """The spans of overlapping windows (sorted by start) confirmed window by window."""
+    spans: list[tuple[int, int]] = []
+    for start, end in zip(starts, ends, strict=True):
+        if hashes.fingerprint(text[start:end]) not in digests:
+            continue
+        if spans and start < spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(end, spans[-1][1]))
+        else:
+            spans.append((start, end))
+    return spans
+
+
+_Positions = npt.NDArray[np.int64]
+_NO_POSITIONS: _Positions = np.zeros(0, dtype=np.int64)
+
+
+def _empty_table() -> npt.NDArray[np.bool_]:
+    return np.zeros(1 << _FILTER_BITS, dtype=np.bool_)
+
+
+def _block_candidates(
+    block: npt.NDArray[np.uint8] | _U32,
+    last_block: bool,
+    snapshot: _Snapshot,
+    powers: _U32,
+    inverse: _U32,
+) -> list[tuple[_Positions, int]]:
+    """Where in ``block`` a known text of each length may start (its rolling hash matches)."""
+    size = len(block)
+    starts = size - WINDOW + 1 if last_block else min(_BLOCK, size - WINDOW + 1)
+    if starts <= 0:
+        return []
+    # prefix[j] = sum of code[k] * base**-k for k < j: any window's hash is a difference
+    prefix = np.zeros(size + 1, dtype=np.uint32)
+    np.cumsum(np.multiply(block, inverse[:size], dtype=np.uint32), dtype=np.uint32, out=prefix[1:])
+    window = prefix[WINDOW : WINDOW + starts] - prefix[:starts]
+    window *= powers[WINDOW - 1 : WINDOW - 1 + starts]
+    window >>= np.uint32(32 - _FILTER_BITS)
+    positions = np.flatnonzero(snapshot.starts[window])
+    if not len(positions):
+        return []
+    bits = snapshot.length_bits[window[positions]]
+    present = np.bitwise_or.reduce(bits, axis=0)
+    found: list[tuple[_Positions, int]] = []
+    for number, (length, known) in enumerate(zip(snapshot.lengths, snapshot.hashes, strict=True)):
+        column, bit = divmod(number, 64)
+        if not int(present[column]) >> bit & 1:
+            continue
+        plausible = (bits[:, column] >> np.uint64(bit)) & np.uint64(1) != 0
+        at = positions[plausible & (positions + length <= size)]
+        if not len(at):
+            continue
+        hashes = (prefix[at + length] - prefix[at]) * powers[at + length - 1]
+        slot = np.minimum(np.searchsorted(known, hashes), len(known) - 1)
+        found.append((at[known[slot] == hashes], length))
+    return found
 
 
 def _code_points(text: str) -> npt.NDArray[np.uint8] | _U32:
