@@ -28,11 +28,10 @@ from .errors import (
     OperationCancelled,
     QueryError,
     RegistryError,
-    SecretNotMaskedWarning,
     UnknownSourceType,
 )
 from .models import DataSourceConfig, OptionSpec, Secret
-from .redaction import Redactor, sanitize
+from .redaction import Redactor, SecretNotMaskedWarning, sanitize
 from .registry import DataSourceRegistry
 from .runner import LoopRunner
 from .session import Session

@@ -17,9 +17,6 @@ names the data source it concerns when there is one, and never carries a secret:
     ├── FormatError                 unsupported or malformed file
     └── OperationCancelled          interrupted by the user
 
-One warning, :class:`SecretNotMaskedWarning` (a ``UserWarning``), says that a secret
-cannot be masked in outputs without telling it.
-
 Library errors (psycopg, azure.core, cryptography) are wrapped at the connector
 boundary with ``raise ... from``; the message is rebuilt so that it holds no secret.
 """
@@ -39,7 +36,6 @@ __all__ = [
     "OperationCancelled",
     "QueryError",
     "RegistryError",
-    "SecretNotMaskedWarning",
     "UnknownSourceType",
 ]
 
@@ -114,7 +110,3 @@ class FormatError(DataSourceError):
 
 class OperationCancelled(DataSourceError):
     """The user interrupted the operation; the work was stopped on the service too."""
-
-
-class SecretNotMaskedWarning(UserWarning):
-    """A secret is too short, a common word or text of another option: outputs show it as is."""

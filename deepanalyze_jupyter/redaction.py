@@ -34,6 +34,7 @@ __all__ = [
     "MASK",
     "MIN_REDACTED_LENGTH",
     "Redactor",
+    "SecretNotMaskedWarning",
     "is_secret_key",
     "is_unmaskable",
     "mask_text",
@@ -130,6 +131,11 @@ COMMON_WORDS = frozenset(
         "writer",
     }
 )
+
+
+class SecretNotMaskedWarning(UserWarning):
+    """A secret is too short, a common word or text of another option: outputs show it as is."""
+
 
 #: Words that name a secret wherever they stand in a key (``PGPASSWORD``, ``sas_token``),
 #: compared with separators removed (``Account-Key`` -> ``accountkey``).

@@ -32,12 +32,11 @@ from .errors import (
     DataSourceExists,
     DataSourceNotFound,
     QueryError,
-    SecretNotMaskedWarning,
     UnknownSourceType,
 )
 from .models import DataSourceConfig, Secret, validate_source_id
 from .progress import ProgressFactory, null_progress
-from .redaction import MASK, MIN_REDACTED_LENGTH, Redactor, mask_text
+from .redaction import MASK, MIN_REDACTED_LENGTH, Redactor, SecretNotMaskedWarning, mask_text
 
 __all__ = ["DEFAULT_ROW_LIMIT", "DataSourceRegistry"]
 
