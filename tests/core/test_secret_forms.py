@@ -19,7 +19,10 @@ from urllib.parse import quote, quote_plus
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from deepanalyze_jupyter import secret_hashes
 from deepanalyze_jupyter.redaction import (
     FRAGMENT_LENGTH,
     MASK,
@@ -28,6 +31,7 @@ from deepanalyze_jupyter.redaction import (
     masked_texts,
     secret_forms,
 )
+from deepanalyze_jupyter.secret_hashes import KeyedTextHashes
 
 #: Quotes, a backslash, a newline and HTML's special characters: every escaper changes it.
 TRICKY = "bs\\q'uo\"te-Pw9\n<P&ss>"
@@ -170,3 +174,38 @@ class TestUnmaskable:
         assert is_unmaskable("warehouse-eu", ["warehouse-eu"])
         assert not is_unmaskable("warehouse-eu", ["shop"])
         assert masked_texts("public") == frozenset()
+
+
+def _plain_spans(text: str, known: set[str]) -> list[tuple[int, int]]:
+    """The reference: every occurrence of every known text, overlapping ones merged."""
+    found = sorted(
+        (start, start + len(item))
+        for item in known
+        for start in range(len(text))
+        if text.startswith(item, start)
+    )
+    spans: list[tuple[int, int]] = []
+    for start, end in found:
+        if spans and start < spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(end, spans[-1][1]))
+        else:
+            spans.append((start, end))
+    return spans
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(
+    secret=st.text(alphabet="ab'\\\n<é\U0001f600", min_size=6, max_size=40),
+    filler=st.lists(st.text(alphabet="ab'\\\n<é\U0001f600", max_size=30), max_size=6),
+    block=st.sampled_from([7, 16, 50, 1 << 20]),
+)
+def test_the_rolling_hash_finds_what_a_plain_search_finds(secret: str, filler: list[str], block: int) -> None:
+    """Across block boundaries too (blocks as short as 7 characters)."""
+    known = set(masked_texts(secret))
+    hashes = KeyedTextHashes()
+    hashes.add(known)
+    text = secret.join(filler) + secret[: len(secret) // 2] + secret
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(secret_hashes, "_BLOCK", block)
+        found = hashes.spans(text)
+    assert found == _plain_spans(text, {item for item in known if len(item) >= 6})
