@@ -242,8 +242,8 @@ def _is_secret(key: object, extra: frozenset[str]) -> bool:
 def secret_forms(value: str) -> frozenset[str]:
     """Every text a display or serializer makes of ``value``, of at least 6 characters.
 
-    As is; escaped as ``repr`` does (either quote or none escaped), as pandas escapes a
-    cell, as ``unicode_escape`` and a bytes ``repr`` do; each of these HTML-escaped (with
+    As is; escaped as ``repr`` and ``ascii`` do (either quote or none escaped), as pandas
+    escapes a cell, as ``unicode_escape`` and a bytes ``repr`` do; each of these HTML-escaped (with
     and without quotes, as ``html.escape`` and Jinja do); JSON-escaped; URL-encoded
     (``quote``, ``quote_plus``); and base64 (standard and URL-safe) at each of the three
     alignments it can have inside a longer encoded text.
@@ -400,12 +400,16 @@ def _embedded_secrets(value: str) -> list[tuple[str, ...]]:
 
 
 def _escaped_forms(value: str) -> set[str]:
-    """``repr`` escaping (either quote or none escaped), pandas', ``unicode_escape``, bytes."""
-    escapes = [repr(char)[1:-1] for char in value]
-    forms = {
-        "".join("\\" + char if char == quote else escape for char, escape in zip(value, escapes, strict=True))
-        for quote in ("", "'", '"')
-    }
+    """``repr`` and ``ascii`` escaping (either quote or none escaped), pandas', bytes, and more."""
+    forms: set[str] = set()
+    for escape in (repr, ascii):
+        escapes = [escape(char)[1:-1] for char in value]
+        forms.update(
+            "".join(
+                "\\" + char if char == quote else shown for char, shown in zip(value, escapes, strict=True)
+            )
+            for quote in ("", "'", '"')
+        )
     forms.add(value.translate({9: "\\t", 10: "\\n", 13: "\\r"}))
     forms.add(value.encode("unicode_escape").decode("ascii"))
     forms.add(repr(value.encode("utf-8", "surrogatepass"))[2:-1])
