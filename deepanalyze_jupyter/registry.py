@@ -169,9 +169,9 @@ class DataSourceRegistry:
         if source_id in self._sources or source_id in self._pending:
             raise DataSourceExists("a data source with this id is already registered", source=source_id)
         source, secrets = self._new_source(config)
-        self._pending.add(source_id)
         # Known to the redactor before the test, so that an error it raises is masked too.
         self._watch(source.config, secrets)
+        self._pending.add(source_id)
         try:
             if test_connection:
                 source.connector = await self._open(source)
