@@ -7,6 +7,7 @@ Each form is made here by the library that makes it in real outputs (``repr``, p
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import gc
 import html
@@ -27,11 +28,15 @@ from deepanalyze_jupyter.redaction import (
     FRAGMENT_LENGTH,
     MASK,
     Redactor,
+    SecretNotMaskedWarning,
     is_unmaskable,
     masked_texts,
     secret_forms,
 )
+from deepanalyze_jupyter.registry import DataSourceRegistry
 from deepanalyze_jupyter.secret_hashes import KeyedTextHashes
+from tests.core.conftest import fake_config
+from tests.core.fakes import FakeService
 
 #: Quotes, a backslash, a newline and HTML's special characters: every escaper changes it.
 TRICKY = "bs\\q'uo\"te-Pw9\n<P&ss>"
@@ -209,3 +214,16 @@ def test_the_rolling_hash_finds_what_a_plain_search_finds(secret: str, filler: l
         patch.setattr(secret_hashes, "_BLOCK", block)
         found = hashes.spans(text)
     assert found == _plain_spans(text, {item for item in known if len(item) >= 6})
+
+
+def test_registering_a_secret_equal_to_an_option_warns_without_telling_it(
+    registry: DataSourceRegistry, service: FakeService
+) -> None:
+    service.accepted_password = "db.example"
+    config = fake_config("shop", password="db.example")  # the password is the host name
+    with pytest.warns(SecretNotMaskedWarning) as warned:
+        asyncio.run(registry.register_data_source(config))
+    message = str(warned[0].message)
+    assert message.startswith("shop: password cannot be masked in outputs")
+    assert "db.example" not in message
+    assert registry.redactor.redact("host db.example") == "host db.example"
