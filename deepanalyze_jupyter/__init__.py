@@ -31,7 +31,7 @@ from .errors import (
     UnknownSourceType,
 )
 from .models import DataSourceConfig, OptionSpec, Secret
-from .redaction import Redactor, sanitize
+from .redaction import Redactor, SecretNotMaskedWarning, sanitize
 from .registry import DataSourceRegistry
 from .runner import LoopRunner
 from .session import Session
@@ -59,6 +59,7 @@ __all__ = [
     "Redactor",
     "RegistryError",
     "Secret",
+    "SecretNotMaskedWarning",
     "Session",
     "SourceContext",
     "UnknownSourceType",

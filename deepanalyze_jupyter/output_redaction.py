@@ -6,10 +6,11 @@ errors and their tracebacks, and the execute reply) is sent through the kernel's
 in the message content. In a terminal IPython it wraps ``sys.stdout`` and
 ``sys.stderr`` instead, where rich reprs and tracebacks are printed too.
 
-This is a net, not a boundary: a secret shorter than
-:data:`~deepanalyze_jupyter.redaction.MIN_REDACTED_LENGTH` characters, one that is
-transformed before printing (reversed, base64-encoded, split across two writes), or one
-written straight to a file descriptor is not caught.
+The :class:`~deepanalyze_jupyter.redaction.Redactor` finds each secret in every form a
+display or serializer gives it (escaped, encoded, cut). This is a net, not a boundary: a
+secret it does not mask (too short, a common word, text of another option), one
+transformed otherwise before printing (reversed, split across two writes), or one written
+straight to a file descriptor or ``sys.__stdout__`` is not caught.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import asyncio
 import importlib
 import logging
 import time
+import warnings
 from collections.abc import AsyncIterator, Callable, Hashable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field, replace
@@ -37,7 +38,7 @@ from .errors import (
 )
 from .models import DataSourceConfig, Secret, validate_source_id
 from .progress import ProgressFactory, null_progress
-from .redaction import MASK, Redactor, mask_text
+from .redaction import MASK, MIN_REDACTED_LENGTH, Redactor, SecretNotMaskedWarning, mask_text
 
 __all__ = ["DEFAULT_ROW_LIMIT", "DataSourceRegistry"]
 
@@ -176,9 +177,9 @@ class DataSourceRegistry:
         if source_id in self._sources or source_id in self._pending:
             raise DataSourceExists("a data source with this id is already registered", source=source_id)
         source, secrets = self._new_source(config)
-        self._pending.add(source_id)
         # Known to the redactor before the test, so that an error it raises is masked too.
-        self.redactor.add(source_id, (secret.reveal() for secret in secrets.values()))
+        self._watch(source.config, secrets)
+        self._pending.add(source_id)
         try:
             if test_connection:
                 source.connector = await self._open(source)
@@ -198,7 +199,7 @@ class DataSourceRegistry:
         """
         source, secrets = self._new_source(config)
         trial = f"{source.config.id} (check)"  # not a valid id, so never a source's own entry
-        self.redactor.add(trial, (secret.reveal() for secret in secrets.values()))
+        self._watch(source.config, secrets)
         try:
             connector = await self._open(source)
             try:
@@ -208,6 +209,22 @@ class DataSourceRegistry:
                 await self._close_connector(connector)
         finally:
             self.redactor.discard(trial)
+
+    def _watch(self, config: DataSourceConfig, secrets: Mapping[str, Secret]) -> None:
+        """Mask ``secrets`` in outputs from now on; warn about any that masking would give away."""
+        unmasked = self.redactor.watch(
+            {name: secret.reveal() for name, secret in secrets.items()}, ordinary=_ordinary_texts(config)
+        )
+        if unmasked:
+            fields = ", ".join(sorted(unmasked))
+            warnings.warn(
+                SecretNotMaskedWarning(
+                    f"{config.id}: {fields} cannot be masked in outputs: it is shorter than "
+                    f"{MIN_REDACTED_LENGTH} characters, a common word or text of another option, and "
+                    "masking it would tell it; outputs show it as it is. Use a longer, unique secret."
+                ),
+                stacklevel=2,
+            )
 
     def _new_source(self, config: DataSourceConfig) -> tuple[_Source, dict[str, Secret]]:
         """Validate ``config`` into an unregistered source, and return its secrets too."""
@@ -274,7 +291,7 @@ class DataSourceRegistry:
             config, EncryptedSecrets(self.credentials, source_id, tokens), current.connector_class
         )
         trial = f"{source_id} (update)"  # not a valid id, so never a source's own entry
-        self.redactor.add(trial, (secret.reveal() for secret in clean_secrets.values()))
+        self._watch(config, clean_secrets)
         try:
             if test_connection:
                 updated.connector = await self._open(updated)
@@ -285,7 +302,6 @@ class DataSourceRegistry:
             raise DataSourceNotFound("the source was removed while it was being updated", source=source_id)
         self._sources[source_id] = updated
         self.cache.clear(source_id)
-        self.redactor.add(source_id, (secret.reveal() for secret in clean_secrets.values()))
         await self._close(current)
         logger.info("updated data source %r", source_id)
         return self.get_config(source_id)
@@ -588,3 +604,18 @@ def _load(target: str | EntryPoint) -> Any:
         return target.load()
     module_name, _, attribute = target.partition(":")
     return getattr(importlib.import_module(module_name), attribute)
+
+
+def _ordinary_texts(config: DataSourceConfig) -> list[str]:
+    """The texts of a source that are not secret: its id, name, type and option values."""
+    texts = [config.id, config.name, config.type]
+    pending: list[Any] = list(config.options.values())
+    while pending:
+        value = pending.pop()
+        if isinstance(value, Mapping):
+            pending += [*value.keys(), *value.values()]
+        elif isinstance(value, (list, tuple, set, frozenset)):
+            pending += list(value)
+        elif isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            texts.append(str(value))
+    return texts

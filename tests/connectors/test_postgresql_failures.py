@@ -92,7 +92,12 @@ def test_an_unreachable_port_is_a_connection_error_within_the_timeout(session: S
     started = time.monotonic()
     with pytest.raises(ConnectionFailed) as caught:
         session.add(
-            "pg", "postgresql", host="127.0.0.1", port=port, connect_timeout=3, secrets={"password": "x"}
+            "pg",
+            "postgresql",
+            host="127.0.0.1",
+            port=port,
+            connect_timeout=3,
+            secrets={"password": "unused-pw-4821"},
         )
     assert time.monotonic() - started < 3
     assert type(caught.value) is ConnectionFailed

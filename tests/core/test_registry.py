@@ -302,7 +302,7 @@ class TestRegister:
         assert not registry.exists("shop")
         assert registry.list_data_sources() == []
         assert registry.sources_frame().empty
-        assert not registry.redactor.contains_secret(PASSWORD)
+        assert registry.redactor.contains_secret(PASSWORD)  # typed once: masked for good
         assert service.open_connections() == 0
         # The id is free again.
         service.accepted_password = PASSWORD
@@ -333,7 +333,7 @@ class TestRegister:
 
         run(scenario)
         assert not registry.exists("shop")
-        assert not registry.redactor.contains_secret(PASSWORD)
+        assert registry.redactor.contains_secret(PASSWORD)  # typed once: masked for good
 
 
 class TestConfigs:
@@ -406,7 +406,7 @@ class TestUnregister:
         assert service.open_connections() == 0
         assert not registry.exists("shop")
         assert registry.cache.get("shop", "k") is None
-        assert not registry.redactor.contains_secret(PASSWORD)
+        assert registry.redactor.contains_secret(PASSWORD)  # still masked: it may be printed later
         run(lambda: registry.register_data_source(fake_config("shop")))
         assert registry.exists("shop")
 
@@ -467,7 +467,7 @@ class TestUpdate:
             id="shop",
             type="fake",
             options={"host": "h", "database": "x"},
-            secrets={"password": Secret(PASSWORD), "token": Secret("t")},
+            secrets={"password": Secret(PASSWORD), "token": Secret("token-value-1")},
         )
 
         async def scenario() -> DataSourceConfig:
@@ -508,7 +508,7 @@ class TestUpdate:
             assert await registry.get_connector("shop") is connector
             assert connector.connected
             assert registry.get_cached_metadata("shop", "tables") == ["a"]
-            assert not registry.redactor.contains_secret(NEW_PASSWORD)  # the trial's secret is forgotten
+            assert registry.redactor.contains_secret(NEW_PASSWORD)  # a refused secret stays masked too
 
         run(scenario)
         assert service.connects == ["shop", "shop"]  # the registration, and the refused update
@@ -1150,7 +1150,7 @@ class TestCheckDataSource:
         assert not registry.exists("trial")
         assert service.connects == ["trial"]
         assert service.open_connections() == 0  # the trial connection was closed again
-        assert not registry.redactor.contains_secret(PASSWORD)
+        assert registry.redactor.contains_secret(PASSWORD)  # a checked secret stays masked
 
     def test_a_failed_check_raises_without_the_secret_and_registers_nothing(
         self, registry: DataSourceRegistry, service: FakeService
