@@ -20,6 +20,7 @@ is not reachable, the SDK's ``download_blob`` is used (it retries on its own).
 from __future__ import annotations
 
 import asyncio
+import mmap
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -46,6 +47,9 @@ T = TypeVar("T")
 RANGES_IN_FLIGHT = 4
 #: Seconds before a range whose connection broke is asked again, times the try's number.
 RETRY_PAUSE = 0.5
+
+#: Buffers from this size on are anonymous memory maps (see :func:`_buffer_of`).
+_MAPPED_FROM = 1 << 20
 
 #: What a response body raises when its connection breaks or goes silent: aiohttp's own
 #: errors (read here straight from its stream), or azure-core's wrapping of them.
@@ -235,11 +239,22 @@ class _BlobDownload:
                 total = int(content_range.rpartition("/")[2])
             else:
                 total = int(headers.get("Content-Length", 0))
-            # A bytearray, not numpy: its pages are the kernel's plain zero pages; numpy
-            # asks for huge pages, which can stall the first write of each for compaction.
-            self._buffer = memoryview(bytearray(total))
+            self._buffer = _buffer_of(total)
             self._etag = headers.get("ETag")
         return self._buffer[offset : min(offset + length, len(self._buffer))]
+
+
+def _buffer_of(size: int) -> memoryview:
+    """A writable buffer of ``size`` bytes, to be written once.
+
+    From :data:`_MAPPED_FROM` bytes on, anonymous memory: its pages stay the kernel's
+    zero page until the range that brings them writes them, so nothing is cleared up
+    front on the event loop (a ``bytearray`` is) and no huge pages are asked for (numpy
+    does, and the kernel may then stall a write to compact memory).
+    """
+    if size < _MAPPED_FROM:
+        return memoryview(bytearray(size))
+    return memoryview(mmap.mmap(-1, size))
 
 
 async def _read_body(response: Any, into: memoryview) -> int:
