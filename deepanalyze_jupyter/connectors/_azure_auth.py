@@ -335,6 +335,10 @@ def _translate_response(
             f"the blob service at {endpoint} failed ({status}{' ' + code if code else ''})", source=source
         )
     what = f"blob {blob!r} in {place}" if blob else place
+    if not status:  # no status: the response itself could not be read
+        return QueryError(
+            f"the blob service at {endpoint} sent an unreadable answer for {what}", source=source
+        )
     return QueryError(f"the blob service refused the request on {what} ({code or status})", source=source)
 
 

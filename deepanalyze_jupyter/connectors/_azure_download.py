@@ -28,6 +28,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import aiohttp
 from azure.core.exceptions import (
+    DecodeError,
     HttpResponseError,
     IncompleteReadError,
     ServiceRequestError,
@@ -271,7 +272,7 @@ async def _read_body(response: Any, into: memoryview) -> int:
         async for chunk in chunks:
             end = position + len(chunk)
             if end > size:
-                raise OSError(f"a range of {size} bytes came back longer")
+                raise DecodeError(f"a range of {size} bytes came back longer")
             into[position:end] = chunk
             position = end
     except _BODY_FAILURES:
