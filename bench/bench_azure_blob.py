@@ -20,11 +20,15 @@ interleaved round by round, the median of several runs of:
 - the Parquet blob -> DataFrame: ours against ``pandas.read_parquet('az://...')``
   (adlfs) and an SDK download + ``pyarrow.parquet``.
 
-It prints each median, each method's time as a multiple of ours (above 1: ours is
-faster) and whether the targets are met. Azurite is single-threaded and CPU-bound, and
-the machine may be busy: compare ratios, not absolute times, and rerun to confirm.
-Options: ``--runs N``, ``--list-runs N``, ``--keep`` (keep the data for a rerun against
-the same service).
+It prints each median with its spread (min and max over the runs), each method's time
+as a multiple of ours (above 1: ours is faster), for the 200 MB blob also as a multiple
+of one raw GET stream, the peak memory each method added while it ran (Linux: the
+process's peak resident size, reset before each call) and, for the 200 MB blob, that peak
+over the blob's size; then whether the targets are met. Azurite is single-threaded and
+CPU-bound, and the machine may be busy: compare ratios, not absolute times, and rerun
+to confirm. Options: ``--runs N``, ``--list-runs N``, ``--only GROUP`` (``list``,
+``csv``, ``blob``, ``parquet``; repeatable: time only those, and load only their data),
+``--keep`` (keep the data for a rerun against the same service).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import functools
 import gc
 import io
 import os
+import re
 import statistics
 import sys
 import time
@@ -68,6 +73,15 @@ CSV_BLOBS = 200
 BIG_BYTES = 200 << 20
 PARQUET_ROWS = 3_500_000
 READY_MARKER = "_ready"
+
+LIST_ALL = "list 20,000 blobs with properties (flat)"
+LIST_LEVEL = "list one folder level (100 blobs)"
+CSVS = "200 CSVs -> one DataFrame"
+BLOB = "200 MB blob -> bytes"
+PARQUET = "~50 MB parquet -> DataFrame"
+#: ``--only`` names and the groups each stands for.
+GROUPS_BY_NAME = {"list": (LIST_ALL, LIST_LEVEL), "csv": (CSVS,), "blob": (BLOB,), "parquet": (PARQUET,)}
+RAW_STREAM = "ceiling: raw GET, 1 stream"
 
 
 # -- loading ---------------------------------------------------------------------------------
@@ -106,13 +120,17 @@ def small_name(index: int) -> str:
     return f"small/p{index % 20:02d}/q{(index // 20) % 10}/f{index:05d}.txt"
 
 
-async def _load(connection_string: str) -> None:
+async def _load(connection_string: str, only: set[str]) -> None:
     async with AsyncBlobServiceClient.from_connection_string(connection_string) as service:
         container = service.get_container_client(CONTAINER)
         if not await container.exists():
             await container.create_container()
         if await container.get_blob_client(READY_MARKER).exists():
             print("data already loaded")
+            return
+        if only == {"blob"}:  # the 200 MB blob alone, for a quick rerun of that group
+            if not await container.get_blob_client("big.bin").exists():
+                await container.upload_blob("big.bin", os.urandom(BIG_BYTES), max_concurrency=4)
             return
         gate = asyncio.Semaphore(64)
 
@@ -146,6 +164,7 @@ class Bench:
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
         self.times: dict[str, dict[str, list[float]]] = {}
+        self.peaks: dict[str, dict[str, list[int]]] = {}
         self.shapes: dict[str, dict[str, str]] = {}
 
     def run(self, awaitable: Awaitable[Any]) -> Any:
@@ -156,25 +175,61 @@ class Bench:
         shift = number % len(methods)
         for method, call in methods[shift:] + methods[:shift]:
             gc.collect()  # the previous method's garbage is not this one's cost
+            before = _reset_peak_memory()
             started = time.perf_counter()
             result = call()
             elapsed = time.perf_counter() - started
+            if before is not None:
+                self.peaks.setdefault(group, {}).setdefault(method, []).append(_peak_memory() - before)
             self.times.setdefault(group, {}).setdefault(method, []).append(elapsed)
             self.shapes.setdefault(group, {})[method] = _shape(result)
             del result
 
-    def report(self, group: str, order: list[Method]) -> dict[str, float]:
+    def report(self, group: str, order: list[Method], baseline: str | None = None) -> dict[str, float]:
+        """Print each method's median, spread, multiple of ours (and of ``baseline``) and
+        peak memory; return the medians."""
         times = self.times[group]
         medians = {method: statistics.median(times[method]) for method, _ in order}
         ours = next(value for method, value in medians.items() if method.startswith("ours"))
         print(f"\n{group}")
         for method, median in medians.items():
-            runs = len(times[method])
+            runs = times[method]
+            against = f"  {median / medians[baseline]:5.2f}x raw stream" if baseline else ""
             print(
-                f"  {method:36s} {median:8.3f} s  {median / ours:6.2f}x ours   "
-                f"(min {min(times[method]):.3f}, {runs} runs) {self.shapes[group][method]}"
+                f"  {method:36s} {median:8.3f} s  (min {min(runs):.3f}, max {max(runs):.3f}, "
+                f"{len(runs)} runs)  {median / ours:5.2f}x ours{against}  {self._peak(group, method)}"
+                f"  {self.shapes[group][method]}"
             )
         return medians
+
+    def _peak(self, group: str, method: str) -> str:
+        peaks = self.peaks.get(group, {}).get(method)
+        return f"peak +{statistics.median(peaks) / 2**20:.0f} MiB" if peaks else ""
+
+    def peak_ratio(self, group: str, method: str, size: int) -> float | None:
+        """The median peak memory a method added, over ``size``; None where not measured."""
+        peaks = self.peaks.get(group, {}).get(method)
+        return statistics.median(peaks) / size if peaks else None
+
+
+def _status_bytes(field: str) -> int:
+    with open("/proc/self/status") as status:
+        match = re.search(rf"^{field}:\s+(\d+) kB", status.read(), re.MULTILINE)
+    return int(match.group(1)) << 10 if match else 0
+
+
+def _reset_peak_memory() -> int | None:
+    """Reset the process's peak resident size and return the current one (Linux), else None."""
+    try:
+        with open("/proc/self/clear_refs", "w") as clear:
+            clear.write("5")
+    except OSError:
+        return None
+    return _status_bytes("VmRSS")
+
+
+def _peak_memory() -> int:
+    return _status_bytes("VmHWM")
 
 
 def _shape(result: Any) -> str:
@@ -287,17 +342,77 @@ def check(label: str, ok: bool, detail: str) -> None:
     print(f"  [{'met' if ok else 'MISSED'}] {label}: {detail}")
 
 
+def check_targets(bench: Bench, medians: dict[str, dict[str, float]]) -> None:
+    """Say, for each group timed, whether its targets are met."""
+    if LIST_ALL in medians:
+        listing = medians[LIST_ALL]
+        ours = listing["ours list_items(recursive)"]
+        check(
+            "listing within 1.1x of list_blobs",
+            ours <= 1.1 * listing["sdk list_blobs"],
+            f"{ours / listing['sdk list_blobs']:.2f}x",
+        )
+        check(
+            "listing faster than adlfs find",
+            ours < listing["adlfs find(detail)"],
+            f"adlfs takes {listing['adlfs find(detail)'] / ours:.2f}x ours",
+        )
+    if CSVS in medians:
+        csvs = medians[CSVS]
+        ours = csvs["ours read(glob)"]
+        best = min(csvs["sdk aio gather (64)"], csvs["sdk 8 threads"])
+        check(
+            "200 CSVs at least as fast as the best of gather and threads",
+            ours <= best,
+            f"best takes {best / ours:.2f}x ours",
+        )
+        check(
+            "200 CSVs at least 1.8x faster than adlfs",
+            csvs["adlfs cat + pandas"] >= 1.8 * ours,
+            f"adlfs takes {csvs['adlfs cat + pandas'] / ours:.2f}x ours",
+        )
+    if BLOB in medians:
+        download = medians[BLOB]
+        ours = download["ours fetch"]
+        check(
+            "200 MB within 1.3x of one raw GET stream",
+            ours <= 1.3 * download[RAW_STREAM],
+            f"{ours / download[RAW_STREAM]:.2f}x the raw stream",
+        )
+        default = download["sdk readall (max_concurrency=1)"]
+        check(
+            "200 MB at least 2x faster than the default readall",
+            default >= 2 * ours,
+            f"default takes {default / ours:.2f}x ours",
+        )
+        peak = bench.peak_ratio(BLOB, "ours fetch", BIG_BYTES)
+        if peak is not None:
+            check("200 MB peak memory within 1.1x of the blob", peak <= 1.1, f"{peak:.2f}x the blob's size")
+    if PARQUET in medians:
+        parquet = medians[PARQUET]
+        ours = parquet["ours read"]
+        check(
+            "parquet at least as fast as adlfs",
+            ours <= parquet["adlfs pandas.read_parquet"],
+            f"adlfs takes {parquet['adlfs pandas.read_parquet'] / ours:.2f}x ours",
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="rounds of the read benchmarks")
     parser.add_argument("--list-runs", type=int, default=3, help="rounds of the 20,000-blob listings")
+    parser.add_argument(
+        "--only", action="append", choices=sorted(GROUPS_BY_NAME), help="time only this group (repeatable)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the container after the run")
     args = parser.parse_args()
+    only = set(args.only or GROUPS_BY_NAME)
 
     server: AzuriteServer = start_azurite()
     connection_string = server.connection_string
     print(f"blob service at {server.blob_endpoint}; {os.cpu_count()} CPUs")
-    asyncio.run(_load(connection_string))
+    asyncio.run(_load(connection_string, only))
 
     import adlfs  # type: ignore[import-untyped]
 
@@ -335,7 +450,7 @@ def main() -> None:
         return bench.run(sdk_download(service, "big.bin", concurrency))  # type: ignore[no-any-return]
 
     groups: dict[str, list[Method]] = {
-        "list 20,000 blobs with properties (flat)": [
+        LIST_ALL: [
             (
                 "ours list_items(recursive)",
                 lambda: bench.run(
@@ -346,7 +461,7 @@ def main() -> None:
             ("sdk walk_blobs (recursive)", lambda: bench.run(sdk_walk(service, "small/", True))),
             ("adlfs find(detail)", lambda: len(fs.find(f"{CONTAINER}/small/", detail=True))),
         ],
-        "list one folder level (100 blobs)": [
+        LIST_LEVEL: [
             ("ours list_items", lambda: bench.run(registry.list_items("bench", one_level, refresh=True))),
             ("sdk walk_blobs", lambda: bench.run(sdk_walk(service, one_level, False))),
             (
@@ -354,7 +469,7 @@ def main() -> None:
                 lambda: (fs.invalidate_cache(), len(fs.ls(f"{CONTAINER}/{one_level}", detail=True)))[1],
             ),
         ],
-        "200 CSVs -> one DataFrame": [
+        CSVS: [
             ("ours read(glob)", lambda: bench.run(registry.read("bench", "csv/*.csv", limit=None))),
             ("ours read(200 paths)", lambda: bench.run(registry.read("bench", csv_names, limit=None))),
             ("sdk sequential", lambda: sdk_sequential_csv(sync_service, csv_names)),
@@ -362,16 +477,16 @@ def main() -> None:
             ("sdk aio gather (64)", lambda: bench.run(sdk_gather_csv(service, csv_names, 64))),
             ("adlfs cat + pandas", lambda: adlfs_csv(fs, csv_names)),
         ],
-        "200 MB blob -> bytes": [
+        BLOB: [
             ("ours fetch", lambda: bench.run(connector.fetch("big.bin"))),
             *(
                 (f"sdk readall (max_concurrency={concurrency})", functools.partial(sdk_readall, concurrency))
                 for concurrency in (1, 4, 8)
             ),
-            ("ceiling: raw GET, 1 stream", lambda: bench.run(raw_get(http, big_url, 1, BIG_BYTES))),
+            (RAW_STREAM, lambda: bench.run(raw_get(http, big_url, 1, BIG_BYTES))),
             ("ceiling: raw GET, 4 ranges", lambda: bench.run(raw_get(http, big_url, 4, BIG_BYTES))),
         ],
-        "~50 MB parquet -> DataFrame": [
+        PARQUET: [
             ("ours read", lambda: bench.run(registry.read("bench", "big.parquet", limit=None))),
             (
                 "adlfs pandas.read_parquet",
@@ -382,61 +497,25 @@ def main() -> None:
             ("sdk readall + pyarrow", lambda: bench.run(sdk_parquet(service))),
         ],
     }
-    listing_group, *read_groups = groups
+    chosen = {title: groups[title] for name in sorted(only) for title in GROUPS_BY_NAME[name]}
 
     try:
-        for number in range(args.list_runs):
-            print(f"listing round {number + 1}/{args.list_runs}", flush=True)
-            bench.round(listing_group, groups[listing_group], number)
+        if LIST_ALL in chosen:
+            for number in range(args.list_runs):
+                print(f"listing round {number + 1}/{args.list_runs}", flush=True)
+                bench.round(LIST_ALL, chosen[LIST_ALL], number)
         for number in range(args.runs):
             print(f"read round {number + 1}/{args.runs}", flush=True)
-            for group in read_groups:
-                bench.round(group, groups[group], number)
+            for group in [title for title in chosen if title != LIST_ALL]:
+                bench.round(group, chosen[group], number)
 
         print("\nmedians (the multiple is the method's time over ours: above 1, ours is faster)")
-        listing = bench.report(listing_group, groups[listing_group])
-        bench.report("list one folder level (100 blobs)", groups["list one folder level (100 blobs)"])
-        csvs = bench.report("200 CSVs -> one DataFrame", groups["200 CSVs -> one DataFrame"])
-        download = bench.report("200 MB blob -> bytes", groups["200 MB blob -> bytes"])
-        parquet = bench.report("~50 MB parquet -> DataFrame", groups["~50 MB parquet -> DataFrame"])
-
+        medians = {
+            title: bench.report(title, methods, RAW_STREAM if title == BLOB else None)
+            for title, methods in chosen.items()
+        }
         print("\ntargets")
-        ours = listing["ours list_items(recursive)"]
-        check(
-            "listing within 1.1x of list_blobs",
-            ours <= 1.1 * listing["sdk list_blobs"],
-            f"{ours / listing['sdk list_blobs']:.2f}x",
-        )
-        check(
-            "listing faster than adlfs find",
-            ours < listing["adlfs find(detail)"],
-            f"adlfs takes {listing['adlfs find(detail)'] / ours:.2f}x ours",
-        )
-        ours = csvs["ours read(glob)"]
-        best = min(csvs["sdk aio gather (64)"], csvs["sdk 8 threads"])
-        check(
-            "200 CSVs at least as fast as the best of gather and threads",
-            ours <= best,
-            f"best takes {best / ours:.2f}x ours",
-        )
-        check(
-            "200 CSVs at least 1.8x faster than adlfs",
-            csvs["adlfs cat + pandas"] >= 1.8 * ours,
-            f"adlfs takes {csvs['adlfs cat + pandas'] / ours:.2f}x ours",
-        )
-        ours = download["ours fetch"]
-        default = download["sdk readall (max_concurrency=1)"]
-        check(
-            "200 MB at least 2x faster than the default readall",
-            default >= 2 * ours,
-            f"default takes {default / ours:.2f}x ours",
-        )
-        ours = parquet["ours read"]
-        check(
-            "parquet at least as fast as adlfs",
-            ours <= parquet["adlfs pandas.read_parquet"],
-            f"adlfs takes {parquet['adlfs pandas.read_parquet'] / ours:.2f}x ours",
-        )
+        check_targets(bench, medians)
     finally:
         bench.run(http.close())
         bench.run(service.close())

@@ -17,6 +17,7 @@ from azure.core.credentials import AzureNamedKeyCredential, AzureSasCredential
 from azure.core.exceptions import (
     ClientAuthenticationError,
     HttpResponseError,
+    IncompleteReadError,
     ResourceNotFoundError,
     ServiceRequestError,
     ServiceRequestTimeoutError,
@@ -33,6 +34,7 @@ from ..errors import (
     ItemNotFound,
     QueryError,
 )
+from ._azure_download import ConnectionLost
 
 __all__ = [
     "AUTH_METHODS",
@@ -272,6 +274,8 @@ def translate_error(
     place = f"container {container!r}" if container else "the storage account"
     if isinstance(error, DataSourceError):
         return error
+    if isinstance(error, (ConnectionLost, IncompleteReadError)):
+        return _connection_lost(error, source=source, endpoint=endpoint, place=place, blob=blob)
     if isinstance(error, ClientAuthenticationError) and error.response is None and not error.status_code:
         # Raised before any request reached the service: by the SDK's request signing
         # (AzureSigningError, an unusable key) or by azure-identity.
@@ -297,6 +301,19 @@ def translate_error(
     return QueryError(f"the request on {place} failed ({type(error).__name__})", source=source)
 
 
+def _connection_lost(
+    error: ConnectionLost | IncompleteReadError, *, source: str, endpoint: str, place: str, blob: str | None
+) -> ConnectionFailed:
+    what = f"reading {blob!r} from {place}" if blob else f"reading from {place}"
+    if isinstance(error, ConnectionLost) and error.stopped:
+        detail = f"the blob service at {endpoint} stopped answering"
+    elif isinstance(error, ConnectionLost):
+        detail = f"the connection to {endpoint} broke {error.tries} times"
+    else:
+        detail = f"the connection to {endpoint} broke"
+    return ConnectionFailed(f"connection lost while {what}: {detail}", source=source)
+
+
 def _translate_response(
     error: HttpResponseError, *, source: str, endpoint: str, place: str, blob: str | None
 ) -> DataSourceError:
@@ -318,6 +335,10 @@ def _translate_response(
             f"the blob service at {endpoint} failed ({status}{' ' + code if code else ''})", source=source
         )
     what = f"blob {blob!r} in {place}" if blob else place
+    if not status:  # no status: the response itself could not be read
+        return QueryError(
+            f"the blob service at {endpoint} sent an unreadable answer for {what}", source=source
+        )
     return QueryError(f"the blob service refused the request on {what} ({code or status})", source=source)
 
 

@@ -75,7 +75,7 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
     OptionSpec("read_timeout", float, "seconds to wait for data on a connection", default=60.0),
     OptionSpec("retries", int, "retries of a failed request", default=2),
     OptionSpec("max_listing", int, "rows a listing returns at most unless a limit is given", default=10_000),
-    OptionSpec("range_size_mb", int, "MiB per request when a large blob is read in ranges", default=8),
+    OptionSpec("range_size_mb", int, "MiB per request when a large blob is read in ranges", default=16),
     OptionSpec("show_progress", bool, "show a progress bar for long reads", default=True),
 )
 _SPECS = {spec.name: spec for spec in OPTION_SPECS}

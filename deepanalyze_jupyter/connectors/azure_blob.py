@@ -26,7 +26,7 @@ from ..globs import is_glob
 from ..models import Secret
 from ..progress import NullProgress, Progress
 from ._azure_auth import ServiceClients, Tuning, open_service, translate_error
-from ._azure_download import fetch_blob, gather_all
+from ._azure_download import ConnectionLost, Transfer, fetch_blob, gather_all
 from ._azure_listing import Listing, list_blobs, list_containers, listing_frame
 from ._azure_options import OPTION_SPECS, check_options, normalize_options
 from ._azure_properties import blob_properties, container_properties, properties_frame
@@ -284,10 +284,10 @@ class AzureBlobConnector(Connector):
                 total_items=len(targets),
             )
         concurrency = int(self.options["max_concurrency"])
-        gate = asyncio.Semaphore(concurrency)
+        transfer = self._transfer(progress)
 
         async def read_one(target: _Target) -> tuple[str, ParsedFile]:
-            return await self._read_one(target, gate, progress, format, reader_options)
+            return await self._read_one(target, transfer, format, reader_options)
 
         try:
             if limit is None:
@@ -311,32 +311,28 @@ class AzureBlobConnector(Connector):
     async def fetch(self, path: str) -> bytes | memoryview:
         """Download one blob's bytes as they are (a large blob in parallel ranges)."""
         container, name = self._locate(path)
-        gate = asyncio.Semaphore(int(self.options["max_concurrency"]))
-        return await self._download(container, name, gate, NullProgress())
+        return await self._download(container, name, self._transfer(NullProgress()))
 
-    async def _download(
-        self, container: str, name: str, gate: asyncio.Semaphore, progress: Progress
-    ) -> bytes | memoryview:
+    def _transfer(self, progress: Progress) -> Transfer:
+        """The shared state of one read's downloads."""
+        tuning = self._tuning
+        gate = asyncio.Semaphore(int(self.options["max_concurrency"]))
+        return Transfer(gate, tuning.range_size, tuning.retries, progress)
+
+    async def _download(self, container: str, name: str, transfer: Transfer) -> bytes | memoryview:
         try:
-            return await fetch_blob(
-                self._container_client(container),
-                name,
-                gate=gate,
-                range_size=self._tuning.range_size,
-                progress=progress,
-            )
-        except (AzureError, OSError) as error:
+            return await fetch_blob(self._container_client(container), name, transfer)
+        except (AzureError, OSError, ConnectionLost) as error:
             raise self._error(error, container, name) from None
 
     async def _read_one(
         self,
         target: _Target,
-        gate: asyncio.Semaphore,
-        progress: Progress,
+        transfer: Transfer,
         format: str | None,
         reader_options: Mapping[str, Any] | None,
     ) -> tuple[str, ParsedFile]:
-        data = await self._download(target.container, target.name, gate, progress)
+        data = await self._download(target.container, target.name, transfer)
         parsed = await asyncio.to_thread(
             parse_table,
             data,
@@ -345,7 +341,7 @@ class AzureBlobConnector(Connector):
             format=format,
             reader_options=reader_options,
         )
-        progress.update(items=1)
+        transfer.progress.update(items=1)
         return target.shown, parsed
 
     async def _targets(self, paths: Sequence[str], format: str | None) -> list[_Target]:

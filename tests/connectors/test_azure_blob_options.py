@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 from azure.core.exceptions import (
     ClientAuthenticationError,
+    DecodeError,
     HttpResponseError,
+    IncompleteReadError,
     ResourceNotFoundError,
     ServiceRequestError,
     ServiceResponseTimeoutError,
@@ -22,6 +24,7 @@ from deepanalyze_jupyter.connectors._azure_auth import (
     split_account_url,
     translate_error,
 )
+from deepanalyze_jupyter.connectors._azure_download import ConnectionLost
 from deepanalyze_jupyter.connectors.azure_blob import AzureBlobConnector
 from deepanalyze_jupyter.errors import (
     AuthenticationFailed,
@@ -271,6 +274,30 @@ def translate(error: BaseException, **kwargs: Any) -> Any:
             f"cannot reach the blob service at {URL}: connection refused",
         ),
         (ServiceResponseTimeoutError(f"timeout {SAS}"), None, ConnectionFailed, "did not answer in time"),
+        (
+            IncompleteReadError(f"Response payload is not completed {SAS}"),
+            "a.csv",
+            ConnectionFailed,
+            f"connection lost while reading 'a.csv' from container 'sales': the connection to {URL} broke",
+        ),
+        (
+            ConnectionLost("a.csv", tries=3, stopped=False),
+            "a.csv",
+            ConnectionFailed,
+            f"reading 'a.csv' from container 'sales': the connection to {URL} broke 3 times",
+        ),
+        (
+            ConnectionLost("a.csv", tries=1, stopped=True),
+            "a.csv",
+            ConnectionFailed,
+            f"reading 'a.csv' from container 'sales': the blob service at {URL} stopped answering",
+        ),
+        (
+            DecodeError(f"cannot decode {SAS}"),
+            "a.csv",
+            QueryError,
+            f"the blob service at {URL} sent an unreadable answer for blob 'a.csv' in container 'sales'",
+        ),
         (ClientAuthenticationError(f"no token {SAS}"), None, AuthenticationFailed, "Entra ID sign-in failed"),
     ],
 )
