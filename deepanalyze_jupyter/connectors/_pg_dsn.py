@@ -89,8 +89,12 @@ def connection_params(
     if sslpassword:
         params["sslpassword"] = sslpassword
     params["client_encoding"] = "UTF8"
-    # Later -c settings win: the user's own options cannot turn read-only off.
+    # Later -c settings win: the user's own options cannot turn read-only off. Settings
+    # given at connect are the session's reset values: a reset before reuse keeps them.
     session = ["-c datestyle=ISO", "-c intervalstyle=postgres"]
+    timeout = options.get("statement_timeout")
+    if timeout is not None:
+        session.append(f"-c statement_timeout={max(0, round(float(timeout) * 1000))}")
     if read_only:
         session.append("-c default_transaction_read_only=on")
     params["options"] = " ".join(filter(None, [str(params.get("options") or ""), *session]))
