@@ -8,6 +8,8 @@ unused connections are closed.
 from __future__ import annotations
 
 import contextlib
+import io
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from uuid import uuid4
@@ -15,7 +17,7 @@ from uuid import uuid4
 import pytest
 
 from deepanalyze_jupyter import Session
-from deepanalyze_jupyter.errors import QueryError
+from deepanalyze_jupyter.errors import ConnectionFailed, QueryError
 from tests.connectors.postgres import admin, source_options
 from tests.services import PostgresServer
 
@@ -233,3 +235,22 @@ def test_a_source_holds_no_connection_until_queried_and_none_once_idle(
         time.sleep(0.2)
     assert _backends(pg_server, application) == 0
     assert session.query("idle", "SELECT 1 AS one")["one"].tolist() == [1]
+
+
+def test_no_library_log_line_reaches_the_output_after_statements_that_upset_the_pool(
+    pg: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    printed = io.StringIO()
+    monkeypatch.setattr(logging.root, "handlers", [])  # as in a notebook: no logging configured
+    monkeypatch.setattr(logging, "lastResort", logging.StreamHandler(printed))
+    for statement in (
+        "copy (select 1) to stdout",
+        "begin",
+        "set session characteristics as transaction read write",
+        "select pg_terminate_backend(pg_backend_pid())",
+    ):
+        with contextlib.suppress(QueryError, ConnectionFailed):
+            pg.query("pg", statement)
+        assert pg.query("pg", "SELECT 1 AS one")["one"].tolist() == [1]
+    time.sleep(0.3)  # the pool's workers log after the query returned
+    assert printed.getvalue() == ""
