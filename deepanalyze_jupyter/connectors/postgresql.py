@@ -274,13 +274,14 @@ class PostgresConnector(Connector):
         """A connection outside the pool, for the caller to close."""
         try:
             return await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
-        except psycopg.Error as error:
-            raise connect_error(error, source=self.source_id, target=self._target) from None
         except BaseException as error:
-            # Interrupted mid-handshake: the half-open connection lives only in psycopg's
-            # frames, which the traceback keeps (a kernel keeps the last one); clearing
-            # them closes it now rather than whenever that traceback goes.
+            # Failed or interrupted mid-handshake: the half-open connection lives only in
+            # psycopg's frames, which the error's traceback keeps (and a kernel keeps the
+            # last one, in a cycle only the garbage collector breaks); clearing them
+            # closes it now.
             traceback.clear_frames(error.__traceback__)
+            if isinstance(error, psycopg.Error):
+                raise connect_error(error, source=self.source_id, target=self._target) from None
             raise
 
     async def disconnect(self) -> None:
