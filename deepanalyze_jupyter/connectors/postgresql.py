@@ -53,6 +53,7 @@ from ._pg_catalog import describe_relation, list_relations
 from ._pg_dsn import (
     DEFAULT_APPLICATION_NAME,
     DEFAULT_CONNECT_TIMEOUT,
+    check_setting,
     connection_params,
     describe_target,
     split_dsn,
@@ -176,6 +177,12 @@ class PostgresConnector(Connector):
         ),
         OptionSpec("application_name", help=f"Name shown in pg_stat_activity ({DEFAULT_APPLICATION_NAME})"),
         OptionSpec("options", help="Server options for the session, e.g. '-c search_path=sales'"),
+        OptionSpec(
+            "set",
+            repeatable=True,
+            help="A server setting for every query, name=value (e.g. timezone=UTC); repeatable",
+            label="Settings",
+        ),
         OptionSpec("read_only", bool, default=True, help="Sessions cannot write (enforced by the server)"),
         OptionSpec("statement_timeout", float, help="Cancel statements running longer (seconds)"),
         OptionSpec(
@@ -221,6 +228,8 @@ class PostgresConnector(Connector):
             for name, value in found.items():
                 if name not in clean_secrets:
                     clean_secrets[name] = Secret(value)
+        if clean_options.get("set"):
+            clean_options["set"] = [check_setting(setting, source=source) for setting in clean_options["set"]]
         for option, lowest in _LOWEST_VALUES.items():
             number = clean_options.get(option)
             if number is not None and number < lowest:

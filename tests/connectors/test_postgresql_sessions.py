@@ -17,7 +17,9 @@ from uuid import uuid4
 import pytest
 
 from deepanalyze_jupyter import Session
-from deepanalyze_jupyter.errors import ConnectionFailed, QueryError
+from deepanalyze_jupyter.connectors.postgresql import PostgresConnector
+from deepanalyze_jupyter.errors import ConfigurationError, ConnectionFailed, QueryError
+from deepanalyze_jupyter.magic_args import OptionValues, add_parser
 from tests.connectors.postgres import admin, source_options
 from tests.services import PostgresServer
 
@@ -254,3 +256,49 @@ def test_no_library_log_line_reaches_the_output_after_statements_that_upset_the_
         assert pg.query("pg", "SELECT 1 AS one")["one"].tolist() == [1]
     time.sleep(0.3)  # the pool's workers log after the query returned
     assert printed.getvalue() == ""
+
+
+def test_settings_for_every_query_are_a_source_option_that_outlives_a_users_set(
+    session: Session, pg_server: PostgresServer
+) -> None:
+    session.add(
+        "set",
+        "postgresql",
+        secrets={"password": pg_server.password},
+        **source_options(pg_server, set=["timezone=UTC", "search_path=sales, public"]),
+    )
+    settings = "SELECT current_setting('TimeZone') AS tz, current_setting('search_path') AS path"
+    assert session.query("set", settings).iloc[0].tolist() == ["UTC", "sales, public"]
+    session.query("set", "SELECT set_config('TimeZone', 'Asia/Tokyo', false)")
+    assert session.query("set", settings).iloc[0].tolist() == ["UTC", "sales, public"]
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("timezone", r"^bad: option 'set' takes name=value \(e\.g\. timezone=UTC\), got 'timezone'$"),
+        ("no such=1", "^bad: option 'set' takes name=value"),
+        ("nosuch=1", '^bad: the server refused a setting: unrecognized configuration parameter "nosuch"$'),
+        (
+            "timezone=Mars/X",
+            '^bad: the server refused a setting: invalid value for parameter "TimeZone": "Mars/X"$',
+        ),
+    ],
+)
+def test_a_bad_setting_is_one_line_at_add_time_and_nothing_is_added(
+    session: Session, pg_server: PostgresServer, setting: str, message: str
+) -> None:
+    options = source_options(pg_server, set=[setting])
+    with pytest.raises(ConfigurationError, match=message):
+        session.add("bad", "postgresql", secrets={"password": pg_server.password}, **options)
+    assert "bad" not in session.registry
+
+
+def test_set_is_repeatable_in_a_magic_line() -> None:
+    parser = add_parser(["postgresql"], "postgresql", PostgresConnector.option_specs)
+    line = "pg --type postgresql --set timezone=UTC --set search_path=x"
+    namespace = parser.parse_words(line.split())
+    options = OptionValues.from_namespace(namespace).options
+    assert options["set"] == ["timezone=UTC", "search_path=x"]
+    clean, _ = PostgresConnector.prepare("pg", options, {})
+    assert clean["set"] == ["timezone=UTC", "search_path=x"]
