@@ -70,6 +70,7 @@ from ._pg_types import (
 
 __all__ = [
     "CopyFormats",
+    "CopyStatement",
     "Planner",
     "QueryFailed",
     "QueryResult",
@@ -159,6 +160,10 @@ class TransactionControl(Exception):
     def __init__(self, tag: str) -> None:
         super().__init__(tag)
         self.tag = tag
+
+
+class CopyStatement(Exception):
+    """The statement was a ``COPY ... TO STDOUT`` or ``FROM STDIN``, which a query cannot run."""
 
 
 class QueryFailed(Exception):
@@ -473,13 +478,15 @@ async def _run_with_cursor(
 ) -> QueryResult:
     numbered, names = to_numbered(statement)
     values = [(params or {})[name] for name in names]
-    async with psycopg.AsyncRawCursor(conn) as cursor:
+    async with psycopg.AsyncRawCursor(conn) as cursor, psycopg.AsyncRawCursor(conn) as own:
         try:
-            async with conn.pipeline():  # one round trip; one statement per execution
+            async with conn.pipeline() as pipeline:  # one statement per execution
                 if conn.pgconn.transaction_status == pq.TransactionStatus.INERROR:
-                    await conn.execute("ROLLBACK")
+                    await own.execute("ROLLBACK")
                 for text, preamble_values in preamble:
-                    await conn.execute(text, preamble_values)
+                    await own.execute(text, preamble_values)
+                if preamble:  # so that VACUUM and the like find no statement before them
+                    await pipeline.sync()
                 await cursor.execute(numbered.text, values or None)
             if cursor.statusmessage in _TRANSACTION_TAGS:
                 raise TransactionControl(cursor.statusmessage or "")
@@ -488,6 +495,8 @@ async def _run_with_cursor(
             if described and limit is None:
                 rows = await cursor.fetchall()
         except psycopg.Error as error:
+            if conn.pgconn.transaction_status == pq.TransactionStatus.ACTIVE:
+                raise CopyStatement from error  # the server started a COPY the query cannot read
             raise QueryFailed(error, numbered.original_position) from error
         fields = result_fields(cursor.pgresult) if described else []
     plans = planner(fields)

@@ -61,6 +61,7 @@ from ._pg_dsn import (
 from ._pg_errors import connect_error, one_line, query_error
 from ._pg_query import (
     CopyFormats,
+    CopyStatement,
     QueryFailed,
     QueryResult,
     Statement,
@@ -459,6 +460,12 @@ class PostgresConnector(Connector):
                 formats=self._formats,
                 preamble=preamble,
             )
+        except CopyStatement:
+            raise QueryError(
+                "COPY ... TO STDOUT and FROM STDIN cannot run as a query; write the SELECT itself "
+                "(results are read through COPY already)",
+                source=self.source_id,
+            ) from None
         except TransactionControl as refused:
             raise QueryError(self._transaction_refusal(refused.tag), source=self.source_id) from None
         except QueryFailed as failed:

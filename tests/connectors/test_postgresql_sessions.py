@@ -302,3 +302,42 @@ def test_set_is_repeatable_in_a_magic_line() -> None:
     assert options["set"] == ["timezone=UTC", "search_path=x"]
     clean, _ = PostgresConnector.prepare("pg", options, {})
     assert clean["set"] == ["timezone=UTC", "search_path=x"]
+
+
+@pytest.mark.parametrize("source", ["pg", "rw"])
+def test_a_statement_that_is_no_subquery_runs_under_the_querys_timeout(
+    pg: Session, rw: Session, source: str
+) -> None:
+    started = time.monotonic()
+    with pytest.raises(QueryError, match="statement timeout"):
+        pg.query(source, "DO $$ BEGIN PERFORM pg_sleep(5); END $$", timeout=0.5)
+    assert time.monotonic() - started < 4
+    assert pg.query(source, "SHOW statement_timeout", timeout=2)["statement_timeout"].tolist() == ["2s"]
+    assert pg.query(source, "SHOW statement_timeout")["statement_timeout"].tolist() == ["0"]
+
+
+@pytest.mark.parametrize("timeout", [None, 5])
+def test_statements_that_refuse_a_transaction_run_on_a_source_for_writes(
+    rw: Session, pg_server: PostgresServer, targets: str, timeout: float | None
+) -> None:
+    rw.query("rw", f"VACUUM {targets}.target", timeout=timeout)
+    index = f"CREATE INDEX CONCURRENTLY target_x ON {targets}.target (x)"
+    rw.query("rw", index, timeout=timeout)
+    assert admin(pg_server, "SELECT to_regclass(%s) IS NOT NULL", f"{targets}.target_x") == [(True,)]
+
+
+@pytest.mark.parametrize(
+    ("source", "statement"),
+    [
+        ("pg", "copy (select 1) to stdout"),
+        ("rw", "copy (select 1) to stdout"),
+        ("rw", "copy {s}.target from stdin"),
+    ],
+)
+def test_copy_to_stdout_or_from_stdin_is_refused_in_one_line(
+    pg: Session, rw: Session, targets: str, source: str, statement: str
+) -> None:
+    refused = f"^{source}: COPY ... TO STDOUT and FROM STDIN cannot run as a query"
+    with pytest.raises(QueryError, match=refused):
+        pg.query(source, statement.format(s=targets))
+    assert pg.query(source, "SELECT 1 AS one")["one"].tolist() == [1]
