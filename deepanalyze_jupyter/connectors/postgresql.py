@@ -11,8 +11,8 @@
   A query finding every connection busy waits up to ``pool_timeout`` seconds.
 - After each use a connection is reset to the session it started as (``DISCARD ALL``:
   settings, role, prepared statements, advisory locks, temporary tables, listens), so
-  one query's ``SET`` never reaches another; settings for every query go in ``options``
-  (``-c name=value``), which are the session's reset values.
+  one query's ``SET`` never reaches another; settings for every query are the ``set``
+  option (``name=value``, repeatable), given at connect: the session's reset values.
 - Sessions are read-only unless the source allows writes, enforced by the server: each
   query is one statement (the extended protocol parses one only) in a transaction the
   connector opens as ``BEGIN READ ONLY`` and rolls back; a statement that begins or
@@ -204,7 +204,6 @@ class PostgresConnector(Connector):
         self._plans = PlanCache()
         self._formats = CopyFormats()
         self._target = describe_target({k: str(v) for k, v in self.options.items() if k != "dsn"})
-        self._conninfo = ""
         #: Queries holding or waiting for a connection: past ``pool_max_size``, the pool is busy.
         self._claims = 0
 
@@ -250,10 +249,10 @@ class PostgresConnector(Connector):
             read_only=bool(self.options.get("read_only", True)),
         )
         self._target = describe_target(params)
-        conninfo = self._conninfo = make_conninfo("", **params)
+        conninfo = make_conninfo("", **params)
         kwargs: dict[str, Any] = {"autocommit": True, "prepare_threshold": None}
         # a direct attempt gives libpq's reason at once, where a pool would retry
-        await (await self._connect_directly()).close()
+        await (await self._connect_directly(conninfo)).close()
         timeout = float(params["connect_timeout"])
         _quiet_pool_warnings()
         pool: AsyncConnectionPool[AsyncConnection] = AsyncConnectionPool(
@@ -280,10 +279,10 @@ class PostgresConnector(Connector):
             ) from None
         self._pool = pool
 
-    async def _connect_directly(self) -> AsyncConnection:
+    async def _connect_directly(self, conninfo: str) -> AsyncConnection:
         """A connection outside the pool, for the caller to close."""
         try:
-            return await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+            return await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
         except BaseException as error:
             # Failed or interrupted mid-handshake: the half-open connection lives only in
             # psycopg's frames, which the error's traceback keeps (and a kernel keeps the
@@ -306,7 +305,9 @@ class PostgresConnector(Connector):
 
     async def test_connection(self) -> str:
         """Ask the server who it is and who we are, on a connection closed after (the pool stays empty)."""
-        conn = await self._connect_directly()
+        if self._pool is None:
+            raise ConnectionFailed("not connected", source=self.source_id)
+        conn = await self._connect_directly(str(self._pool.conninfo))  # set as text in connect()
         try:
             cursor = await conn.execute(
                 "SELECT current_setting('server_version'), current_database(), current_user, "
