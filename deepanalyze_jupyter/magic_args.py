@@ -142,7 +142,7 @@ def output_variable(text: str) -> str:
 class OptionValues:
     """What a line gave for a connector's options, secrets kept apart by how they come."""
 
-    options: dict[str, str] = field(default_factory=dict)
+    options: dict[str, str | list[str]] = field(default_factory=dict)
     #: Values typed for secret options (only ``env:NAME`` references are accepted).
     secret_values: dict[str, str] = field(default_factory=dict)
     #: ``--<secret>-env VAR``: secret name -> environment variable.
@@ -167,7 +167,7 @@ class OptionValues:
         """Move values typed for secret options out of :attr:`options`."""
         for spec in specs:
             if spec.secret and spec.name in self.options:
-                self.secret_values[spec.name] = self.options.pop(spec.name)
+                self.secret_values[spec.name] = str(self.options.pop(spec.name))
 
 
 def add_option_arguments(parser: MagicLineParser, title: str, specs: Sequence[OptionSpec]) -> None:
@@ -192,6 +192,10 @@ def add_option_arguments(parser: MagicLineParser, title: str, specs: Sequence[Op
         elif spec.kind is bool:
             group.add_argument(
                 flag, dest=dest, nargs="?", const="true", metavar="true|false", help=_describe(spec)
+            )
+        elif spec.repeatable:
+            group.add_argument(
+                flag, dest=dest, action="append", metavar=spec.name.upper(), help=_describe(spec)
             )
         else:
             group.add_argument(flag, dest=dest, metavar=spec.name.upper(), help=_describe(spec))

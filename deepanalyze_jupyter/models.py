@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -78,6 +78,8 @@ class OptionSpec:
     when: tuple[str, tuple[str, ...]] | None = None
     #: A short label for forms; defaults to the name.
     label: str = ""
+    #: Given any number of times (``--set a=1 --set b=2``); the value is a list.
+    repeatable: bool = False
 
     @property
     def title(self) -> str:
@@ -93,6 +95,14 @@ class OptionSpec:
 
     def coerce(self, value: Any, *, source: str | None = None) -> Any:
         """Convert a value typed as text into this option's kind, or explain why not."""
+        if self.repeatable and value is not None:
+            values = [value] if isinstance(value, str) else value
+            if not isinstance(values, (list, tuple)):
+                raise ConfigurationError(
+                    f"option {self.name!r} takes a list of values, got {_shown(value, self)}", source=source
+                )
+            single = replace(self, repeatable=False)
+            return [single.coerce(item, source=source) for item in values]
         if value is None or isinstance(value, self.kind):
             result = value
         elif self.kind is bool:

@@ -100,16 +100,17 @@ def copy_out(
     *,
     ends: array[int] | None = None,
 ) -> Generator[Wait, Ready | int, tuple[int, bytearray]]:
-    """Run ``<query> LIMIT 0; COPY (...) TO STDOUT`` as one simple query (one round trip).
+    """Run one ``COPY (...) TO STDOUT`` statement, on the extended protocol (which takes one
+    statement only: the server refuses anything that would run a second one).
 
-    ``describe`` gets the first result (the columns); ``sink`` gets the ``COPY`` data in
+    ``describe`` gets a first result with rows, if any (the columns); ``sink`` gets the ``COPY`` data in
     buffers of whole rows, growing from :data:`FIRST_CHUNK_BYTES` to
     :data:`LARGEST_CHUNK_BYTES`. Given ``ends``, the data stays in one buffer instead,
     and the end of each message (each row of a binary ``COPY``) in it is appended to
     ``ends``. Returns the row count and the last, partly filled buffer. A server error
     is raised as psycopg's exception for it.
     """
-    pgconn.send_query(statements)
+    pgconn.send_query_params(statements, None)
     yield from _flush(pgconn)
     result = yield from _next_result(pgconn)
     if result is not None and result.status == pq.ExecStatus.TUPLES_OK:

@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
     "DSN_SECRETS",
     "LIBPQ_OPTIONS",
+    "check_setting",
     "connection_params",
     "describe_target",
     "split_dsn",
@@ -48,6 +49,7 @@ LIBPQ_OPTIONS = (
 DSN_SECRETS = ("password", "sslpassword")
 
 _UNKNOWN_OPTION_RE = re.compile(r'invalid connection option "(\w+)"')
+_SETTING_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?")
 
 
 def split_dsn(dsn: str, *, source: str) -> tuple[str, dict[str, str]]:
@@ -89,12 +91,32 @@ def connection_params(
     if sslpassword:
         params["sslpassword"] = sslpassword
     params["client_encoding"] = "UTF8"
-    # Later -c settings win: the user's own options cannot turn read-only off.
-    session = ["-c datestyle=ISO", "-c intervalstyle=postgres"]
+    # Later -c settings win: the user's own options cannot turn read-only off. Settings
+    # given at connect are the session's reset values: a reset before reuse keeps them.
+    session = [f"-c {_escaped(setting)}" for setting in options.get("set") or ()]
+    session += ["-c datestyle=ISO", "-c intervalstyle=postgres"]
+    timeout = options.get("statement_timeout")
+    if timeout is not None:
+        session.append(f"-c statement_timeout={max(0, round(float(timeout) * 1000))}")
     if read_only:
         session.append("-c default_transaction_read_only=on")
     params["options"] = " ".join(filter(None, [str(params.get("options") or ""), *session]))
     return {name: str(value) for name, value in params.items() if value is not None}
+
+
+def check_setting(setting: str, *, source: str) -> str:
+    """``setting`` if it reads ``name=value`` with a server setting's name, else one clear error."""
+    name, equals, value = setting.partition("=")
+    if not equals or not _SETTING_NAME_RE.fullmatch(name.strip()):
+        raise ConfigurationError(
+            f"option 'set' takes name=value (e.g. timezone=UTC), got {setting[:80]!r}", source=source
+        )
+    return f"{name.strip()}={value}"
+
+
+def _escaped(setting: str) -> str:
+    """A setting as one word of libpq's ``options``: backslashes and spaces escaped."""
+    return setting.replace("\\", "\\\\").replace(" ", "\\ ")
 
 
 def describe_target(params: Mapping[str, str]) -> str:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import psycopg
 from psycopg import errors as pg_errors
 
-from ..errors import AuthenticationFailed, ConnectionFailed, QueryError
+from ..errors import AuthenticationFailed, ConfigurationError, ConnectionFailed, QueryError
 
 __all__ = ["connect_error", "one_line", "query_error"]
 
@@ -28,6 +28,10 @@ _AUTH_TEXT_RE = re.compile(
     r"pg_hba\.conf|role \".*\" does not exist|password is required",
     re.IGNORECASE,
 )
+_SETTING_TEXT_RE = re.compile(
+    r'unrecognized configuration parameter "[^"]*"|invalid value for parameter "[^"]*": "[^"]*"|'
+    r'parameter "[^"]*" cannot be [a-z ]*'
+)
 _LIBPQ_NOISE_RE = re.compile(r"^(connection failed:\s*)+|\b(FATAL|ERROR):\s+", re.IGNORECASE)
 
 
@@ -36,9 +40,12 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def connect_error(error: psycopg.Error, *, source: str, target: str) -> ConnectionFailed:
+def connect_error(error: psycopg.Error, *, source: str, target: str) -> ConnectionFailed | ConfigurationError:
     """The error for a failed connection attempt to ``target`` (host, port, database)."""
     reason = one_line(_LIBPQ_NOISE_RE.sub("", str(error))) or type(error).__name__
+    setting = _SETTING_TEXT_RE.search(reason)
+    if setting:  # a server setting of options 'set' or 'options'
+        return ConfigurationError(f"the server refused a setting: {setting.group().strip()}", source=source)
     if getattr(error, "sqlstate", None) in _AUTH_SQLSTATES or _AUTH_TEXT_RE.search(reason):
         return AuthenticationFailed(f"authentication failed for {target}: {reason}", source=source)
     return ConnectionFailed(f"cannot connect to {target}: {reason}", source=source)

@@ -1,12 +1,17 @@
 """Running one query on a pooled connection and turning its result into a DataFrame.
 
+Every statement goes to the server on the extended protocol, which parses exactly one
+statement per execution: SQL holding several is refused by the server itself, never cut
+or split here. The connector's own statements (``preamble``: a ``BEGIN READ ONLY``, a
+statement timeout) are sent in the same round trip, in a pipeline.
+
 Two ways, chosen by what the server accepts, not by reading the statement's keywords:
 
 1. A statement that can stand as a subquery (``SELECT``, ``VALUES``, ``TABLE``, ``WITH``)
-   is sent, in one round trip, as ``SELECT * FROM (<sql>) AS q LIMIT 0;`` (its columns:
+   is parsed and described (not run) as ``SELECT * FROM (<sql>) AS q`` (its columns:
    names, types and modifiers; an error here is the user's, reported at its position in
-   the SQL as written) and ``COPY (SELECT * FROM (<sql>) AS q LIMIT <limit + 1>) TO
-   STDOUT``: the server stops at the limit, and the extra row tells whether the result
+   the SQL as written), then run as ``COPY (SELECT * FROM (<sql>) AS q LIMIT <limit + 1>)
+   TO STDOUT``: the server stops at the limit, and the extra row tells whether the result
    was cut. ``COPY`` takes no bind parameters, so values are quoted by psycopg
    (``sql.Literal``) into the text, the same text in both statements. Up to 32 KiB of
    rows are parsed in Python with psycopg's loaders; more are parsed by pyarrow in worker
@@ -18,6 +23,8 @@ Two ways, chosen by what the server accepts, not by reading the statement's keyw
    server refuses as a subquery, runs as it is with server-side parameters (``$1``...)
    through a cursor; the driver receives its whole result, of which ``limit + 1`` rows
    are loaded (such results are small, and a statement that changes data must run whole).
+   A transaction-control statement (``BEGIN``, ``COMMIT``...; told by the command tag the
+   server returns) raises :class:`TransactionControl`: each query is one transaction.
 
 Both build the frame from the same column plans (:mod:`._pg_types`); results over 2 MiB
 are finished in a worker thread, smaller ones on the event loop (a few milliseconds).
@@ -28,7 +35,7 @@ from __future__ import annotations
 import asyncio
 from array import array
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +44,7 @@ import psycopg
 import pyarrow as pa
 from psycopg import pq
 from psycopg import sql as pg_sql
+from psycopg.waiting import Ready, Wait
 
 from ..progress import Progress
 from ..sqlparams import BoundSQL, bind_literals, to_numbered
@@ -44,6 +52,8 @@ from ._pg_binary import decodable, decode_binary_copy, prefer_binary
 from ._pg_copy import (
     FIRST_CHUNK_BYTES,
     ParseFailure,
+    _flush,
+    _next_result,
     copy_out,
     finish_columns,
     parse_copy_text,
@@ -60,9 +70,12 @@ from ._pg_types import (
 
 __all__ = [
     "CopyFormats",
+    "CopyStatement",
     "Planner",
     "QueryFailed",
     "QueryResult",
+    "Statement",
+    "TransactionControl",
     "plan_settings",
     "result_fields",
     "run_query",
@@ -71,12 +84,28 @@ __all__ = [
 AsyncConnection = psycopg.AsyncConnection[Any]
 #: Makes the column plans for a result's ``(name, oid, modifier)`` fields.
 Planner = Callable[[Sequence[tuple[str, int, int]]], list[ColumnPlan]]
+#: One of the connector's own statements, with its parameters (text), run before the query.
+Statement = tuple[str, Sequence[str] | None]
 
 _SUBQUERY_PREFIX = "SELECT * FROM (\n"
 _SUBQUERY_SUFFIX = "\n) AS q"
 # The server's answer to a statement that cannot be a subquery: a syntax error, or a
 # "feature not supported" (a data-modifying WITH).
 _NOT_A_SUBQUERY = frozenset({"42601", "0A000"})
+#: Command tags of the statements that begin or end a transaction.
+_TRANSACTION_TAGS = frozenset(
+    {
+        "BEGIN",
+        "START TRANSACTION",
+        "COMMIT",
+        "ROLLBACK",
+        "SAVEPOINT",
+        "RELEASE",
+        "PREPARE TRANSACTION",
+        "COMMIT PREPARED",
+        "ROLLBACK PREPARED",
+    }
+)
 #: Results up to this size are parsed in Python on the spot, not by pyarrow.
 SMALL_RESULT_BYTES = 32 << 10
 #: Results up to this size are finished on the event loop: a few milliseconds of work,
@@ -123,6 +152,18 @@ class CopyFormats:
         self._binary.move_to_end(key)
         if len(self._binary) > self._size:
             self._binary.popitem(last=False)
+
+
+class TransactionControl(Exception):
+    """The statement was a transaction-control statement (``tag``: its command tag)."""
+
+    def __init__(self, tag: str) -> None:
+        super().__init__(tag)
+        self.tag = tag
+
+
+class CopyStatement(Exception):
+    """The statement was a ``COPY ... TO STDOUT`` or ``FROM STDIN``, which a query cannot run."""
 
 
 class QueryFailed(Exception):
@@ -195,13 +236,16 @@ async def run_query(
     planner: Planner,
     progress: Progress,
     formats: CopyFormats,
+    preamble: Sequence[Statement] = (),
 ) -> QueryResult:
     """Run ``statement`` (``:name`` placeholders) and return its result, at most ``limit`` rows.
 
-    ``formats`` remembers which statements to read as binary ``COPY`` next time.
+    ``formats`` remembers which statements to read as binary ``COPY`` next time; the
+    ``preamble`` statements run first, in the same round trip (and again before a
+    statement that is no subquery, as the first attempt aborted any transaction).
     """
     bound = bind_literals(statement, params, lambda value: pg_sql.Literal(value).as_string(conn))
-    copy = _CopyQuery(conn, bound, limit=limit, planner=planner, progress=progress)
+    copy = _CopyQuery(conn, bound, limit=limit, planner=planner, progress=progress, preamble=preamble)
     try:
         try:
             result = await copy.run(binary=formats.binary(copy.key))
@@ -210,7 +254,9 @@ async def run_query(
     except QueryFailed as failed:
         if not failed.before_copy or failed.error.sqlstate not in _NOT_A_SUBQUERY:
             raise
-        return await _run_with_cursor(conn, statement, params, limit=limit, planner=planner)
+        return await _run_with_cursor(
+            conn, statement, params, limit=limit, planner=planner, preamble=preamble
+        )
     formats.remember(copy.key, binary=result.binary_next)
     return result
 
@@ -240,8 +286,10 @@ class _CopyQuery:
         limit: int | None,
         planner: Planner,
         progress: Progress,
+        preamble: Sequence[Statement] = (),
     ) -> None:
         self._conn = conn
+        self._preamble = preamble
         self._bound = bound
         self._limit = limit
         self._planner = planner
@@ -250,6 +298,8 @@ class _CopyQuery:
         limit_clause = "" if limit is None else f" LIMIT {int(limit) + 1:d}"
         #: The statements sent (without the format): what :class:`CopyFormats` remembers.
         self.key = f"{subquery} LIMIT 0;\nCOPY ({subquery}{limit_clause}) TO STDOUT"
+        self._subquery = subquery
+        self._copy = f"COPY ({subquery}{limit_clause}) TO STDOUT"
         # what one run has seen: the columns, the pieces handed over and their parsing
         self._plans: list[ColumnPlan] = []
         self._chunks: list[bytearray] = []
@@ -260,8 +310,8 @@ class _CopyQuery:
         """Send the statements and read the rows; the frame is built by the result."""
         self._plans, self._chunks, self._parsing, self._described = [], [], [], False
         ends: array[int] | None = array("q") if binary else None
-        statements = f"{self.key} (FORMAT binary)" if binary else self.key
-        rows, tail = await self._drain(statements, ends)
+        statement = f"{self._copy} (FORMAT binary)" if binary else self._copy
+        rows, tail = await self._drain(statement, ends)
         truncated = self._limit is not None and rows > self._limit
         kept = rows if self._limit is None else min(rows, self._limit)
         if ends is not None:
@@ -278,12 +328,12 @@ class _CopyQuery:
         self._parsing.append(loop.run_in_executor(None, parse_copy_text, chunk, self._plans))
         self._progress.update(nbytes=len(chunk))
 
-    async def _drain(self, statements: str, ends: array[int] | None) -> tuple[int, bytearray]:
-        """Run the statements; the row count and the last buffer (``ends``: see ``copy_out``)."""
-        generator = copy_out(
-            self._conn.pgconn, statements.encode("utf-8"), self._describe, self._take, ends=ends
-        )
+    async def _drain(self, statement: str, ends: array[int] | None) -> tuple[int, bytearray]:
+        """Describe, then run the ``COPY``; the row count and the last buffer (``ends``: see ``copy_out``)."""
+        pgconn = self._conn.pgconn
         try:
+            self._describe(await self._conn.wait(describe_statement(pgconn, self._preamble, self._subquery)))
+            generator = copy_out(pgconn, statement.encode("utf-8"), self._describe, self._take, ends=ends)
             return await self._conn.wait(generator)
         except BaseException as error:
             for future in self._parsing:  # the threads finish on their own; nobody waits for them
@@ -383,6 +433,40 @@ def _parse_or_failure(chunk: bytearray, plans: Sequence[ColumnPlan]) -> pa.Table
         return failure
 
 
+def describe_statement(
+    pgconn: pq.abc.PGconn, preamble: Sequence[Statement], statement: str
+) -> Generator[Wait, Ready | int, pq.abc.PGresult]:
+    """Run ``preamble``, then parse and describe (without running) ``statement``: one round trip.
+
+    Returns the description (the columns); raises the server's error for the first
+    statement that failed. The server parses ``statement`` as one statement only.
+    """
+    pgconn.enter_pipeline_mode()
+    try:
+        for text, values in preamble:
+            pgconn.send_query_params(text.encode("utf-8"), [v.encode("utf-8") for v in values or ()])
+        pgconn.send_prepare(b"", statement.encode("utf-8"))
+        pgconn.send_describe_prepared(b"")
+        pgconn.pipeline_sync()
+        yield from _flush(pgconn)
+        failed = described = None
+        while True:
+            result = yield from _next_result(pgconn)
+            if result is None:  # the end of one statement's results
+                continue
+            if result.status == pq.ExecStatus.PIPELINE_SYNC:
+                break
+            if result.status == pq.ExecStatus.FATAL_ERROR and failed is None:
+                failed = result
+            described = result
+    finally:
+        pgconn.exit_pipeline_mode()
+    if failed is not None:
+        raise psycopg.errors.error_from_result(failed, encoding="utf-8")
+    assert described is not None
+    return described
+
+
 async def _run_with_cursor(
     conn: AsyncConnection,
     statement: str,
@@ -390,17 +474,29 @@ async def _run_with_cursor(
     *,
     limit: int | None,
     planner: Planner,
+    preamble: Sequence[Statement] = (),
 ) -> QueryResult:
     numbered, names = to_numbered(statement)
     values = [(params or {})[name] for name in names]
-    async with psycopg.AsyncRawCursor(conn) as cursor:
+    async with psycopg.AsyncRawCursor(conn) as cursor, psycopg.AsyncRawCursor(conn) as own:
         try:
-            await cursor.execute(numbered.text, values or None)
+            async with conn.pipeline() as pipeline:  # one statement per execution
+                if conn.pgconn.transaction_status == pq.TransactionStatus.INERROR:
+                    await own.execute("ROLLBACK")
+                for text, preamble_values in preamble:
+                    await own.execute(text, preamble_values)
+                if preamble:  # so that VACUUM and the like find no statement before them
+                    await pipeline.sync()
+                await cursor.execute(numbered.text, values or None)
+            if cursor.statusmessage in _TRANSACTION_TAGS:
+                raise TransactionControl(cursor.statusmessage or "")
             described = cursor.description is not None
             rows = await cursor.fetchmany(limit + 1) if described and limit is not None else []
             if described and limit is None:
                 rows = await cursor.fetchall()
         except psycopg.Error as error:
+            if conn.pgconn.transaction_status == pq.TransactionStatus.ACTIVE:
+                raise CopyStatement from error  # the server started a COPY the query cannot read
             raise QueryFailed(error, numbered.original_position) from error
         fields = result_fields(cursor.pgresult) if described else []
     plans = planner(fields)

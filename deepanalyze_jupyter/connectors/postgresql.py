@@ -3,13 +3,20 @@
 - Options are libpq's (host, port, dbname, user, sslmode...), all optional, or a whole
   DSN; a password, typed or inside the DSN, is kept only as an encrypted secret.
   Passwordless logins (``.pgpass``, trust, peer, client certificates) need no option.
-- Connections are pooled (one kept open, ``pool_max_size`` at most) and checked when
-  taken from the pool, so one the server dropped while idle (restart,
+- Connections are pooled: opened on first use, ``pool_max_size`` at most, closed after
+  ``max_idle`` seconds unused, so a source never queried holds none. A connection is
+  checked when taken from the pool, so one the server dropped while idle (restart,
   ``pg_terminate_backend``, idle timeout) is replaced unseen; one lost during a query
   gives :class:`~deepanalyze_jupyter.errors.ConnectionFailed`, and the next query works.
-- Sessions are read-only unless the source allows writes: the server enforces it
-  (``default_transaction_read_only``); no SQL is inspected for keywords, and a
-  connection whose session a statement made writable is dropped.
+  A query finding every connection busy waits up to ``pool_timeout`` seconds.
+- After each use a connection is reset to the session it started as (``DISCARD ALL``:
+  settings, role, prepared statements, advisory locks, temporary tables, listens), so
+  one query's ``SET`` never reaches another; settings for every query are the ``set``
+  option (``name=value``, repeatable), given at connect: the session's reset values.
+- Sessions are read-only unless the source allows writes, enforced by the server: each
+  query is one statement (the extended protocol parses one only) in a transaction the
+  connector opens as ``BEGIN READ ONLY`` and rolls back; a statement that begins or
+  ends a transaction is refused. No SQL is inspected for keywords.
 - Queries bind ``:name`` values through psycopg, stop at the row limit on the server,
   and read results through ``COPY`` parsed by pyarrow (:mod:`._pg_query`, and the dtype
   table in :mod:`._pg_types`). Statement timeouts (per source, per query) are set with
@@ -26,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import select
+import traceback
 from collections.abc import AsyncIterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, ClassVar
@@ -45,12 +53,22 @@ from ._pg_catalog import describe_relation, list_relations
 from ._pg_dsn import (
     DEFAULT_APPLICATION_NAME,
     DEFAULT_CONNECT_TIMEOUT,
+    check_setting,
     connection_params,
     describe_target,
     split_dsn,
 )
 from ._pg_errors import connect_error, one_line, query_error
-from ._pg_query import CopyFormats, QueryFailed, QueryResult, plan_settings, run_query
+from ._pg_query import (
+    CopyFormats,
+    CopyStatement,
+    QueryFailed,
+    QueryResult,
+    Statement,
+    TransactionControl,
+    plan_settings,
+    run_query,
+)
 from ._pg_types import ColumnPlan, ConversionError, PlanCache
 from .base import Connector
 
@@ -59,10 +77,26 @@ __all__ = ["PostgresConnector"]
 AsyncConnection = psycopg.AsyncConnection[Any]
 
 _SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
-_SET_TIMEOUT = "SELECT current_setting('statement_timeout'), set_config('statement_timeout', %s, false)"
-_RESTORE_TIMEOUT = "SELECT set_config('statement_timeout', %s, false)"
+_SET_TIMEOUT = "SELECT set_config('statement_timeout', $1, false)"
+#: Read-only: a transaction that cannot be made writable, with its snapshot taken (after
+#: which ``SET TRANSACTION READ WRITE`` is refused), and in which ``DO`` and ``CALL`` are
+#: atomic (they cannot ``COMMIT``).
+_READ_ONLY_PREAMBLE: tuple[Statement, ...] = (("BEGIN READ ONLY", None), ("SELECT 1", None))
+#: ``DISCARD ALL`` in parts: it cannot run in a transaction, nor after ``ROLLBACK`` in one message.
+_RESET_SESSION = (
+    "SET SESSION AUTHORIZATION DEFAULT; RESET ALL; DEALLOCATE ALL; CLOSE ALL; UNLISTEN *; "
+    "SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES"
+)
+_MULTIPLE_STATEMENTS = "cannot insert multiple commands into a prepared statement"
 _LOWEST_VALUES: Mapping[str, float] = MappingProxyType(
-    {"port": 1, "connect_timeout": 1, "pool_max_size": 1, "statement_timeout": 0}
+    {
+        "port": 1,
+        "connect_timeout": 1,
+        "pool_max_size": 1,
+        "statement_timeout": 0,
+        "pool_timeout": 0,
+        "max_idle": 1,
+    }
 )
 
 
@@ -91,18 +125,16 @@ _POOL_NAME_PREFIX = "deepanalyze:"
 
 
 class _QuietPoolWarnings(logging.Filter):
-    """Keep psycopg_pool's warnings about this package's pools off stderr unless logging is set up.
+    """Keep psycopg_pool's warnings off stderr unless logging is set up.
 
     While a server is down, the pool retries in the background and logs each failure at
-    WARNING. Where no logging is configured (a notebook, usually), Python prints such
-    records on stderr through its last-resort handler, so they would surface in whatever
-    cell runs next, after the user already got a one-line ``ConnectionFailed``. Records
-    reach every handler the user configured, as before.
+    WARNING; it also warns about connections it discards. Where no logging is configured
+    (a notebook, usually), Python prints such records on stderr through its last-resort
+    handler, so they would surface in whatever cell runs next, after the user already
+    got a one-line error. Records reach every handler the user configured, as before.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if _POOL_NAME_PREFIX not in record.getMessage():
-            return True
         return logging.getLogger(record.name).hasHandlers()
 
 
@@ -146,12 +178,24 @@ class PostgresConnector(Connector):
         ),
         OptionSpec("application_name", help=f"Name shown in pg_stat_activity ({DEFAULT_APPLICATION_NAME})"),
         OptionSpec("options", help="Server options for the session, e.g. '-c search_path=sales'"),
+        OptionSpec(
+            "set",
+            repeatable=True,
+            help="A server setting for every query, name=value (e.g. timezone=UTC); repeatable",
+            label="Settings",
+        ),
         OptionSpec("read_only", bool, default=True, help="Sessions cannot write (enforced by the server)"),
         OptionSpec("statement_timeout", float, help="Cancel statements running longer (seconds)"),
         OptionSpec(
             "numeric_as_float", bool, default=False, help="Read numeric columns as float64, not exact"
         ),
-        OptionSpec("pool_max_size", int, default=2, help="Most connections kept open at once"),
+        OptionSpec("pool_max_size", int, default=2, help="Most connections open at once"),
+        OptionSpec(
+            "pool_timeout", float, default=30.0, help="Seconds a query waits when every connection is busy"
+        ),
+        OptionSpec(
+            "max_idle", float, default=60.0, help="Seconds after which an unused connection is closed"
+        ),
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -160,6 +204,8 @@ class PostgresConnector(Connector):
         self._plans = PlanCache()
         self._formats = CopyFormats()
         self._target = describe_target({k: str(v) for k, v in self.options.items() if k != "dsn"})
+        #: Queries holding or waiting for a connection: past ``pool_max_size``, the pool is busy.
+        self._claims = 0
 
     # -- configuration -------------------------------------------------------------
 
@@ -182,6 +228,8 @@ class PostgresConnector(Connector):
             for name, value in found.items():
                 if name not in clean_secrets:
                     clean_secrets[name] = Secret(value)
+        if clean_options.get("set"):
+            clean_options["set"] = [check_setting(setting, source=source) for setting in clean_options["set"]]
         for option, lowest in _LOWEST_VALUES.items():
             number = clean_options.get(option)
             if number is not None and number < lowest:
@@ -203,20 +251,17 @@ class PostgresConnector(Connector):
         self._target = describe_target(params)
         conninfo = make_conninfo("", **params)
         kwargs: dict[str, Any] = {"autocommit": True, "prepare_threshold": None}
-        try:  # a direct attempt gives libpq's reason at once, where a pool would retry
-            probe = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
-        except psycopg.Error as error:
-            raise connect_error(error, source=self.source_id, target=self._target) from None
-        await probe.close()
+        # a direct attempt gives libpq's reason at once, where a pool would retry
+        await (await self._connect_directly(conninfo)).close()
         timeout = float(params["connect_timeout"])
         _quiet_pool_warnings()
         pool: AsyncConnectionPool[AsyncConnection] = AsyncConnectionPool(
             conninfo,
             kwargs=kwargs,
-            min_size=1,
+            min_size=0,
             max_size=int(self.options.get("pool_max_size", 2)),
+            max_idle=float(self.options.get("max_idle", 60.0)),
             open=False,
-            configure=self._configure_session,
             check=_check_connection,
             name=f"{_POOL_NAME_PREFIX}{self.source_id}",
             timeout=timeout,
@@ -234,10 +279,19 @@ class PostgresConnector(Connector):
             ) from None
         self._pool = pool
 
-    async def _configure_session(self, conn: AsyncConnection) -> None:
-        timeout = self.options.get("statement_timeout")
-        if timeout is not None:
-            await conn.execute(_RESTORE_TIMEOUT, [_milliseconds(timeout)])
+    async def _connect_directly(self, conninfo: str) -> AsyncConnection:
+        """A connection outside the pool, for the caller to close."""
+        try:
+            return await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
+        except BaseException as error:
+            # Failed or interrupted mid-handshake: the half-open connection lives only in
+            # psycopg's frames, which the error's traceback keeps (and a kernel keeps the
+            # last one, in a cycle only the garbage collector breaks); clearing them
+            # closes it now.
+            traceback.clear_frames(error.__traceback__)
+            if isinstance(error, psycopg.Error):
+                raise connect_error(error, source=self.source_id, target=self._target) from None
+            raise
 
     async def disconnect(self) -> None:
         """Close the pool and its connections."""
@@ -250,13 +304,18 @@ class PostgresConnector(Connector):
         return self._pool is not None and not self._pool.closed
 
     async def test_connection(self) -> str:
-        """Ask the server who it is and who we are."""
-        async with self._connection() as conn:
+        """Ask the server who it is and who we are, on a connection closed after (the pool stays empty)."""
+        if self._pool is None:
+            raise ConnectionFailed("not connected", source=self.source_id)
+        conn = await self._connect_directly(str(self._pool.conninfo))  # set as text in connect()
+        try:
             cursor = await conn.execute(
                 "SELECT current_setting('server_version'), current_database(), current_user, "
                 "current_setting('default_transaction_read_only')"
             )
             version, database, user, read_only = await cursor.fetchone() or ("?", "?", "?", "?")
+        finally:
+            await conn.close()
         mode = "read-only" if read_only == "on" else "read-write"
         return f"PostgreSQL {version}, database {database!r} as {user!r} ({mode})"
 
@@ -266,31 +325,58 @@ class PostgresConnector(Connector):
         pool = self._pool
         if pool is None:
             raise ConnectionFailed("not connected", source=self.source_id)
+        queued = self._claims >= pool.max_size
+        self._claims += 1
         try:
-            conn = await pool.getconn()
+            conn = await self._checkout(pool, queued=queued)
+            try:
+                yield conn
+            finally:
+                await self._reset(conn)
+                await pool.putconn(conn)
+        finally:
+            self._claims -= 1
+
+    async def _checkout(self, pool: AsyncConnectionPool[AsyncConnection], *, queued: bool) -> AsyncConnection:
+        """A connection; behind other queries (``queued``) wait up to ``pool_timeout``."""
+        pool_timeout = float(self.options.get("pool_timeout", 30.0))
+        try:
+            return await pool.getconn(pool_timeout if queued else pool.timeout)
         except PoolTimeout:
+            if queued:
+                raise QueryError(
+                    f"all {pool.max_size} connections of {self.source_id!r} are busy; waited "
+                    f"{pool_timeout:g} s (options pool_max_size, pool_timeout)",
+                    source=self.source_id,
+                ) from None
             raise ConnectionFailed(
                 f"no connection to {self._target} could be made within {pool.timeout:g} s; "
                 "is the server running?",
                 source=self.source_id,
             ) from None
-        try:
-            yield conn
-        finally:
-            await self._drop_if_writable(conn)
-            await pool.putconn(conn)
 
-    async def _drop_if_writable(self, conn: AsyncConnection) -> None:
-        """Close (so the pool replaces) a connection a statement made writable on a read-only source.
+    async def _reset(self, conn: AsyncConnection) -> None:
+        """Bring a used connection back to the session it started as, or close it.
 
         Done here rather than in a pool ``reset`` callback, which would hand the connection
         back through a worker task and delay the next checkout.
         """
-        if not self.options.get("read_only", True) or conn.closed:
+        if conn.closed:
             return
-        status = conn.info.parameter_status("default_transaction_read_only")
-        if status is not None and status != "on":
+        status = conn.pgconn.transaction_status
+        try:
+            if status == pq.TransactionStatus.ACTIVE:  # e.g. a COPY left unread
+                raise psycopg.OperationalError("the connection is busy")
+            rollback = "" if status == pq.TransactionStatus.IDLE else "ROLLBACK; "
+            await conn.execute(rollback + _RESET_SESSION)
+            read_only = conn.info.parameter_status("default_transaction_read_only")
+            if self.options.get("read_only", True) and read_only not in (None, "on"):
+                raise psycopg.OperationalError("the session stayed writable")
+        except psycopg.Error:  # the pool replaces a closed connection
             await conn.close()
+        except BaseException:
+            await conn.close()
+            raise
 
     # -- browsing ------------------------------------------------------------------
 
@@ -335,17 +421,13 @@ class PostgresConnector(Connector):
             raise QueryError(f"no value given for parameter {names}", source=self.source_id)
         statement = strip_terminator(sql)
         progress = self.context.progress(f"{self.source_id}: query", total_bytes=None, total_items=None)
+        preamble = list(_READ_ONLY_PREAMBLE) if self.options.get("read_only", True) else []
+        if timeout is not None:  # the reset after the query restores the source's own
+            preamble.append((_SET_TIMEOUT, [_milliseconds(timeout)]))
+        as_float = self.options.get("numeric_as_float") if numeric_as_float is None else numeric_as_float
         try:
             async with self._connection() as conn:
-                previous = None if timeout is None else await self._set_statement_timeout(conn, timeout)
-                try:
-                    as_float = (
-                        self.options.get("numeric_as_float") if numeric_as_float is None else numeric_as_float
-                    )
-                    result = await self._run(conn, statement, params, limit, bool(as_float), progress)
-                finally:
-                    if previous is not None:
-                        await self._restore_statement_timeout(conn, previous)
+                result = await self._run(conn, statement, params, limit, bool(as_float), progress, preamble)
             frame = await result.frame()
         except ConversionError as error:
             raise QueryError(str(error), source=self.source_id) from error
@@ -361,6 +443,7 @@ class PostgresConnector(Connector):
         limit: int | None,
         numeric_as_float: bool,
         progress: Progress,
+        preamble: Sequence[Statement],
     ) -> QueryResult:
         settings = plan_settings(conn, numeric_as_float=numeric_as_float)
 
@@ -376,21 +459,36 @@ class PostgresConnector(Connector):
                 planner=planner,
                 progress=progress,
                 formats=self._formats,
+                preamble=preamble,
             )
+        except CopyStatement:
+            raise QueryError(
+                "COPY ... TO STDOUT and FROM STDIN cannot run as a query; write the SELECT itself "
+                "(results are read through COPY already)",
+                source=self.source_id,
+            ) from None
+        except TransactionControl as refused:
+            raise QueryError(self._transaction_refusal(refused.tag), source=self.source_id) from None
         except QueryFailed as failed:
+            if failed.error.diag.message_primary == _MULTIPLE_STATEMENTS:
+                raise QueryError(
+                    "the SQL holds several statements; a query runs one (run them one at a time, "
+                    "or together in a DO block)",
+                    source=self.source_id,
+                ) from None
             raise query_error(
                 failed.error, source=self.source_id, connection_lost=conn.broken, position=failed.position
             ) from None
         except psycopg.Error as error:  # e.g. a value psycopg cannot quote
             raise QueryError(one_line(str(error)), source=self.source_id) from None
 
-    async def _set_statement_timeout(self, conn: AsyncConnection, seconds: float) -> str:
-        """Set the session's statement timeout (a bound parameter); return the one it had."""
-        cursor = await conn.execute(_SET_TIMEOUT, [_milliseconds(seconds)])
-        row = await cursor.fetchone()
-        return str(row[0]) if row else "0"
-
-    async def _restore_statement_timeout(self, conn: AsyncConnection, previous: str) -> None:
-        if not conn.closed and conn.pgconn.transaction_status == pq.TransactionStatus.IDLE:
-            with contextlib.suppress(psycopg.Error):
-                await conn.execute(_RESTORE_TIMEOUT, [previous])
+    def _transaction_refusal(self, tag: str) -> str:
+        if self.options.get("read_only", True):
+            return (
+                f"{tag} is not available on a read-only source: each query runs alone in a "
+                "read-only transaction, rolled back after it"
+            )
+        return (
+            f"{tag} is not available: each query is its own transaction (committed when it "
+            "succeeds); run several statements together in a DO block"
+        )

@@ -4,6 +4,7 @@ interrupted queries, dropped connections, timeouts and writes on a read-only sou
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -274,7 +275,7 @@ def test_a_read_only_source_refuses_writes_on_the_server(
 ) -> None:
     with pytest.raises(QueryError, match=r"read-only transaction .*read_only=False"):
         pg.query("pg", f"CREATE TABLE {pg_schema}.nope (id int)")
-    with pytest.raises(QueryError, match="read-only transaction"):
+    with pytest.raises(QueryError, match="several statements"):
         pg.query("pg", f"SET default_transaction_read_only = off; CREATE TABLE {pg_schema}.nope2 (id int)")
     with pytest.raises(QueryError, match="read-only transaction"):
         pg.query("pg", f"CREATE TABLE {pg_schema}.nope3 (id int)")
@@ -292,7 +293,8 @@ def test_a_read_only_source_refuses_writes_on_the_server(
 def test_a_statement_cannot_make_a_read_only_source_writable(
     pg: Session, pg_server: PostgresServer, pg_schema: str, escape: str
 ) -> None:
-    pg.query("pg", escape)
+    with contextlib.suppress(QueryError):  # refused, or undone by the reset after it
+        pg.query("pg", escape)
     with pytest.raises(QueryError, match="read-only transaction"):
         pg.query("pg", f"CREATE TABLE {pg_schema}.escaped (id int)")
     assert admin(pg_server, "SELECT to_regclass(%s)", f"{pg_schema}.escaped") == [(None,)]
