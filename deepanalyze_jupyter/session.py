@@ -115,6 +115,9 @@ class Session:
                 for key, value in (secrets or {}).items()
             },
         )
+        # The plain texts given (secrets, and a DSN that may hold a password) stay out of this
+        # frame, which a verbose traceback or a debugger may show.
+        secrets, options = None, {}
         return self.run(self.registry.register_data_source(config, test_connection=test))
 
     def update(
@@ -127,9 +130,14 @@ class Session:
         **options: Any,
     ) -> DataSourceConfig:
         """Change a source's options or secrets, keeping its id."""
+        sealed = {
+            key: value if isinstance(value, Secret) else Secret(value)
+            for key, value in (secrets or {}).items()
+        }
+        secrets = None  # the plain texts given stay out of this frame, which an error may show
         return self.run(
             self.registry.update_data_source(
-                source_id, options=options, secrets=secrets, name=name, test_connection=test
+                source_id, options=options, secrets=sealed, name=name, test_connection=test
             )
         )
 

@@ -374,6 +374,7 @@ KERNEL_ENV = {
     "CANARY_ESCAPED": "escaped_password",
     "CANARY_UNREACHABLE_DSN": "unreachable_dsn",
     "CANARY_SAS": "sas_token",
+    "CANARY_TAMPERED_SAS": "tampered_sas",
 }
 
 
