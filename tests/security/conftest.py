@@ -398,7 +398,8 @@ def spied_kernel(planted: Planted, tmp_path: Path) -> Iterator[SpiedKernel]:
     client.start_channels()
     try:
         client.wait_for_ready(timeout=TIMEOUT)
-        kernel = SpiedKernel(client, log_file)
+        history = tmp_path / "ipython" / "profile_default" / "history.sqlite"
+        kernel = SpiedKernel(client, log_file, history)
         kernel.ok("%load_ext deepanalyze_jupyter")
         yield kernel
     finally:

@@ -47,9 +47,10 @@ class FrontEndModels:
 class SpiedKernel:
     """A started kernel and a client that keeps every message the kernel sends."""
 
-    def __init__(self, client: BlockingKernelClient, log_file: Path) -> None:
+    def __init__(self, client: BlockingKernelClient, log_file: Path, history_file: Path) -> None:
         self.client = client
         self.log_file = log_file
+        self.history_file = history_file
         self.messages: list[dict[str, Any]] = []
         self.models = FrontEndModels()
 
@@ -155,6 +156,13 @@ class SpiedKernel:
             [message.get("header"), message.get("content"), message.get("metadata"), message.get("buffers")]
             for message in self.messages
         ]
+
+    def history_bytes(self) -> bytes:
+        """The kernel's SQLite history file (and its journal), once the kernel wrote it out."""
+        self.ok("get_ipython().history_manager.writeout_cache()")
+        assert self.history_file.exists(), self.history_file
+        files = [self.history_file, self.history_file.with_name(self.history_file.name + "-wal")]
+        return b"".join(path.read_bytes() for path in files if path.exists())
 
     def log_text(self) -> str:
         """The kernel's own log (``--debug``) so far."""

@@ -30,6 +30,7 @@ def _check(kernel: SpiedKernel, planted: Planted, operation: str, comm_log: Path
     book.check(f"front-end widget state (saved notebook): {operation}", kernel.models.states)
     book.check(f"kernel log at --debug: {operation}", kernel.log_text())
     book.check_file(f"Comm logger at DEBUG: {operation}", comm_log)
+    book.check(f"kernel history SQLite file: {operation}", kernel.history_bytes())
 
 
 def _open_form(kernel: SpiedKernel, planted: Planted, comm_log: Path) -> dict[str, str]:
@@ -134,3 +135,4 @@ def test_shift_tab_and_the_debuggers_variable_views_mask_secrets(
     book = planted.book
     book.check("kernel messages: inspect and debugger replies", kernel.sent_texts())
     book.check("kernel log at --debug: inspect and debugger replies", kernel.log_text())
+    book.check("kernel history SQLite file: inspect and debugger replies", kernel.history_bytes())

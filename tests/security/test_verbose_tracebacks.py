@@ -102,6 +102,7 @@ def _run_failures(kernel: SpiedKernel, planted: Planted, wrong: str) -> None:
         book.check(f"frames of the error: {cell.splitlines()[-1][:50]}", probe)
     book.check("kernel messages: verbose tracebacks", kernel.sent_texts())
     book.check("kernel log at --debug: verbose tracebacks", kernel.log_text())
+    book.check("kernel history SQLite file: verbose tracebacks", kernel.history_bytes())
 
 
 def test_verbose_tracebacks_and_frames_hold_no_secret(spied_kernel: SpiedKernel, planted: Planted) -> None:
