@@ -259,6 +259,10 @@ class DataSourceRegistry:
                 {key: value for key, value in new_secrets.items() if value},
                 present_secrets=frozenset(kept_tokens),
             )
+        # A DSN given may hold a password (now in clean_secrets): out of this frame, which an
+        # error may show.
+        options = None
+        del merged_options
         tokens = {
             **kept_tokens,
             **{key: self.credentials.encrypt(value) for key, value in clean_secrets.items()},

@@ -134,12 +134,13 @@ class Session:
             key: value if isinstance(value, Secret) else Secret(value)
             for key, value in (secrets or {}).items()
         }
-        secrets = None  # the plain texts given stay out of this frame, which an error may show
-        return self.run(
-            self.registry.update_data_source(
-                source_id, options=options, secrets=sealed, name=name, test_connection=test
-            )
+        update = self.registry.update_data_source(
+            source_id, options=options, secrets=sealed, name=name, test_connection=test
         )
+        # The plain texts given (secrets, and a DSN that may hold a password) stay out of this
+        # frame, which a verbose traceback or a debugger may show.
+        secrets, options = None, {}
+        return self.run(update)
 
     def remove(self, source_id: str) -> None:
         """Disconnect and forget a source."""

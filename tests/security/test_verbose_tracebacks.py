@@ -72,6 +72,7 @@ def _failures(planted: Planted, wrong: str) -> list[str]:
         "sas = _os.environ['CANARY_TAMPERED_SAS']\n"
         "session.add('box', 'azure_blob', secrets={'sas_token': sas}, **lake)",
         typed + "session.update('warehouse', secrets={'password': secret})",
+        "dsn = _os.environ['CANARY_UNREACHABLE_DSN']\nsession.update('warehouse', dsn=dsn)",
         typed + "session.add('later', 'postgresql', secrets={'password': secret}, test=False, **pg)\n"
         "session.test('later')",
         "session.query('later', 'SELECT 1')",
