@@ -1,10 +1,12 @@
 """The safety net under every output: registered secrets are masked before they leave.
 
-In a Jupyter kernel every output (stream text, display data, execution results,
-errors and their tracebacks, and the execute reply) is sent through the kernel's
-``Session.send``; :class:`OutputRedaction` wraps that one call and masks every string
-in the message content. In a terminal IPython it wraps ``sys.stdout`` and
-``sys.stderr`` instead, where rich reprs and tracebacks are printed too.
+In a Jupyter kernel every message the kernel sends goes through its ``Session.send``:
+outputs on iopub (stream text, display data, results, errors and their tracebacks),
+the replies on shell and control (``inspect_reply`` with a variable's string form,
+``history_reply``, the debugger's ``inspectVariables``/``richInspectVariables``) and
+comm messages (widget state). :class:`OutputRedaction` wraps that one call and masks
+every string in the content of every message. In a terminal IPython it wraps
+``sys.stdout`` and ``sys.stderr`` instead, where rich reprs and tracebacks are printed too.
 
 The :class:`~deepanalyze_jupyter.redaction.Redactor` finds each secret in every form a
 display or serializer gives it (escaped, encoded, cut). This is a net, not a boundary: a
@@ -21,13 +23,7 @@ from typing import Any, TextIO
 
 from .redaction import Redactor
 
-__all__ = ["REDACTED_MESSAGE_TYPES", "OutputRedaction"]
-
-#: The kernel messages whose content is masked (comm messages, which carry widget
-#: state typed by the user, are left alone).
-REDACTED_MESSAGE_TYPES = frozenset(
-    {"stream", "display_data", "update_display_data", "execute_result", "error", "execute_reply"}
-)
+__all__ = ["OutputRedaction"]
 
 
 def _redact_value(value: Any, redact: Callable[[str], str]) -> Any:
@@ -43,7 +39,7 @@ def _redact_value(value: Any, redact: Callable[[str], str]) -> Any:
 
 
 class _RedactingSend:
-    """A replacement for ``Session.send`` that masks secrets in output messages."""
+    """A replacement for ``Session.send`` that masks secrets in every message it sends."""
 
     def __init__(self, send: Callable[..., Any], redactor: Redactor) -> None:
         self.original = send
@@ -52,9 +48,8 @@ class _RedactingSend:
     def __call__(self, stream: Any, msg_or_type: Any, content: Any = None, *args: Any, **kwargs: Any) -> Any:
         redact = self._redactor.redact
         if isinstance(msg_or_type, dict):
-            if msg_or_type.get("header", {}).get("msg_type") in REDACTED_MESSAGE_TYPES:
-                msg_or_type = {**msg_or_type, "content": _redact_value(msg_or_type.get("content"), redact)}
-        elif msg_or_type in REDACTED_MESSAGE_TYPES and content is not None:
+            msg_or_type = {**msg_or_type, "content": _redact_value(msg_or_type.get("content"), redact)}
+        elif content is not None:
             content = _redact_value(content, redact)
         return self.original(stream, msg_or_type, content, *args, **kwargs)
 

@@ -13,9 +13,10 @@ import asyncio
 import importlib
 import logging
 import time
+import traceback
 import warnings
-from collections.abc import AsyncIterator, Callable, Hashable, Mapping, Sequence
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Callable, Hashable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from importlib.metadata import EntryPoint, entry_points
@@ -173,10 +174,11 @@ class DataSourceRegistry:
         Refused (nothing registered) on a duplicate id, an unknown type, invalid options
         or a failed test. Returns the sanitized config as stored.
         """
-        source_id = validate_source_id(config.id)
-        if source_id in self._sources or source_id in self._pending:
-            raise DataSourceExists("a data source with this id is already registered", source=source_id)
-        source, secrets = self._new_source(config)
+        with self._watched_if_refused(str(config.id), config.secrets):
+            source_id = validate_source_id(config.id)
+            if source_id in self._sources or source_id in self._pending:
+                raise DataSourceExists("a data source with this id is already registered", source=source_id)
+            source, secrets = self._new_source(config)
         # Known to the redactor before the test, so that an error it raises is masked too.
         self._watch(source.config, secrets)
         self._pending.add(source_id)
@@ -184,6 +186,7 @@ class DataSourceRegistry:
             if test_connection:
                 source.connector = await self._open(source)
         except BaseException:
+            self._keep_watching(source_id, secrets)
             self.redactor.discard(source_id)
             raise
         finally:
@@ -197,7 +200,8 @@ class DataSourceRegistry:
 
         Returns the line describing what answered; raises like a failed registration.
         """
-        source, secrets = self._new_source(config)
+        with self._watched_if_refused(str(config.id), config.secrets):
+            source, secrets = self._new_source(config)
         trial = f"{source.config.id} (check)"  # not a valid id, so never a source's own entry
         self._watch(source.config, secrets)
         try:
@@ -207,6 +211,9 @@ class DataSourceRegistry:
                     return await connector.test_connection()
             finally:
                 await self._close_connector(connector)
+        except BaseException:
+            self._keep_watching(source.config.id, secrets)
+            raise
         finally:
             self.redactor.discard(trial)
 
@@ -267,14 +274,20 @@ class DataSourceRegistry:
             key: value if isinstance(value, Secret) else Secret(value)
             for key, value in (secrets or {}).items()
         }
+        secrets = None  # the plain texts given stay out of this frame, which an error may show
         removed = {key for key, value in new_secrets.items() if not value}
         kept_tokens = {key: token for key, token in current.secrets.tokens.items() if key not in new_secrets}
-        clean_options, clean_secrets = current.connector_class.prepare(
-            source_id,
-            {key: value for key, value in merged_options.items() if value is not None},
-            {key: value for key, value in new_secrets.items() if value},
-            present_secrets=frozenset(kept_tokens),
-        )
+        with self._watched_if_refused(source_id, new_secrets):
+            clean_options, clean_secrets = current.connector_class.prepare(
+                source_id,
+                {key: value for key, value in merged_options.items() if value is not None},
+                {key: value for key, value in new_secrets.items() if value},
+                present_secrets=frozenset(kept_tokens),
+            )
+        # A DSN given may hold a password (now in clean_secrets): out of this frame, which an
+        # error may show.
+        options = None
+        del merged_options
         tokens = {
             **kept_tokens,
             **{key: self.credentials.encrypt(value) for key, value in clean_secrets.items()},
@@ -295,6 +308,9 @@ class DataSourceRegistry:
         try:
             if test_connection:
                 updated.connector = await self._open(updated)
+        except BaseException:
+            self._keep_watching(source_id, clean_secrets)
+            raise
         finally:
             self.redactor.discard(trial)
         if self._sources.get(source_id) is not current:
@@ -500,13 +516,18 @@ class DataSourceRegistry:
         return SourceContext(source.config.id, source.config.options, source.secrets, self.progress)
 
     async def _open(self, source: _Source) -> Connector:
-        """Make and connect a connector for ``source``; record the outcome."""
+        """Make and connect a connector for ``source``; record the outcome.
+
+        A failed connect's frames held decrypted secrets (a connection string, a key): their
+        locals are cleared, so that no traceback or debugger shows them later.
+        """
         source_id = source.config.id
         connector = source.connector_class(self._context(source))
         try:
             async with self._guard(source_id, ConnectionFailed):
                 await connector.connect()
         except BaseException as error:
+            _clear_finished_frames(error)
             if isinstance(error, DataSourceError):
                 source.last_error = error.message
             with suppress(Exception):
@@ -529,6 +550,21 @@ class DataSourceRegistry:
 
     def _clean(self, text: str) -> str:
         return self.redactor.redact(mask_text(text))
+
+    @contextmanager
+    def _watched_if_refused(self, source_id: str, secrets: Mapping[str, Secret]) -> Iterator[None]:
+        """Keep watching ``secrets`` if the block raises (see :meth:`_keep_watching`)."""
+        try:
+            yield
+        except BaseException:
+            self._keep_watching(source_id, secrets)
+            raise
+
+    def _keep_watching(self, source_id: str, secrets: Mapping[str, Secret]) -> None:
+        """Mask the secrets of a refused add, update or check for the kernel's lifetime: the
+        error that refused them may be shown again at any time (``%debug``, ``%tb``), with
+        them in its frames."""
+        self.redactor.add(f"{source_id} (refused)", (secret.reveal() for secret in secrets.values()))
 
     @asynccontextmanager
     async def _operation(self, source_id: str, wrap_as: type[DataSourceError]) -> AsyncIterator[None]:
@@ -588,6 +624,20 @@ async def _is_alive(connector: Connector) -> bool:
     except Exception:
         logger.debug("liveness check of %r failed", connector.source_id)
         return False
+
+
+def _clear_finished_frames(error: BaseException) -> None:
+    """Clear the locals of the finished frames of ``error``'s traceback and of the errors
+    chained to it (the frames still running, the caller's among them, are left alone)."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [error]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        traceback.clear_frames(current.__traceback__)
+        pending.extend(chained for chained in (current.__cause__, current.__context__) if chained)
 
 
 def _raise_detached(error: DataSourceError) -> NoReturn:

@@ -115,6 +115,9 @@ class Session:
                 for key, value in (secrets or {}).items()
             },
         )
+        # The plain texts given (secrets, and a DSN that may hold a password) stay out of this
+        # frame, which a verbose traceback or a debugger may show.
+        secrets, options = None, {}
         return self.run(self.registry.register_data_source(config, test_connection=test))
 
     def update(
@@ -127,11 +130,17 @@ class Session:
         **options: Any,
     ) -> DataSourceConfig:
         """Change a source's options or secrets, keeping its id."""
-        return self.run(
-            self.registry.update_data_source(
-                source_id, options=options, secrets=secrets, name=name, test_connection=test
-            )
+        sealed = {
+            key: value if isinstance(value, Secret) else Secret(value)
+            for key, value in (secrets or {}).items()
+        }
+        update = self.registry.update_data_source(
+            source_id, options=options, secrets=sealed, name=name, test_connection=test
         )
+        # The plain texts given (secrets, and a DSN that may hold a password) stay out of this
+        # frame, which a verbose traceback or a debugger may show.
+        secrets, options = None, {}
+        return self.run(update)
 
     def remove(self, source_id: str) -> None:
         """Disconnect and forget a source."""

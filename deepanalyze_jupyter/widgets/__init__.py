@@ -7,10 +7,12 @@ the shell's session, and run the ``interactive`` way: disable the buttons, say w
 report one clear line (never a traceback or a secret), enable the buttons again.
 
 Secrets are typed into ``Password`` fields. Jupyter saves widget state into the notebook
-file, so every secret field is emptied after an Add, whether it worked or not, and after a
-failed Test (the secret must be retyped then anyway); so is any text field whose value embeds
-a secret (a connection string with a password, a URL with a SAS). A successful Test keeps the secret so
-that Add can follow; until that Add, the secret is in the widget state like any typed field.
+file, so a typed secret never stays in a widget's state: the kernel takes it when the user
+leaves the field, keeps it Fernet-encrypted, and empties the field (a text that embeds a
+secret, such as a connection string with a password, stays shown with the secret masked);
+it is never echoed to front ends (see ``_sealed``). Secrets are forgotten after an Add,
+whether it worked or not, and after a failed Test; a successful Test keeps them, encrypted,
+so that Add can follow.
 
 In a terminal IPython, or a script, nothing can draw a form: the functions return a short
 message that points to the magics instead.

@@ -10,6 +10,7 @@ from ..models import DataSourceConfig
 from ..registry import DataSourceRegistry
 from ..session import Session
 from ._fields import SourceFields
+from ._sealed import SealedPassword
 from ._status import StatusLine, field_layout, run_action
 
 __all__ = ["AddSourceForm"]
@@ -25,8 +26,9 @@ _TRIAL_ID = "new_source"
 class AddSourceForm(widgets.VBox):  # type: ignore[misc]
     """Register a data source through the session's registry, from labelled fields.
 
-    Secrets are typed into ``Password`` fields and emptied after every Add (and after a
-    failed Test), so the widget state saved into a notebook holds none.
+    Secrets are typed into sealed ``Password`` fields, which keep them encrypted and never
+    in widget state (see ``_sealed``); they are forgotten after every Add and after a failed
+    Test.
     """
 
     def __init__(self, session: Session) -> None:
@@ -82,11 +84,12 @@ class AddSourceForm(widgets.VBox):  # type: ignore[misc]
         if type_name is None:
             return None
         if type_name not in self._fields:
-            self._fields[type_name] = SourceFields(self._connector_classes[type_name])
+            connector_class = self._connector_classes[type_name]
+            self._fields[type_name] = SourceFields(connector_class, self.session.credentials)
         return self._fields[type_name]
 
     @property
-    def secret_controls(self) -> list[widgets.Password]:
+    def secret_controls(self) -> list[SealedPassword]:
         """Every secret control the form has made, of every type."""
         return [control for fields in self._fields.values() for control in fields.secret_controls]
 
@@ -138,7 +141,7 @@ class AddSourceForm(widgets.VBox):  # type: ignore[misc]
             self.clear_secrets()
 
     def clear_secrets(self) -> None:
-        """Empty every ``Password`` field of every type."""
+        """Forget every secret typed into a field of any type."""
         for fields in self._fields.values():
             fields.clear_secrets()
 

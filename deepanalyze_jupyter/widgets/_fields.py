@@ -4,7 +4,9 @@ Each :class:`~deepanalyze_jupyter.models.OptionSpec` becomes one labelled contro
 a ``Dropdown`` for choices, a ``Checkbox`` for a flag, an ``IntText`` for a number with a
 default, a ``Password`` for a secret, and a ``Text`` otherwise (the connector converts and
 checks the text). An option with ``when`` is shown only while the option it depends on has
-one of the listed values, e.g. Azure's account key only with ``auth=account_key``.
+one of the listed values, e.g. Azure's account key only with ``auth=account_key``. Secrets,
+and texts that embed one (a DSN with a password), are sealed: the widget's state never
+keeps them (see ``_sealed``).
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..connectors import Connector
+from ..credentials import CredentialManager
 from ..models import OptionSpec, Secret
-from ..redaction import mask_text
+from ._sealed import SealedPassword, SealedText
 from ._status import FORM_WIDTH, field_layout
 
 __all__ = ["FIELD_ORDER", "SourceFields"]
@@ -45,12 +48,12 @@ _UNSET_CHOICE = "(default)"
 class SourceFields:
     """The labelled controls of one connector class, and the options they hold."""
 
-    def __init__(self, connector_class: type[Connector]) -> None:
+    def __init__(self, connector_class: type[Connector], credentials: CredentialManager) -> None:
         self.connector_class = connector_class
         self.specs = _ordered(connector_class)
         steering = {spec.when[0] for spec in self.specs if spec.when is not None}
         self.controls: dict[str, widgets.DOMWidget] = {
-            spec.name: _control(spec, steers_others=spec.name in steering) for spec in self.specs
+            spec.name: _control(spec, credentials, steers_others=spec.name in steering) for spec in self.specs
         }
         main, more = _split(connector_class.type_name, self.specs)
         children: list[widgets.Widget] = [self.controls[spec.name] for spec in main]
@@ -69,19 +72,16 @@ class SourceFields:
         self._update_visibility()
 
     @property
-    def secret_controls(self) -> list[widgets.Password]:
-        """The controls that hold secrets (all ``Password`` widgets)."""
+    def secret_controls(self) -> list[SealedPassword]:
+        """The controls that hold secrets (all sealed ``Password`` widgets)."""
         return [self.controls[spec.name] for spec in self.specs if spec.secret]
 
     def clear_secrets(self) -> None:
-        """Empty every secret control, and every text field holding an embedded secret (a
-        connection string or URL with a password or SAS), so that no widget state holds one."""
-        for control in self.secret_controls:
-            control.value = ""
+        """Forget every secret typed, and every text typed with an embedded secret (a
+        connection string or URL with a password or SAS); such a text field is emptied."""
         for control in self.controls.values():
-            value = getattr(control, "value", None)
-            if isinstance(value, str) and mask_text(value) != value:
-                control.value = ""
+            if isinstance(control, (SealedPassword, SealedText)):
+                control.clear()
 
     def choices(self) -> dict[str, Any]:
         """The current value of every non-secret control, as the user left it."""
@@ -95,7 +95,7 @@ class SourceFields:
         for spec in self.specs:
             if not spec.applies(current):
                 continue
-            value = self.controls[spec.name].value
+            value = _typed_value(self.controls[spec.name])
             if isinstance(value, str):
                 value = value if spec.secret else value.strip()
                 if not value:
@@ -131,11 +131,21 @@ def _split(type_name: str, specs: list[OptionSpec]) -> tuple[list[OptionSpec], l
     return main, [spec for spec in specs if spec not in main]
 
 
-def _control(spec: OptionSpec, *, steers_others: bool) -> widgets.DOMWidget:
+def _typed_value(control: widgets.DOMWidget) -> Any:
+    """What the user gave a control: a sealed field's secret or text is decrypted."""
+    if isinstance(control, SealedPassword):
+        secret = control.secret()
+        return "" if secret is None else secret.reveal()
+    if isinstance(control, SealedText):
+        return control.text()
+    return control.value
+
+
+def _control(spec: OptionSpec, credentials: CredentialManager, *, steers_others: bool) -> widgets.DOMWidget:
     """One labelled control for ``spec``, with the forms' common layout."""
     common: dict[str, Any] = {"description": spec.title, "tooltip": spec.help or None, **field_layout()}
     if spec.secret:
-        return widgets.Password(value="", placeholder=_placeholder(spec), **common)
+        return SealedPassword(credentials, value="", placeholder=_placeholder(spec), **common)
     if spec.choices:
         # A choice other fields depend on (Azure's sign-in method) is always made explicitly.
         options = [(choice, choice) for choice in spec.choices]
@@ -148,7 +158,7 @@ def _control(spec: OptionSpec, *, steers_others: bool) -> widgets.DOMWidget:
     if spec.kind is int and spec.default is not None:
         return widgets.IntText(value=int(spec.default), **common)
     default = "" if spec.default is None else str(spec.default)
-    return widgets.Text(value=default, placeholder=_placeholder(spec), **common)
+    return SealedText(credentials, value=default, placeholder=_placeholder(spec), **common)
 
 
 def _placeholder(spec: OptionSpec) -> str:

@@ -133,6 +133,54 @@ def test_add_form_registers_postgres_without_saving_the_password(
     assert all(model["state"].get("value", "") == "" for model in password_models)
 
 
+def test_a_secret_tested_but_not_added_is_not_in_the_saved_notebook(
+    jupyter_lab: JupyterLab, page: Page, pg_server: PostgresServer
+) -> None:
+    """Fill the form, Test (it works), do not Add, save: neither the password typed into the
+    password field nor the one inside a DSN typed into the DSN field is in the file."""
+    path = write_notebook(
+        jupyter_lab, "tested_only.ipynb", ["%load_ext deepanalyze_jupyter", "%datasource add"]
+    )
+    cells = open_notebook(page, jupyter_lab, path, 2)
+    run_cell(page, cells.nth(0))
+    run_cell(page, cells.nth(1))
+    form = cells.nth(1).locator(".deepanalyze-add-form")
+    expect(form).to_be_visible(timeout=KERNEL_TIMEOUT)
+    form.get_by_label("Source type").select_option(label="PostgreSQL")
+    form.get_by_label("Source id", exact=True).fill("warehouse")
+    form.get_by_label("Host", exact=True).fill(pg_server.host)
+    form.get_by_label("Port", exact=True).fill(str(pg_server.port))
+    form.get_by_label("Database", exact=True).fill(pg_server.dbname)
+    form.get_by_label("User", exact=True).fill(pg_server.user)
+    password = form.get_by_label("Password", exact=True)
+    status = form.locator(".deepanalyze-status")
+    password.fill(pg_server.password)
+    form.get_by_role("button", name="Test connection").click()
+    expect(status.locator(".deepanalyze-status-success")).to_contain_text(
+        "Connection works", timeout=ACTION_TIMEOUT
+    )
+    expect(password).to_have_value("")
+    saved_notebook(page, path, must_contain="PasswordModel")
+    text = path.read_text()
+    assert pg_server.password not in text
+
+    for label in ("Host", "Port", "Database", "User"):
+        form.get_by_label(label, exact=True).fill("")
+    dsn = f"postgresql://{pg_server.user}:{pg_server.password}@{pg_server.host}:{pg_server.port}/{pg_server.dbname}"
+    form.get_by_text("More options").click()
+    dsn_field = form.get_by_label("Connection string", exact=True)
+    dsn_field.fill(dsn)
+    form.get_by_role("button", name="Test connection").click()
+    expect(status.locator(".deepanalyze-status-success")).to_contain_text(
+        "Connection works", timeout=ACTION_TIMEOUT
+    )
+    expect(dsn_field).to_have_value(re.compile(r"\*{8}"))  # the kernel's answer, password masked
+    saved_notebook(page, path, must_contain="PasswordModel")
+    text = path.read_text()
+    assert pg_server.password not in text
+    assert dsn not in text
+
+
 def test_browse_form_walks_previews_and_loads_a_file(
     jupyter_lab: JupyterLab, page: Page, tmp_path: Path, artifacts: Path
 ) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import secrets
 import socket
 from collections.abc import Iterator
@@ -29,11 +30,14 @@ from azure.storage.blob import (
     generate_container_sas,
 )
 from IPython.core.interactiveshell import InteractiveShell
+from jupyter_client.kernelspec import NATIVE_KERNEL_NAME, KernelSpecManager
+from jupyter_client.manager import KernelManager
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from traitlets.config import Config
 
 from tests.security.canaries import CanaryBook
+from tests.security.kernel import TIMEOUT, SpiedKernel
 from tests.services import AzuriteServer, PostgresServer
 
 EXTENSION = "deepanalyze_jupyter"
@@ -69,6 +73,9 @@ class Planted:
     account_key: str
     tampered_sas: str
     no_test_password: str
+    #: A wrong password holding quotes, a backslash, ``&<>`` and URL characters: every
+    #: escaping (repr, HTML, JSON, URL) changes it, so each escaped form is searched apart.
+    escaped_password: str
 
     def pg_options(self, **extra: Any) -> dict[str, Any]:
         """Options reaching the canary schema as the first canary role (password apart)."""
@@ -213,6 +220,7 @@ def planted(canary_book: CanaryBook, pg_server: PostgresServer, azurite: Azurite
         account_key=book.make("storage account key", base64_key=True),
         tampered_sas=sas_token.replace(real_sig, tampered_sig),
         no_test_password=book.make("password of a source added with --no-test"),
+        escaped_password=book.make("wrong password with quotes, backslash and HTML characters", special=True),
     )
     # Fixed secrets of the test services: they must never show either.
     book.plant("Azurite account key (fixed)", key)
@@ -354,3 +362,46 @@ def shell(ipython: InteractiveShell) -> Iterator[Shell]:
     ipython.extension_manager.load_extension(EXTENSION)
     yield Shell(ipython, Path(ipython.history_manager.hist_file), [])
     ipython.extension_manager.unload_extension(EXTENSION)
+
+
+# -- a real kernel, every message kept ---------------------------------------------------------
+
+#: Environment variables of the spied kernel, and the Planted attribute each holds.
+KERNEL_ENV = {
+    "CANARY_PASSWORD": "password",
+    "CANARY_DSN": "dsn",
+    "CANARY_WRONG": "wrong_password",
+    "CANARY_ESCAPED": "escaped_password",
+    "CANARY_UNREACHABLE_DSN": "unreachable_dsn",
+    "CANARY_SAS": "sas_token",
+    "CANARY_TAMPERED_SAS": "tampered_sas",
+}
+
+
+@pytest.fixture
+def spied_kernel(planted: Planted, tmp_path: Path) -> Iterator[SpiedKernel]:
+    """A kernel at ``--debug`` (its log in a file) with the extension loaded and the canaries
+    in its environment; every message it sends is kept."""
+    environment = {
+        **os.environ,
+        "IPYTHONDIR": str(tmp_path / "ipython"),
+        **{variable: str(getattr(planted, attribute)) for variable, attribute in KERNEL_ENV.items()},
+    }
+    manager = KernelManager(
+        kernel_name=NATIVE_KERNEL_NAME,
+        kernel_spec_manager=KernelSpecManager(kernel_dirs=[], ensure_native_kernel=True),
+    )
+    log_file = tmp_path / "kernel.log"
+    with log_file.open("wb") as log:
+        manager.start_kernel(env=environment, cwd=str(tmp_path), extra_arguments=["--debug"], stderr=log)
+    client = manager.blocking_client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=TIMEOUT)
+        history = tmp_path / "ipython" / "profile_default" / "history.sqlite"
+        kernel = SpiedKernel(client, log_file, history)
+        kernel.ok("%load_ext deepanalyze_jupyter")
+        yield kernel
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)

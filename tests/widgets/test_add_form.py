@@ -195,14 +195,18 @@ def test_bad_number_is_explained(session: Session) -> None:
 def test_test_button_checks_without_registering_and_keeps_the_password(session: Session) -> None:
     form = AddSourceForm(session)
     fill(form)
+    password = form.fields.controls["password"]
+    assert password.value == ""  # taken at once, kept encrypted, never in widget state
     form.test_button.click()
     assert form.status.outcome == "success"
     assert form.status.message == "Connection works: Fake DB at db.example.org:5432 as analyst"
     assert len(session.registry) == 0
-    assert form.fields.controls["password"].value == RIGHT_PASSWORD
+    assert password.held
+    assert password.value == ""
     form.add_button.click()
     assert session.registry.exists("shop")
-    assert form.fields.controls["password"].value == ""
+    assert not password.held
+    assert password.value == ""
 
 
 def test_test_works_before_an_id_is_chosen(session: Session) -> None:
