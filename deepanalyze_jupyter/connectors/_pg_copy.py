@@ -209,10 +209,16 @@ def _failed_columns(message: str, plans: Sequence[ColumnPlan]) -> frozenset[int]
     return frozenset(decimals or native)
 
 
-def finish_columns(table: pa.Table, plans: Sequence[ColumnPlan]) -> list[Column]:
-    """Turn the parsed table's columns into final columns: unescape text, load Python values."""
+def finish_columns(
+    table: pa.Table, plans: Sequence[ColumnPlan], checkpoint: Callable[[], None] = lambda: None
+) -> list[Column]:
+    """Turn the parsed table's columns into final columns: unescape text, load Python values.
+
+    ``checkpoint`` is called before each column (it raises to stop the work).
+    """
     columns: list[Column] = []
     for column, plan in zip(table.columns, plans, strict=True):
+        checkpoint()
         if plan.kind is ColumnKind.NATIVE:
             columns.append(column)
             continue

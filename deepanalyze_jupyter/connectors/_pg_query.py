@@ -21,11 +21,15 @@ Two ways, chosen by what the server accepts, not by reading the statement's keyw
 
 Both build the frame from the same column plans (:mod:`._pg_types`); results over 2 MiB
 are finished in a worker thread, smaller ones on the event loop (a few milliseconds).
+A cancelled query (an interrupt, a timeout) keeps nothing: the rows drained so far are
+dropped, parsing not yet started is cancelled, a frame being built stops at its next
+step, and Arrow's pool hands the freed memory back to the system.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -59,6 +63,7 @@ from ._pg_types import (
 )
 
 __all__ = [
+    "BuildCancelled",
     "CopyFormats",
     "Planner",
     "QueryFailed",
@@ -82,6 +87,10 @@ SMALL_RESULT_BYTES = 32 << 10
 #: Results up to this size are finished on the event loop: a few milliseconds of work,
 #: less than handing it to a thread and back on a busy machine.
 INLINE_BUILD_BYTES = 2 << 20
+
+#: Called between the steps of a frame's build; raises :class:`BuildCancelled` once the
+#: caller has gone away.
+Checkpoint = Callable[[], None]
 
 
 class CopyFormats:
@@ -142,23 +151,58 @@ class QueryFailed(Exception):
         self.before_copy = before_copy
 
 
+class BuildCancelled(Exception):
+    """The build of a frame stopped because whoever waited for it was cancelled."""
+
+
 @dataclass
 class QueryResult:
     """What came back from the server; :meth:`frame` builds the DataFrame (in a worker thread)."""
 
-    build: Callable[[], pd.DataFrame]
+    build: Callable[[Checkpoint], pd.DataFrame]
     truncated: bool
     in_thread: bool = True
     #: Whether the same statement is best read as binary ``COPY`` next time.
     binary_next: bool = False
 
     async def frame(self) -> pd.DataFrame:
-        """The result as a DataFrame (the raw data is released once it is built)."""
+        """The result as a DataFrame (the raw data is released once it is built).
+
+        Cancelled while a worker thread builds it, the build stops at its next step and
+        this returns (re-raising the cancellation) once the thread has let go of the data.
+        """
         build, self.build = self.build, _no_frame
-        return await asyncio.to_thread(build) if self.in_thread else build()
+        if not self.in_thread:
+            return build(_go_on)
+        stop = threading.Event()
+
+        def checkpoint() -> None:
+            if stop.is_set():
+                raise BuildCancelled
+
+        work = asyncio.get_running_loop().run_in_executor(None, build, checkpoint)
+        work.add_done_callback(_retrieve_outcome)
+        del build  # the worker holds the data now; a traceback through here must not
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            stop.set()
+            await asyncio.wait([work])
+            pa.default_memory_pool().release_unused()
+            raise
 
 
-def _no_frame() -> pd.DataFrame:
+def _go_on() -> None:
+    """The checkpoint of a build on the event loop: nothing can cancel it midway."""
+
+
+def _retrieve_outcome(work: asyncio.Future[Any]) -> None:
+    """Mark a build's outcome as seen (a cancelled caller never looks at it)."""
+    if not work.cancelled():
+        work.exception()
+
+
+def _no_frame(checkpoint: Checkpoint) -> pd.DataFrame:
     raise RuntimeError("the frame of this result was already built")
 
 
@@ -261,18 +305,37 @@ class _CopyQuery:
         self._plans, self._chunks, self._parsing, self._described = [], [], [], False
         ends: array[int] | None = array("q") if binary else None
         statements = f"{self.key} (FORMAT binary)" if binary else self.key
-        rows, tail = await self._drain(statements, ends)
-        truncated = self._limit is not None and rows > self._limit
-        kept = rows if self._limit is None else min(rows, self._limit)
-        if ends is not None:
-            return self._binary_result(tail, ends, rows=rows, kept=kept, truncated=truncated)
-        return await self._text_result(tail, rows=rows, kept=kept, truncated=truncated)
+        try:
+            rows, tail = await self._drain(statements, ends)
+            truncated = self._limit is not None and rows > self._limit
+            kept = rows if self._limit is None else min(rows, self._limit)
+            if ends is not None:
+                return self._binary_result(tail, ends, rows=rows, kept=kept, truncated=truncated)
+            return await self._text_result(tail, rows=rows, kept=kept, truncated=truncated)
+        except BaseException:
+            self._release()
+            raise
+        finally:
+            self._chunks, self._parsing = [], []  # the result holds what it needs
+
+    def _release(self) -> None:
+        """Drop the rows read so far (a traceback may outlive this run) and cancel their parsing."""
+        for future in self._parsing:  # a thread already parsing finishes; its table is dropped
+            future.cancel()
+        self._parsing.clear()
+        large = sum(map(len, self._chunks)) > INLINE_BUILD_BYTES
+        self._chunks.clear()
+        if large:
+            pa.default_memory_pool().release_unused()
 
     def _describe(self, result: pq.abc.PGresult) -> None:
         self._described = True
         self._plans.extend(self._planner(result_fields(result)))
 
     def _take(self, chunk: bytearray) -> None:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():  # psycopg drains what is left after a cancel
+            return
         self._chunks.append(chunk)
         loop = asyncio.get_running_loop()
         self._parsing.append(loop.run_in_executor(None, parse_copy_text, chunk, self._plans))
@@ -285,14 +348,10 @@ class _CopyQuery:
         )
         try:
             return await self._conn.wait(generator)
-        except BaseException as error:
-            for future in self._parsing:  # the threads finish on their own; nobody waits for them
-                future.cancel()
-            if isinstance(error, psycopg.Error):
-                raise QueryFailed(
-                    error, _position_in(self._bound, len(_SUBQUERY_PREFIX)), before_copy=not self._described
-                ) from error
-            raise
+        except psycopg.Error as error:
+            raise QueryFailed(
+                error, _position_in(self._bound, len(_SUBQUERY_PREFIX)), before_copy=not self._described
+            ) from error
 
     async def _text_result(self, tail: bytearray, *, rows: int, kept: int, truncated: bool) -> QueryResult:
         plans, chunks = self._plans, self._chunks
@@ -303,7 +362,7 @@ class _CopyQuery:
             if count != rows:
                 raise ConversionError(f"COPY sent {rows} rows but {count} were read")
             frame = frame_from_values(plans, [column[:kept] for column in columns], kept)
-            return QueryResult(lambda: frame, truncated, in_thread=False)
+            return QueryResult(lambda checkpoint: frame, truncated, in_thread=False)
         parsed: list[pa.Table | BaseException] = list(
             await asyncio.gather(*self._parsing, return_exceptions=True)
         )
@@ -312,13 +371,17 @@ class _CopyQuery:
             chunks.append(tail)
         large = size > INLINE_BUILD_BYTES
 
-        def build() -> pd.DataFrame:
-            if len(parsed) < len(chunks):  # the tail, parsed here rather than in one more thread
-                parsed.append(_parse_or_failure(chunks[-1], plans))
-            frame = _frame_from_copy(chunks, parsed, plans, rows=rows, kept=kept)
-            if large:  # hand the parser's scratch memory back to the system, not to the next query
-                pa.default_memory_pool().release_unused()
-            return frame
+        def build(checkpoint: Checkpoint) -> pd.DataFrame:
+            try:
+                if len(parsed) < len(chunks):  # the tail, parsed here rather than in one more thread
+                    checkpoint()
+                    parsed.append(_parse_or_failure(chunks[-1], plans))
+                return _frame_from_copy(chunks, parsed, plans, rows=rows, kept=kept, checkpoint=checkpoint)
+            finally:
+                chunks.clear()  # stopped or failed too: nothing may keep the raw rows
+                parsed.clear()
+                if large:  # hand the parser's scratch memory back to the system, not to the next query
+                    pa.default_memory_pool().release_unused()
 
         return QueryResult(build, truncated, in_thread=large, binary_next=binary_next)
 
@@ -330,7 +393,8 @@ class _CopyQuery:
             raise _ReadAsText
         self._progress.update(nbytes=len(data))
 
-        def build() -> pd.DataFrame:
+        def build(checkpoint: Checkpoint) -> pd.DataFrame:
+            checkpoint()
             columns = decode_binary_copy(data, ends, plans, rows=rows, keep=kept)
             return frame_from_columns(plans, columns, kept)
 
@@ -356,11 +420,15 @@ def _frame_from_copy(
     *,
     rows: int,
     kept: int,
+    checkpoint: Checkpoint,
 ) -> pd.DataFrame:
     """Parse what pyarrow could not (columns read as text instead), then build the frame."""
     while failure := next((item for item in parsed if isinstance(item, ParseFailure)), None):
         plans = [plan.as_python() if index in failure.columns else plan for index, plan in enumerate(plans)]
-        parsed = [_parse_or_failure(chunk, plans) for chunk in chunks]
+        parsed.clear()
+        for chunk in chunks:
+            checkpoint()
+            parsed.append(_parse_or_failure(chunk, plans))
     for item in parsed:
         if isinstance(item, BaseException):
             raise item
@@ -371,8 +439,10 @@ def _frame_from_copy(
     del tables
     if table.num_rows != rows:
         raise ConversionError(f"COPY sent {rows} rows but {table.num_rows} were read")
-    columns = finish_columns(table.slice(0, kept), plans)
+    checkpoint()
+    columns = finish_columns(table.slice(0, kept), plans, checkpoint)
     del table
+    checkpoint()
     return frame_from_columns(plans, columns, kept)
 
 
@@ -408,7 +478,8 @@ async def _run_with_cursor(
     if truncated:
         del rows[limit:]
 
-    def build() -> pd.DataFrame:
+    def build(checkpoint: Checkpoint) -> pd.DataFrame:
+        checkpoint()
         columns = _transpose(rows, len(plans))
         count = len(rows)
         rows.clear()
