@@ -48,8 +48,10 @@ from ._pg_binary import decodable, decode_binary_copy, prefer_binary
 from ._pg_copy import (
     FIRST_CHUNK_BYTES,
     ParseFailure,
+    arrow_pool,
     copy_out,
     finish_columns,
+    give_back_memory,
     parse_copy_text,
     parse_small_copy_text,
 )
@@ -188,7 +190,7 @@ class QueryResult:
         except asyncio.CancelledError:
             stop.set()
             await asyncio.wait([work])
-            pa.default_memory_pool().release_unused()
+            give_back_memory()
             raise
 
 
@@ -299,10 +301,12 @@ class _CopyQuery:
         self._chunks: list[bytearray] = []
         self._parsing: list[asyncio.Future[pa.Table]] = []
         self._described = False
+        self._stop = threading.Event()
 
     async def run(self, *, binary: bool) -> QueryResult:
         """Send the statements and read the rows; the frame is built by the result."""
         self._plans, self._chunks, self._parsing, self._described = [], [], [], False
+        self._stop = threading.Event()
         ends: array[int] | None = array("q") if binary else None
         statements = f"{self.key} (FORMAT binary)" if binary else self.key
         try:
@@ -313,20 +317,26 @@ class _CopyQuery:
                 return self._binary_result(tail, ends, rows=rows, kept=kept, truncated=truncated)
             return await self._text_result(tail, rows=rows, kept=kept, truncated=truncated)
         except BaseException:
-            self._release()
+            await self._release()
             raise
         finally:
             self._chunks, self._parsing = [], []  # the result holds what it needs
 
-    def _release(self) -> None:
-        """Drop the rows read so far (a traceback may outlive this run) and cancel their parsing."""
-        for future in self._parsing:  # a thread already parsing finishes; its table is dropped
-            future.cancel()
-        self._parsing.clear()
-        large = sum(map(len, self._chunks)) > INLINE_BUILD_BYTES
+    async def _release(self) -> None:
+        """Drop the rows read so far (a traceback may outlive this run) and stop their parsing.
+
+        Pieces not yet parsed are skipped; a piece being parsed is waited for (a fraction
+        of a second), so that its memory is free when the memory is given back.
+        """
+        self._stop.set()
         self._chunks.clear()
-        if large:
-            pa.default_memory_pool().release_unused()
+        parsing, self._parsing = self._parsing, []
+        if parsing:
+            await asyncio.wait(parsing)
+            for future in parsing:
+                _retrieve_outcome(future)
+            parsing.clear()  # the futures hold the tables parsed
+            give_back_memory()
 
     def _describe(self, result: pq.abc.PGresult) -> None:
         self._described = True
@@ -338,8 +348,14 @@ class _CopyQuery:
             return
         self._chunks.append(chunk)
         loop = asyncio.get_running_loop()
-        self._parsing.append(loop.run_in_executor(None, parse_copy_text, chunk, self._plans))
+        self._parsing.append(loop.run_in_executor(None, self._parse_piece, chunk))
         self._progress.update(nbytes=len(chunk))
+
+    def _parse_piece(self, chunk: bytearray) -> pa.Table:
+        """(In a worker thread.) Parse one piece, unless the run was given up meanwhile."""
+        if self._stop.is_set():
+            raise BuildCancelled
+        return parse_copy_text(chunk, self._plans)
 
     async def _drain(self, statements: str, ends: array[int] | None) -> tuple[int, bytearray]:
         """Run the statements; the row count and the last buffer (``ends``: see ``copy_out``)."""
@@ -381,7 +397,7 @@ class _CopyQuery:
                 chunks.clear()  # stopped or failed too: nothing may keep the raw rows
                 parsed.clear()
                 if large:  # hand the parser's scratch memory back to the system, not to the next query
-                    pa.default_memory_pool().release_unused()
+                    give_back_memory()
 
         return QueryResult(build, truncated, in_thread=large, binary_next=binary_next)
 
@@ -435,7 +451,7 @@ def _frame_from_copy(
     chunks.clear()  # the raw text is no longer needed: release it before building the frame
     tables = [item for item in parsed if isinstance(item, pa.Table)]
     parsed.clear()
-    table = pa.concat_tables(tables) if tables else parse_copy_text(b"", plans)
+    table = pa.concat_tables(tables, memory_pool=arrow_pool()) if tables else parse_copy_text(b"", plans)
     del tables
     if table.num_rows != rows:
         raise ConversionError(f"COPY sent {rows} rows but {table.num_rows} were read")
