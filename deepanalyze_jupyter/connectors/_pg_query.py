@@ -7,15 +7,22 @@ Two ways, chosen by what the server accepts, not by reading the statement's keyw
    names, types and modifiers; an error here is the user's, reported at its position in
    the SQL as written) and ``COPY (SELECT * FROM (<sql>) AS q LIMIT <limit + 1>) TO
    STDOUT``: the server stops at the limit, and the extra row tells whether the result
-   was cut. ``COPY`` takes no bind parameters, so values are quoted by psycopg
-   (``sql.Literal``) into the text, the same text in both statements. Up to 32 KiB of
+   was cut. ``COPY`` takes no bind parameters (the server answers "there is no parameter
+   $1"), so on this path values are quoted into the text on the client by psycopg
+   (``sql.Literal``: each value dumped by the adapter of its Python type, escaped by
+   libpq's ``PQescapeLiteral`` for the connection, as ``E'...'`` when it holds a
+   backslash, whatever ``standard_conforming_strings`` says), the same text in both
+   statements. Only on a UTF-8 connection: under any other client encoding (a user's
+   ``client_encoding``) the statement takes the second way, where psycopg encodes the
+   text and decodes the rows in that encoding. Up to 32 KiB of
    rows are parsed in Python with psycopg's loaders; more are parsed by pyarrow in worker
    threads while the rest still arrives (see :mod:`._pg_copy`). A statement run again
    whose rows fitted one piece (up to 2 MiB) and whose columns are best read as binary
    (timestamps, which the server writes as text with much work) is read as binary
    ``COPY`` instead (:class:`CopyFormats`, :mod:`._pg_binary`).
 2. Any other statement (``SHOW``, ``EXPLAIN``, ``INSERT ... RETURNING``, DDL), which the
-   server refuses as a subquery, runs as it is with server-side parameters (``$1``...)
+   server refuses as a subquery, or any statement on a connection whose client encoding
+   is not UTF-8, runs as it is with server-side parameters (``$1``...)
    through a cursor; the driver receives its whole result, of which ``limit + 1`` rows
    are loaded (such results are small, and a statement that changes data must run whole).
 
@@ -246,6 +253,29 @@ async def run_query(
 
     ``formats`` remembers which statements to read as binary ``COPY`` next time.
     """
+    try:
+        return await _run_query(
+            conn, statement, params, limit=limit, planner=planner, progress=progress, formats=formats
+        )
+    except UnicodeEncodeError as error:  # a lone surrogate, or a character the encoding lacks
+        raise psycopg.DataError(
+            f"the query or one of its values cannot be sent in the connection's encoding "
+            f"({conn.info.encoding}): {error.reason}"
+        ) from None
+
+
+async def _run_query(
+    conn: AsyncConnection,
+    statement: str,
+    params: Mapping[str, Any] | None,
+    *,
+    limit: int | None,
+    planner: Planner,
+    progress: Progress,
+    formats: CopyFormats,
+) -> QueryResult:
+    if conn.info.encoding != "utf-8":  # COPY's text is read as UTF-8
+        return await _run_with_cursor(conn, statement, params, limit=limit, planner=planner)
     bound = bind_literals(statement, params, lambda value: pg_sql.Literal(value).as_string(conn))
     copy = _CopyQuery(conn, bound, limit=limit, planner=planner, progress=progress)
     try:
