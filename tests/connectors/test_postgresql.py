@@ -266,7 +266,9 @@ def test_a_value_python_cannot_hold_is_a_clear_query_error(pg: Session) -> None:
 # -- parameters --------------------------------------------------------------------------------
 
 
-def test_named_parameters_are_values_a_hostile_one_cannot_change_the_sql(pg: Session, typed_table: str) -> None:
+def test_named_parameters_are_values_a_hostile_one_cannot_alter_the_sql(
+    pg: Session, typed_table: str
+) -> None:
     hostile = "x'); DROP TABLE typed; --"
     frame = pg.query(
         "pg",
