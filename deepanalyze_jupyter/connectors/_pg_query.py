@@ -276,7 +276,7 @@ async def _run_query(
 ) -> QueryResult:
     if conn.info.encoding != "utf-8":  # COPY's text is read as UTF-8
         return await _run_with_cursor(conn, statement, params, limit=limit, planner=planner)
-    bound = bind_literals(statement, params, lambda value: pg_sql.Literal(value).as_string(conn))
+    bound = bind_literals(statement, params, lambda value: _quoted(value, conn))
     copy = _CopyQuery(conn, bound, limit=limit, planner=planner, progress=progress)
     try:
         try:
@@ -289,6 +289,18 @@ async def _run_query(
         return await _run_with_cursor(conn, statement, params, limit=limit, planner=planner)
     formats.remember(copy.key, binary=result.binary_next)
     return result
+
+
+def _quoted(value: Any, conn: AsyncConnection) -> str:
+    """``value`` as a SQL literal of the type server-side binding gives it.
+
+    psycopg writes a finite float bare (``1.5``), which the server reads as ``numeric``
+    (``-0.0`` becomes ``0``, ``1e300`` a 301-digit number); bound, it is ``float8``. So a
+    float is written as its ``repr`` (exact, and ``nan``/``inf`` as float8 reads them), cast.
+    """
+    if isinstance(value, float):
+        return f"'{value!r}'::float8"
+    return pg_sql.Literal(value).as_string(conn)
 
 
 def _position_in(bound: BoundSQL, prefix_length: int) -> Callable[[int], int | None]:
