@@ -8,6 +8,7 @@ session settings, and the server's own text form of what it received must be the
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from collections.abc import Iterator
@@ -20,7 +21,10 @@ import pytest
 from psycopg.conninfo import make_conninfo
 
 from deepanalyze_jupyter import Session
+from deepanalyze_jupyter.connectors._pg_query import CopyFormats, plan_settings, run_query
+from deepanalyze_jupyter.connectors._pg_types import PlanCache
 from deepanalyze_jupyter.errors import QueryError
+from deepanalyze_jupyter.progress import NullProgress
 from tests.connectors.postgres import source_options
 from tests.services import PostgresServer
 
@@ -143,3 +147,29 @@ def test_a_value_postgresql_cannot_hold_is_refused_with_one_line(source: Session
     assert message.startswith("pg: ")
     assert "\n" not in message
     assert ("NUL" in message) if "\x00" in value else ("cannot be sent" in message)
+
+
+def test_after_a_users_set_client_encoding_values_are_bound_on_the_server(pg_server: PostgresServer) -> None:
+    async def run() -> tuple[pd.DataFrame, str]:
+        conn = await psycopg.AsyncConnection.connect(pg_server.dsn, autocommit=True)
+        try:
+            await conn.execute("SET client_encoding TO 'LATIN1'")
+            plans = PlanCache()
+            settings = plan_settings(conn, numeric_as_float=False)
+            result = await run_query(
+                conn,
+                "SELECT :v AS v, current_query() AS q",
+                {"v": "café 'quoted'"},
+                limit=None,
+                planner=lambda fields: plans.plans(fields, conn.adapters, settings),
+                progress=NullProgress(),
+                formats=CopyFormats(),
+            )
+            return await result.frame(), conn.info.encoding
+        finally:
+            await conn.close()
+
+    frame, encoding = asyncio.run(run())
+    assert encoding == "iso8859-1"
+    assert frame["v"].tolist() == ["café 'quoted'"]
+    assert frame["q"].tolist() == ["SELECT $1 AS v, current_query() AS q"]  # bound, not in the text
