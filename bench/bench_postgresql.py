@@ -17,8 +17,9 @@ and times, interleaved in one run, the median of several runs of:
 - ``copy_drain`` draining ``COPY (...) TO STDOUT`` with psycopg, no parsing: the ceiling
 
 for the 1M-row query, a 10,000-row query and a 1-row query. It prints each median, each
-method's time as a multiple of ours, the dtypes each produced, and the peak memory of
-each method on the 1M-row query (RSS growth, each in a fresh subprocess).
+method's time as a multiple of ours, the dtypes each produced, and the memory of each
+method on the 1M-row query, each in a fresh subprocess: the peak RSS growth, as a multiple
+of the size of the frame it made, and the RSS still above the start after ``del`` of it.
 Options: ``--runs N`` (1M-row runs), ``--rows N``, ``--rebuild``, ``--no-memory``,
 ``--only all|10k|1`` (one size only: quicker, for checking one target).
 """
@@ -254,11 +255,16 @@ def memory_probe(method: str, dsn: str, sql: str) -> None:
     before = _status_kib("VmRSS")
     frame = maker.run(sql)
     peak = _status_kib("VmHWM")
+    frame_mib = 0.0 if frame is None else float(frame.memory_usage(deep=True).sum()) / 2**20
     del frame
     gc.collect()
     after = _status_kib("VmRSS")
     maker.close()
-    print(json.dumps({"peak_mib": (peak - before) / 1024, "kept_mib": (after - before) / 1024}))
+    print(
+        json.dumps(
+            {"peak_mib": (peak - before) / 1024, "frame_mib": frame_mib, "kept_mib": (after - before) / 1024}
+        )
+    )
 
 
 def _status_kib(field: str) -> int:
@@ -322,6 +328,11 @@ def print_targets(results: dict[str, dict[str, float]], memory: dict[str, dict[s
     if "ours" in memory and "adbc" in memory:
         lighter = memory["ours"]["peak_mib"] <= memory["adbc"]["peak_mib"]
         checks.append(("all rows: peak memory ours <= ADBC", lighter))
+    if ours := memory.get("ours"):
+        checks += [
+            ("all rows: peak memory <= 1.3x the frame", ours["peak_mib"] <= 1.3 * ours["frame_mib"]),
+            ("all rows: within 20 MiB of the start after del", ours["kept_mib"] <= 20),
+        ]
     print("\ntargets")
     for label, ok in checks:
         print(f"  {'met ' if ok else 'MISS'}  {label}")
@@ -363,10 +374,14 @@ def main() -> None:
         memory: dict[str, dict[str, float]] = {}
         if not args.no_memory and args.only in (None, "all"):
             memory = measure_memory(dsn, QUERIES["all rows"])
-            print("\npeak memory of the all-rows query (RSS growth, fresh process per method)")
+            print(
+                "\nmemory of the all-rows query (RSS growth, fresh process per method): peak, "
+                "peak over the frame's size, RSS still above the start after del of the frame"
+            )
             for name, values in memory.items():
-                peak, kept = values["peak_mib"], values["kept_mib"]
-                print(f"  {name:<11} {peak:8.1f} MiB   (RSS still above the start after del: {kept:.1f} MiB)")
+                peak, size, kept = values["peak_mib"], values["frame_mib"], values["kept_mib"]
+                ratio = f"{peak / size:5.2f}x frame ({size:.1f} MiB)" if size else "  (no frame)"
+                print(f"  {name:<11} peak {peak:8.1f} MiB  {ratio}   after del {kept:6.1f} MiB")
         print_targets(results, memory)
     finally:
         stop_server()

@@ -164,6 +164,10 @@ class _LoopTask(Generic[T]):
             self._cancel_result()
 
     def _settle(self, task: asyncio.Task[T]) -> None:
+        # A done task keeps its exception, whose traceback holds the frames of the code it
+        # ran (and their data); the caller's traceback (``sys.last_traceback`` in a kernel)
+        # reaches this object, so it must not reach the task.
+        self._task = None
         if task.cancelled():
             self._cancel_result()
         elif (error := task.exception()) is not None:

@@ -24,6 +24,8 @@ leaving the connection idle.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import re
 import sys
 from array import array
@@ -43,8 +45,10 @@ from ._pg_types import Column, ColumnKind, ColumnPlan, ConversionError, loaded_c
 
 __all__ = [
     "ParseFailure",
+    "arrow_pool",
     "copy_out",
     "finish_columns",
+    "give_back_memory",
     "parse_copy_text",
     "parse_small_copy_text",
     "unescape_copy_text",
@@ -65,6 +69,38 @@ _ESCAPES: Mapping[str, str] = MappingProxyType(
     {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
 )
 _COLUMN_IN_ERROR_RE = re.compile(r"CSV column #(\d+)")
+
+
+def arrow_pool() -> pa.MemoryPool:
+    """The memory pool the parsed tables are made in: the C library's ``malloc``.
+
+    pyarrow's default pool (mimalloc) keeps what a large result freed for later, in each
+    parser thread's own heap, and gives little of it back even when asked: after a 1M-row
+    query and ``del`` of its frame the process stayed 85 MiB above its start, and each
+    interrupted query added more. Memory from ``malloc`` goes back with
+    :func:`give_back_memory`.
+    """
+    return pa.system_memory_pool()
+
+
+def give_back_memory() -> None:
+    """Hand the memory a large result freed back to the system, not to the next query.
+
+    The parser threads' tables are many buffers of a few hundred KiB in the C library's
+    per-thread arenas, which it keeps when they are freed; ``malloc_trim`` returns them
+    (a few milliseconds). Elsewhere than glibc only the Arrow pool is asked.
+    """
+    arrow_pool().release_unused()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, if this process has it."""
+    trim: Callable[[int], int] | None = getattr(ctypes.CDLL(None), "malloc_trim", None)
+    return trim
 
 
 def _flush(pgconn: PGconn) -> Generator[Wait, Ready | int, None]:
@@ -182,6 +218,7 @@ def parse_copy_text(data: bytes | bytearray, plans: Sequence[ColumnPlan]) -> pa.
     try:
         return pa_csv.read_csv(
             pa.py_buffer(data),
+            memory_pool=arrow_pool(),
             # blocks small enough that even a small buffer is parsed by several threads
             read_options=pa_csv.ReadOptions(
                 column_names=names, block_size=min(max(len(data) // 8, 64 << 10), 4 << 20)
@@ -210,10 +247,16 @@ def _failed_columns(message: str, plans: Sequence[ColumnPlan]) -> frozenset[int]
     return frozenset(decimals or native)
 
 
-def finish_columns(table: pa.Table, plans: Sequence[ColumnPlan]) -> list[Column]:
-    """Turn the parsed table's columns into final columns: unescape text, load Python values."""
+def finish_columns(
+    table: pa.Table, plans: Sequence[ColumnPlan], checkpoint: Callable[[], None] = lambda: None
+) -> list[Column]:
+    """Turn the parsed table's columns into final columns: unescape text, load Python values.
+
+    ``checkpoint`` is called before each column (it raises to stop the work).
+    """
     columns: list[Column] = []
     for column, plan in zip(table.columns, plans, strict=True):
+        checkpoint()
         if plan.kind is ColumnKind.NATIVE:
             columns.append(column)
             continue

@@ -12,15 +12,22 @@ Two ways, chosen by what the server accepts, not by reading the statement's keyw
    names, types and modifiers; an error here is the user's, reported at its position in
    the SQL as written), then run as ``COPY (SELECT * FROM (<sql>) AS q LIMIT <limit + 1>)
    TO STDOUT``: the server stops at the limit, and the extra row tells whether the result
-   was cut. ``COPY`` takes no bind parameters, so values are quoted by psycopg
-   (``sql.Literal``) into the text, the same text in both statements. Up to 32 KiB of
+   was cut. ``COPY`` takes no bind parameters (the server answers "there is no parameter
+   $1"), so on this path values are quoted into the text on the client by psycopg
+   (``sql.Literal``: each value dumped by the adapter of its Python type, escaped by
+   libpq's ``PQescapeLiteral`` for the connection, as ``E'...'`` when it holds a
+   backslash, whatever ``standard_conforming_strings`` says), the same text in both
+   statements. Only on a UTF-8 connection: under any other client encoding (a user's
+   ``client_encoding``) the statement takes the second way, where psycopg encodes the
+   text and decodes the rows in that encoding. Up to 32 KiB of
    rows are parsed in Python with psycopg's loaders; more are parsed by pyarrow in worker
    threads while the rest still arrives (see :mod:`._pg_copy`). A statement run again
    whose rows fitted one piece (up to 2 MiB) and whose columns are best read as binary
    (timestamps, which the server writes as text with much work) is read as binary
    ``COPY`` instead (:class:`CopyFormats`, :mod:`._pg_binary`).
 2. Any other statement (``SHOW``, ``EXPLAIN``, ``INSERT ... RETURNING``, DDL), which the
-   server refuses as a subquery, runs as it is with server-side parameters (``$1``...)
+   server refuses as a subquery, or any statement on a connection whose client encoding
+   is not UTF-8, runs as it is with server-side parameters (``$1``...)
    through a cursor; the driver receives its whole result, of which ``limit + 1`` rows
    are loaded (such results are small, and a statement that changes data must run whole).
    A transaction-control statement (``BEGIN``, ``COMMIT``...; told by the command tag the
@@ -28,11 +35,15 @@ Two ways, chosen by what the server accepts, not by reading the statement's keyw
 
 Both build the frame from the same column plans (:mod:`._pg_types`); results over 2 MiB
 are finished in a worker thread, smaller ones on the event loop (a few milliseconds).
+A cancelled query (an interrupt, a timeout) keeps nothing: the rows drained so far are
+dropped, parsing not yet started is cancelled, a frame being built stops at its next
+step, and Arrow's pool hands the freed memory back to the system.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Generator, Mapping, Sequence
@@ -54,8 +65,10 @@ from ._pg_copy import (
     ParseFailure,
     _flush,
     _next_result,
+    arrow_pool,
     copy_out,
     finish_columns,
+    give_back_memory,
     parse_copy_text,
     parse_small_copy_text,
 )
@@ -69,6 +82,7 @@ from ._pg_types import (
 )
 
 __all__ = [
+    "BuildCancelled",
     "CopyFormats",
     "CopyStatement",
     "Planner",
@@ -111,6 +125,10 @@ SMALL_RESULT_BYTES = 32 << 10
 #: Results up to this size are finished on the event loop: a few milliseconds of work,
 #: less than handing it to a thread and back on a busy machine.
 INLINE_BUILD_BYTES = 2 << 20
+
+#: Called between the steps of a frame's build; raises :class:`BuildCancelled` once the
+#: caller has gone away.
+Checkpoint = Callable[[], None]
 
 
 class CopyFormats:
@@ -183,23 +201,58 @@ class QueryFailed(Exception):
         self.before_copy = before_copy
 
 
+class BuildCancelled(Exception):
+    """The build of a frame stopped because whoever waited for it was cancelled."""
+
+
 @dataclass
 class QueryResult:
     """What came back from the server; :meth:`frame` builds the DataFrame (in a worker thread)."""
 
-    build: Callable[[], pd.DataFrame]
+    build: Callable[[Checkpoint], pd.DataFrame]
     truncated: bool
     in_thread: bool = True
     #: Whether the same statement is best read as binary ``COPY`` next time.
     binary_next: bool = False
 
     async def frame(self) -> pd.DataFrame:
-        """The result as a DataFrame (the raw data is released once it is built)."""
+        """The result as a DataFrame (the raw data is released once it is built).
+
+        Cancelled while a worker thread builds it, the build stops at its next step and
+        this returns (re-raising the cancellation) once the thread has let go of the data.
+        """
         build, self.build = self.build, _no_frame
-        return await asyncio.to_thread(build) if self.in_thread else build()
+        if not self.in_thread:
+            return build(_go_on)
+        stop = threading.Event()
+
+        def checkpoint() -> None:
+            if stop.is_set():
+                raise BuildCancelled
+
+        work = asyncio.get_running_loop().run_in_executor(None, build, checkpoint)
+        work.add_done_callback(_retrieve_outcome)
+        del build  # the worker holds the data now; a traceback through here must not
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            stop.set()
+            await asyncio.wait([work])
+            give_back_memory()
+            raise
 
 
-def _no_frame() -> pd.DataFrame:
+def _go_on() -> None:
+    """The checkpoint of a build on the event loop: nothing can cancel it midway."""
+
+
+def _retrieve_outcome(work: asyncio.Future[Any]) -> None:
+    """Mark a build's outcome as seen (a cancelled caller never looks at it)."""
+    if not work.cancelled():
+        work.exception()
+
+
+def _no_frame(checkpoint: Checkpoint) -> pd.DataFrame:
     raise RuntimeError("the frame of this result was already built")
 
 
@@ -244,7 +297,40 @@ async def run_query(
     ``preamble`` statements run first, in the same round trip (and again before a
     statement that is no subquery, as the first attempt aborted any transaction).
     """
-    bound = bind_literals(statement, params, lambda value: pg_sql.Literal(value).as_string(conn))
+    try:
+        return await _run_query(
+            conn,
+            statement,
+            params,
+            limit=limit,
+            planner=planner,
+            progress=progress,
+            formats=formats,
+            preamble=preamble,
+        )
+    except UnicodeEncodeError as error:  # a lone surrogate, or a character the encoding lacks
+        raise psycopg.DataError(
+            f"the query or one of its values cannot be sent in the connection's encoding "
+            f"({conn.info.encoding}): {error.reason}"
+        ) from None
+
+
+async def _run_query(
+    conn: AsyncConnection,
+    statement: str,
+    params: Mapping[str, Any] | None,
+    *,
+    limit: int | None,
+    planner: Planner,
+    progress: Progress,
+    formats: CopyFormats,
+    preamble: Sequence[Statement],
+) -> QueryResult:
+    if conn.info.encoding != "utf-8":  # COPY's text is read as UTF-8
+        return await _run_with_cursor(
+            conn, statement, params, limit=limit, planner=planner, preamble=preamble
+        )
+    bound = bind_literals(statement, params, lambda value: _quoted(value, conn))
     copy = _CopyQuery(conn, bound, limit=limit, planner=planner, progress=progress, preamble=preamble)
     try:
         try:
@@ -259,6 +345,18 @@ async def run_query(
         )
     formats.remember(copy.key, binary=result.binary_next)
     return result
+
+
+def _quoted(value: Any, conn: AsyncConnection) -> str:
+    """``value`` as a SQL literal of the type server-side binding gives it.
+
+    psycopg writes a finite float bare (``1.5``), which the server reads as ``numeric``
+    (``-0.0`` becomes ``0``, ``1e300`` a 301-digit number); bound, it is ``float8``. So a
+    float is written as its ``repr`` (exact, and ``nan``/``inf`` as float8 reads them), cast.
+    """
+    if isinstance(value, float):
+        return f"'{value!r}'::float8"
+    return pg_sql.Literal(value).as_string(conn)
 
 
 def _position_in(bound: BoundSQL, prefix_length: int) -> Callable[[int], int | None]:
@@ -305,28 +403,61 @@ class _CopyQuery:
         self._chunks: list[bytearray] = []
         self._parsing: list[asyncio.Future[pa.Table]] = []
         self._described = False
+        self._stop = threading.Event()
 
     async def run(self, *, binary: bool) -> QueryResult:
         """Send the statements and read the rows; the frame is built by the result."""
         self._plans, self._chunks, self._parsing, self._described = [], [], [], False
+        self._stop = threading.Event()
         ends: array[int] | None = array("q") if binary else None
         statement = f"{self._copy} (FORMAT binary)" if binary else self._copy
-        rows, tail = await self._drain(statement, ends)
-        truncated = self._limit is not None and rows > self._limit
-        kept = rows if self._limit is None else min(rows, self._limit)
-        if ends is not None:
-            return self._binary_result(tail, ends, rows=rows, kept=kept, truncated=truncated)
-        return await self._text_result(tail, rows=rows, kept=kept, truncated=truncated)
+        try:
+            rows, tail = await self._drain(statement, ends)
+            truncated = self._limit is not None and rows > self._limit
+            kept = rows if self._limit is None else min(rows, self._limit)
+            if ends is not None:
+                return self._binary_result(tail, ends, rows=rows, kept=kept, truncated=truncated)
+            return await self._text_result(tail, rows=rows, kept=kept, truncated=truncated)
+        except BaseException:
+            await self._release()
+            raise
+        finally:
+            self._chunks, self._parsing = [], []  # the result holds what it needs
+
+    async def _release(self) -> None:
+        """Drop the rows read so far (a traceback may outlive this run) and stop their parsing.
+
+        Pieces not yet parsed are skipped; a piece being parsed is waited for (a fraction
+        of a second), so that its memory is free when the memory is given back.
+        """
+        self._stop.set()
+        self._chunks.clear()
+        parsing, self._parsing = self._parsing, []
+        if parsing:
+            await asyncio.wait(parsing)
+            for future in parsing:
+                _retrieve_outcome(future)
+            parsing.clear()  # the futures hold the tables parsed
+            give_back_memory()
 
     def _describe(self, result: pq.abc.PGresult) -> None:
         self._described = True
         self._plans.extend(self._planner(result_fields(result)))
 
     def _take(self, chunk: bytearray) -> None:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():  # psycopg drains what is left after a cancel
+            return
         self._chunks.append(chunk)
         loop = asyncio.get_running_loop()
-        self._parsing.append(loop.run_in_executor(None, parse_copy_text, chunk, self._plans))
+        self._parsing.append(loop.run_in_executor(None, self._parse_piece, chunk))
         self._progress.update(nbytes=len(chunk))
+
+    def _parse_piece(self, chunk: bytearray) -> pa.Table:
+        """(In a worker thread.) Parse one piece, unless the run was given up meanwhile."""
+        if self._stop.is_set():
+            raise BuildCancelled
+        return parse_copy_text(chunk, self._plans)
 
     async def _drain(self, statement: str, ends: array[int] | None) -> tuple[int, bytearray]:
         """Describe, then run the ``COPY``; the row count and the last buffer (``ends``: see ``copy_out``)."""
@@ -335,14 +466,10 @@ class _CopyQuery:
             self._describe(await self._conn.wait(describe_statement(pgconn, self._preamble, self._subquery)))
             generator = copy_out(pgconn, statement.encode("utf-8"), self._describe, self._take, ends=ends)
             return await self._conn.wait(generator)
-        except BaseException as error:
-            for future in self._parsing:  # the threads finish on their own; nobody waits for them
-                future.cancel()
-            if isinstance(error, psycopg.Error):
-                raise QueryFailed(
-                    error, _position_in(self._bound, len(_SUBQUERY_PREFIX)), before_copy=not self._described
-                ) from error
-            raise
+        except psycopg.Error as error:
+            raise QueryFailed(
+                error, _position_in(self._bound, len(_SUBQUERY_PREFIX)), before_copy=not self._described
+            ) from error
 
     async def _text_result(self, tail: bytearray, *, rows: int, kept: int, truncated: bool) -> QueryResult:
         plans, chunks = self._plans, self._chunks
@@ -353,7 +480,7 @@ class _CopyQuery:
             if count != rows:
                 raise ConversionError(f"COPY sent {rows} rows but {count} were read")
             frame = frame_from_values(plans, [column[:kept] for column in columns], kept)
-            return QueryResult(lambda: frame, truncated, in_thread=False)
+            return QueryResult(lambda checkpoint: frame, truncated, in_thread=False)
         parsed: list[pa.Table | BaseException] = list(
             await asyncio.gather(*self._parsing, return_exceptions=True)
         )
@@ -362,13 +489,17 @@ class _CopyQuery:
             chunks.append(tail)
         large = size > INLINE_BUILD_BYTES
 
-        def build() -> pd.DataFrame:
-            if len(parsed) < len(chunks):  # the tail, parsed here rather than in one more thread
-                parsed.append(_parse_or_failure(chunks[-1], plans))
-            frame = _frame_from_copy(chunks, parsed, plans, rows=rows, kept=kept)
-            if large:  # hand the parser's scratch memory back to the system, not to the next query
-                pa.default_memory_pool().release_unused()
-            return frame
+        def build(checkpoint: Checkpoint) -> pd.DataFrame:
+            try:
+                if len(parsed) < len(chunks):  # the tail, parsed here rather than in one more thread
+                    checkpoint()
+                    parsed.append(_parse_or_failure(chunks[-1], plans))
+                return _frame_from_copy(chunks, parsed, plans, rows=rows, kept=kept, checkpoint=checkpoint)
+            finally:
+                chunks.clear()  # stopped or failed too: nothing may keep the raw rows
+                parsed.clear()
+                if large:  # hand the parser's scratch memory back to the system, not to the next query
+                    give_back_memory()
 
         return QueryResult(build, truncated, in_thread=large, binary_next=binary_next)
 
@@ -380,7 +511,8 @@ class _CopyQuery:
             raise _ReadAsText
         self._progress.update(nbytes=len(data))
 
-        def build() -> pd.DataFrame:
+        def build(checkpoint: Checkpoint) -> pd.DataFrame:
+            checkpoint()
             columns = decode_binary_copy(data, ends, plans, rows=rows, keep=kept)
             return frame_from_columns(plans, columns, kept)
 
@@ -406,23 +538,29 @@ def _frame_from_copy(
     *,
     rows: int,
     kept: int,
+    checkpoint: Checkpoint,
 ) -> pd.DataFrame:
     """Parse what pyarrow could not (columns read as text instead), then build the frame."""
     while failure := next((item for item in parsed if isinstance(item, ParseFailure)), None):
         plans = [plan.as_python() if index in failure.columns else plan for index, plan in enumerate(plans)]
-        parsed = [_parse_or_failure(chunk, plans) for chunk in chunks]
+        parsed.clear()
+        for chunk in chunks:
+            checkpoint()
+            parsed.append(_parse_or_failure(chunk, plans))
     for item in parsed:
         if isinstance(item, BaseException):
             raise item
     chunks.clear()  # the raw text is no longer needed: release it before building the frame
     tables = [item for item in parsed if isinstance(item, pa.Table)]
     parsed.clear()
-    table = pa.concat_tables(tables) if tables else parse_copy_text(b"", plans)
+    table = pa.concat_tables(tables, memory_pool=arrow_pool()) if tables else parse_copy_text(b"", plans)
     del tables
     if table.num_rows != rows:
         raise ConversionError(f"COPY sent {rows} rows but {table.num_rows} were read")
-    columns = finish_columns(table.slice(0, kept), plans)
+    checkpoint()
+    columns = finish_columns(table.slice(0, kept), plans, checkpoint)
     del table
+    checkpoint()
     return frame_from_columns(plans, columns, kept)
 
 
@@ -504,7 +642,8 @@ async def _run_with_cursor(
     if truncated:
         del rows[limit:]
 
-    def build() -> pd.DataFrame:
+    def build(checkpoint: Checkpoint) -> pd.DataFrame:
+        checkpoint()
         columns = _transpose(rows, len(plans))
         count = len(rows)
         rows.clear()

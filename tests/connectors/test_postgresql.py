@@ -16,11 +16,11 @@ from typing import Any
 from uuid import uuid4
 
 import pandas as pd
-import pyarrow as pa
 import pytest
 from psycopg import sql
 
 from deepanalyze_jupyter import Session
+from deepanalyze_jupyter.connectors._pg_copy import arrow_pool
 from deepanalyze_jupyter.connectors.postgresql import PostgresConnector
 from deepanalyze_jupyter.errors import ConfigurationError, ItemNotFound, QueryError
 from deepanalyze_jupyter.frames import is_truncated
@@ -266,7 +266,9 @@ def test_a_value_python_cannot_hold_is_a_clear_query_error(pg: Session) -> None:
 # -- parameters --------------------------------------------------------------------------------
 
 
-def test_named_parameters_are_bound_not_pasted(pg: Session, typed_table: str) -> None:
+def test_named_parameters_are_values_a_hostile_one_cannot_alter_the_sql(
+    pg: Session, typed_table: str
+) -> None:
     hostile = "x'); DROP TABLE typed; --"
     frame = pg.query(
         "pg",
@@ -373,12 +375,13 @@ def test_nothing_of_a_result_stays_alive_after_it_is_returned(pg: Session) -> No
     query = "SELECT g, md5(g::text) AS h, g * 1.5 AS f FROM generate_series(1, 200000) AS g"
     pg.query("pg", query, limit=None)  # warm-up: pools and caches settle
     gc.collect()
-    before = pa.total_allocated_bytes()
+    pool = arrow_pool()  # the pool the parsed tables are made in
+    before = pool.bytes_allocated()
     frame = pg.query("pg", query, limit=None)
-    assert pa.total_allocated_bytes() - before > 4_000_000  # the strings live in Arrow memory
+    assert pool.bytes_allocated() - before > 4_000_000  # the strings live in Arrow memory
     del frame
     gc.collect()
-    assert pa.total_allocated_bytes() - before < 1_000_000
+    assert pool.bytes_allocated() - before < 1_000_000
 
 
 # -- registration -----------------------------------------------------------------------------

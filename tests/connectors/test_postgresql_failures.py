@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from collections.abc import Callable
@@ -14,6 +19,8 @@ from uuid import uuid4
 import pytest
 
 from deepanalyze_jupyter import Session
+from deepanalyze_jupyter.connectors import _pg_query as query_module
+from deepanalyze_jupyter.connectors._pg_query import BuildCancelled
 from deepanalyze_jupyter.errors import AuthenticationFailed, ConnectionFailed, DataSourceError, QueryError
 from tests.connectors.postgres import admin, copy_formats, source_options
 from tests.services import PostgresServer
@@ -208,6 +215,97 @@ def test_cancelling_the_task_cancels_the_query(pg: Session, pg_server: PostgresS
 
     pg.run(cancel_soon())
     assert wait_until(lambda: not running_queries(pg_server, application), 1.0)
+
+
+#: Run in a fresh interpreter: three queries of ~4 GB interrupted (a real SIGINT, as a kernel
+#: gets) once the process has grown by 200 MiB, each traceback kept as a kernel keeps it
+#: (``sys.last_traceback``); prints the RSS growth after each, in MiB.
+INTERRUPTED_QUERIES = """
+import json, os, signal, sys, threading, time
+from deepanalyze_jupyter import Session
+
+def rss():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
+
+def interrupt_above(limit, done):
+    while not done.is_set():
+        if rss() > limit:
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+            return
+        time.sleep(0.005)
+
+session = Session()
+session.add("pg", "postgresql", secrets={"password": os.environ["SOURCE_PASSWORD"]},
+            **json.loads(os.environ["SOURCE_OPTIONS"]))
+session.query("pg", "SELECT 1 AS one")
+start, growth = rss(), []
+for attempt in range(3):
+    done = threading.Event()
+    threading.Thread(target=interrupt_above, args=(rss() + 200, done), daemon=True).start()
+    try:
+        session.query("pg", "SELECT g, repeat('x', 200) AS t FROM generate_series(1, 20000000) g", limit=None)
+    except KeyboardInterrupt as error:
+        sys.last_type, sys.last_value, sys.last_traceback = type(error), error, error.__traceback__
+    else:
+        raise SystemExit("the query was not interrupted")
+    done.set()
+    growth.append(round(rss() - start))
+print(json.dumps(growth))
+"""
+
+
+def test_an_interrupted_query_gives_its_memory_back(pg_server: PostgresServer) -> None:
+    env = {
+        **os.environ,
+        "SOURCE_OPTIONS": json.dumps(source_options(pg_server)),
+        "SOURCE_PASSWORD": pg_server.password,
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(INTERRUPTED_QUERIES)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    growth = json.loads(done.stdout.strip().splitlines()[-1])
+    # each interruption came at +200 MiB; before, each one kept about that much for good
+    assert max(growth) < 80, growth
+
+
+def test_an_interrupt_while_the_frame_is_built_stops_the_build(
+    pg: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    building, outcome = threading.Event(), []
+    build = query_module._frame_from_copy
+
+    def observed(*args: Any, **kwargs: Any) -> Any:
+        building.set()
+        try:
+            return build(*args, **kwargs)
+        except BaseException as error:
+            outcome.append(error)
+            raise
+
+    monkeypatch.setattr(query_module, "_frame_from_copy", observed)
+    # twelve columns loaded in Python, one after the other: seconds of work
+    columns = ", ".join(f"('[' || g || ', {n}]')::jsonb AS j{n}" for n in range(12))
+    sql = f"SELECT {columns} FROM generate_series(1, 200000) AS g"
+    pg.run(_cancelled_when(building, pg.registry.query("pg", sql, limit=None)))
+    # the cancelled query returned only once the build had stopped, before its end
+    assert [type(error) for error in outcome] == [BuildCancelled]
+    assert pg.query("pg", "SELECT 2 AS two")["two"].tolist() == [2]
+
+
+async def _cancelled_when(event: threading.Event, work: Any) -> None:
+    """Await ``work`` until ``event`` is set; then cancel it and wait for it to unwind."""
+    task = asyncio.ensure_future(work)
+    await asyncio.to_thread(event.wait, 60)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
 
 
 # -- dropped connections ----------------------------------------------------------------------------

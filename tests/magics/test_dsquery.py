@@ -59,7 +59,7 @@ def test_a_missing_variable_is_named(shell: InteractiveShell, warehouse: str) ->
     assert message == "w: the query uses :undefined_thing, but no variable 'undefined_thing' is defined"
 
 
-def test_values_are_bound_not_pasted_into_the_sql(shell: InteractiveShell, shop: str) -> None:
+def test_hostile_values_stay_values_and_change_nothing(shell: InteractiveShell, shop: str) -> None:
     shell.user_ns["region"] = "EU' OR '1'='1"
     shell.user_ns["evil"] = "x'; DROP TABLE orders; --"
     frame = run(shell, "%%dsquery shop\nSELECT * FROM orders WHERE region = :region OR note = :evil").result

@@ -125,7 +125,7 @@ def test_postgresql_queries_bind_parameters(shell: InteractiveShell, warehouse: 
         "EU\\'; DELETE FROM orders; --",
     ],
 )
-def test_postgresql_values_are_bound_not_injected(
+def test_postgresql_hostile_values_stay_values_and_change_nothing(
     shell: InteractiveShell, pg_server: PostgresServer, warehouse: str, value: str
 ) -> None:
     shell.user_ns["region"] = value
