@@ -18,6 +18,7 @@ import asyncio
 import datetime as dt
 import os
 import sqlite3
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -147,8 +148,9 @@ class SqliteConnector(Connector):
             raise ConnectionFailed(f"cannot open {self.path}: {error}", source=self.source_id) from error
         connection.set_progress_handler(self._stop_requested, _PROGRESS_STEPS)
         if self.read_only:
-            connection.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
             connection.set_authorizer(_read_only_authorizer)
+            if sys.version_info >= (3, 11):  # a second guard where Python exposes the limit
+                connection.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
         try:
             connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except sqlite3.Error as error:
