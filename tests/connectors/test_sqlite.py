@@ -420,6 +420,25 @@ def test_read_only_holds_against_several_statements_at_once(shop: Session, db_pa
         assert connection.execute("SELECT count(*) FROM orders").fetchone() == (4,)
 
 
+@pytest.mark.parametrize(
+    "opening",
+    ["BEGIN", "BEGIN IMMEDIATE", "BEGIN EXCLUSIVE", "SAVEPOINT s"],
+)
+def test_read_only_source_holds_no_lock_that_blocks_the_files_writers(
+    shop: Session, db_path: Path, opening: str
+) -> None:
+    """A transaction a user opens ends with the query: no lock outlives it to block other writers."""
+    shop.query("shop", opening)
+    shop.query("shop", "SELECT count(*) AS n FROM orders")
+    writer = sqlite3.connect(db_path, timeout=0.5)
+    try:
+        writer.execute("INSERT INTO orders (id, region) VALUES (50, 'EU')")
+        writer.commit()
+    finally:
+        writer.close()
+    assert shop.query("shop", "SELECT count(*) AS n FROM orders").loc[0, "n"] == 5
+
+
 def test_writable_source_may_still_attach(session: Session, tmp_path: Path) -> None:
     """The refusals are those of read-only sources only."""
     other = tmp_path / "other.db"
