@@ -216,10 +216,18 @@ def _codec_name(encoding: Any, source: str) -> str:
     """The canonical name of a text encoding (``latin1`` -> ``iso8859-1``); UTF-8 by default."""
     if encoding is None:
         return "utf-8"
+    name = str(encoding)
     try:
-        return codecs.lookup(str(encoding)).name
+        canonical = codecs.lookup(name).name
     except LookupError:
-        raise ConfigurationError(f"unknown text encoding {str(encoding)[:40]!r}", source=source) from None
+        raise ConfigurationError(f"unknown text encoding {name[:40]!r}", source=source) from None
+    try:  # codecs also names byte transforms (zlib, base64) and ciphers (rot13): not text
+        bytes(4).decode(canonical, "ignore")  # Python checks only non-empty input
+    except LookupError:
+        raise ConfigurationError(
+            f"{name[:40]!r} is not a text encoding (e.g. latin-1, utf-16)", source=source
+        ) from None
+    return canonical
 
 
 def _dtype_names(dtypes: Any, source: str) -> dict[str, str]:

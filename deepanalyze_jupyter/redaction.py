@@ -282,14 +282,15 @@ def masked_texts(value: str, ordinary: Iterable[str] = ()) -> frozenset[str]:
     it is not cut into fragments. Whatever :func:`is_unmaskable` holds for (given
     ``ordinary``) is left out, the value or an embedded secret.
     """
+    ordinary = tuple(ordinary)
     embedded = _embedded_secrets(value)
     texts: set[str] = set()
     if not is_unmaskable(value, ordinary):
-        texts.update(secret_forms(value) if embedded else _forms_and_fragments(value))
+        texts.update(secret_forms(value) if embedded else _forms_and_fragments(value, ordinary))
     for variants in embedded:
         if not any(is_unmaskable(variant, ordinary) for variant in variants):
             for variant in variants:
-                texts.update(_forms_and_fragments(variant))
+                texts.update(_forms_and_fragments(variant, ordinary))
     return frozenset(texts)
 
 
@@ -376,15 +377,27 @@ class Redactor:
         return bool(self._texts.spans(text))
 
 
-def _forms_and_fragments(value: str) -> set[str]:
+def _forms_and_fragments(value: str, ordinary: tuple[str, ...]) -> set[str]:
+    """The forms of ``value``, long ones cut into fragments, but no fragment of ordinary text.
+
+    A fragment found in another option (the user name a password starts with) or in a
+    common word (``information_sche``) is left out: masking it would tell the secret.
+    """
     size = fragment_length(value)
     texts: set[str] = set()
     for form in secret_forms(value):
         if size is None or len(form) <= size:
             texts.add(form)
-        else:
-            texts.update(form[start : start + size] for start in range(len(form) - size + 1))
+            continue
+        pieces = {form[start : start + size] for start in range(len(form) - size + 1)}
+        kept = {piece for piece in pieces if not _is_ordinary_piece(piece, ordinary)}
+        texts.update(kept if kept == pieces else {form, *kept})  # the whole form masks what was left out
     return texts
+
+
+def _is_ordinary_piece(piece: str, ordinary: tuple[str, ...]) -> bool:
+    folded = piece.casefold()
+    return any(folded in other.casefold() for other in (*ordinary, *COMMON_WORDS))
 
 
 def _embedded_secrets(value: str) -> list[tuple[str, ...]]:

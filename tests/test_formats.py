@@ -445,6 +445,23 @@ def test_an_unknown_encoding_is_refused_before_reading() -> None:
         parse_bytes(b"a\n1\n", path="x.csv", source="files", reader_options={"encoding": "klingon"})
 
 
+@pytest.mark.parametrize("format", ["csv", "json", "jsonl"])
+@pytest.mark.parametrize("encoding", ["hex", "base64", "zlib", "bz2", "rot13", "uu"])
+def test_a_codec_that_is_not_a_text_encoding_is_refused_before_reading(format: str, encoding: str) -> None:
+    """Python's codecs also name byte transforms (``zlib``) and text ciphers: neither decodes text."""
+    with pytest.raises(
+        ConfigurationError, match=rf"^files: {encoding!r} is not a text encoding \(e\.g\. latin-1, utf-16\)$"
+    ):
+        parse_bytes(b"a\n1\n", path=f"x.{format}", source="files", reader_options={"encoding": encoding})
+
+
+@pytest.mark.parametrize("format", ["csv", "json", "jsonl"])
+def test_utf_16_text_with_its_byte_order_mark_reads(format: str) -> None:
+    data = _latin_1(format).decode("latin-1").encode("utf-16")
+    frame = parse_bytes(data, path=f"x.{format}", source="files", reader_options={"encoding": "utf-16"})
+    assert [tuple(row) for row in frame[["name", "city"]].itertuples(index=False)] == LATIN_1_ROWS
+
+
 def test_parquet_bytes_columns_are_not_taken_for_undecodable_text() -> None:
     sink = io.BytesIO()
     pq.write_table(pa.table({"blob": pa.array([b"\xff\x00", b"\xe9"])}), sink)

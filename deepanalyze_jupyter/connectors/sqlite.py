@@ -4,7 +4,8 @@ A source is one database file (or ``:memory:``), opened read-only by default thr
 ``file:...?mode=ro`` URI. A read-only source also refuses, before it runs, every statement
 that could write anywhere: an authorizer allows reading only (no ``ATTACH``, which would
 reach other files or the same file writable, no ``VACUUM INTO``, no temporary tables, no
-pragma that changes anything), and the connection may attach no database at all.
+pragma that changes anything), and the connection may attach no database at all. A
+transaction a query opens (``BEGIN``, ``SAVEPOINT``) ends with it, so no lock outlives a query.
 
 Every :mod:`sqlite3` call runs on one worker thread owned by
 the connector, because a connection belongs to the thread that made it; the event loop
@@ -289,8 +290,21 @@ class SqliteConnector(Connector):
             raise QueryError(str(error), source=self.source_id) from error
         except sqlite3.Error as error:
             raise self._query_error(error) from error
+        finally:
+            self._end_read_only_transaction(connection)
         truncated = limit is not None and len(rows) > limit
         return names, rows[:limit] if truncated else rows, truncated
+
+    def _end_read_only_transaction(self, connection: sqlite3.Connection) -> None:
+        """Roll back a transaction a query opened on a read-only source (``BEGIN``, ``SAVEPOINT``).
+
+        Its lock would otherwise outlive the query and keep every other writer of the file
+        waiting (``BEGIN IMMEDIATE`` takes the write lock at once), or stop checkpoints of a
+        WAL database, for as long as the source lives.
+        """
+        if self.read_only and connection.in_transaction:
+            with suppress(sqlite3.Error):
+                connection.execute("ROLLBACK")
 
     def _query_error(self, error: sqlite3.Error) -> Exception:
         text = str(error) or type(error).__name__

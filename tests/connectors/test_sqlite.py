@@ -420,6 +420,46 @@ def test_read_only_holds_against_several_statements_at_once(shop: Session, db_pa
         assert connection.execute("SELECT count(*) FROM orders").fetchone() == (4,)
 
 
+@pytest.mark.parametrize(
+    "opening",
+    ["BEGIN", "BEGIN IMMEDIATE", "BEGIN EXCLUSIVE", "SAVEPOINT s"],
+)
+def test_read_only_source_holds_no_lock_that_blocks_the_files_writers(
+    shop: Session, db_path: Path, opening: str
+) -> None:
+    """A transaction a user opens ends with the query: no lock outlives it to block other writers."""
+    shop.query("shop", opening)
+    shop.query("shop", "SELECT count(*) AS n FROM orders")
+    writer = sqlite3.connect(db_path, timeout=0.5)
+    try:
+        writer.execute("INSERT INTO orders (id, region) VALUES (50, 'EU')")
+        writer.commit()
+    finally:
+        writer.close()
+    assert shop.query("shop", "SELECT count(*) AS n FROM orders").loc[0, "n"] == 5
+
+
+def test_read_only_source_over_a_wal_database_leaves_the_file_unchanged(
+    session: Session, tmp_path: Path
+) -> None:
+    """Reading a WAL database changes no byte of it; SQLite's -shm and -wal files may appear (README)."""
+    path = tmp_path / "wal.db"
+    with closing_connection(path) as connection:
+        connection.execute("PRAGMA journal_mode = wal")
+        connection.execute("CREATE TABLE t (x)")
+        connection.execute("INSERT INTO t VALUES (1)")
+    before = (path.read_bytes(), path.stat().st_mtime_ns)
+    session.add("wal", "sqlite", path=str(path))
+    assert session.query("wal", "SELECT count(*) AS n FROM t").loc[0, "n"] == 1
+    session.query("wal", "BEGIN")
+    with pytest.raises(QueryError, match="read-only"):
+        session.query("wal", "PRAGMA wal_checkpoint(TRUNCATE)")
+    session.remove("wal")
+    assert (path.read_bytes(), path.stat().st_mtime_ns) == before
+    assert {entry.name for entry in tmp_path.iterdir()} <= {"wal.db", "wal.db-shm", "wal.db-wal"}
+    assert not (tmp_path / "wal.db-wal").exists() or (tmp_path / "wal.db-wal").stat().st_size == 0
+
+
 def test_writable_source_may_still_attach(session: Session, tmp_path: Path) -> None:
     """The refusals are those of read-only sources only."""
     other = tmp_path / "other.db"

@@ -175,6 +175,27 @@ class TestUnmaskable:
         assert redactor.watch({"dsn": dsn}) == ["dsn"]
         assert redactor.redact(f"[{dsn}] public") == f"[{MASK}] public"
 
+    @pytest.mark.parametrize(
+        ("secret", "ordinary", "shown"),
+        [
+            ("data_engineer_team!", ["data_engineer_team"], "connected as 'data_engineer_team'"),
+            ("information_schema1", [], "select * from information_schema.tables"),
+            (
+                "Zq8-db.example.com:5432/prod-7",
+                ["db.example.com:5432/prod"],
+                "server db.example.com:5432/prod",
+            ),
+        ],
+    )
+    def test_a_fragment_that_is_ordinary_text_is_not_masked(
+        self, secret: str, ordinary: list[str], shown: str
+    ) -> None:
+        """Masking the user name because the password starts with it would tell the password."""
+        redactor = Redactor()
+        assert redactor.watch({"password": secret}, ordinary=ordinary) == []
+        assert redactor.redact(shown) == shown
+        assert redactor.redact(f"[{secret}]") == f"[{MASK}]"
+
     def test_the_source_id_counts_as_ordinary_text(self) -> None:
         assert is_unmaskable("warehouse-eu", ["warehouse-eu"])
         assert not is_unmaskable("warehouse-eu", ["shop"])
