@@ -28,7 +28,7 @@ BAD_INPUT = [
     ("%datasource add x --type fakesql --host ok --read-only maybe", "'read_only' must be true or false"),
     ("%datasource add x --type fakesql --host down", "x: cannot reach down:5432"),
     ("%datasource add x --type fakesql --host ok --password-env NO_SUCH_VARIABLE_XYZ", "is not set"),
-    ("%datasource add x --type fakesql --host ok --prompt host", "invalid choice: 'host'"),
+    ("%datasource add x --type fakesql --host ok --prompt host", "not the name of a secret option (password)"),
     ("%datasource add x --type fakesql --host 'ok", "No closing quotation"),
     (
         "%datasource add x --type azure_blob --account-url notaurl --container c --sas-token-env FAKE_SAS",
