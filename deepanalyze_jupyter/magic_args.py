@@ -5,17 +5,25 @@ and ``--help`` prints the help and stops the magic through :class:`HelpShown`. T
 per-type options of ``%datasource add`` and ``update`` are made from the connector's
 ``option_specs``: ``--host``, ``--read-only [true|false]``; a secret option ``--password``
 also gets ``--password-env VAR``, and ``--prompt password`` asks for it.
+
+An option that takes one value (or a flag) is given at most once: a second ``--type`` or
+``--limit`` is an error, not a silent override; repeatable options say so in their help.
+Row limits are whole numbers from 1 to :data:`MAX_ROW_LIMIT`, timeouts finite numbers of
+seconds above 0 and at most :data:`MAX_TIMEOUT`.
 """
 
 from __future__ import annotations
 
 import argparse
 import difflib
+import keyword
+import math
 import os
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from IPython.core.error import UsageError
 from IPython.utils.process import arg_split  # type: ignore[attr-defined]
@@ -23,6 +31,8 @@ from IPython.utils.process import arg_split  # type: ignore[attr-defined]
 from .models import OptionSpec
 
 __all__ = [
+    "MAX_ROW_LIMIT",
+    "MAX_TIMEOUT",
     "HelpShown",
     "MagicLineParser",
     "OptionValues",
@@ -42,6 +52,12 @@ __all__ = [
 _OPTION_DEST = "option:"
 _ENV_DEST = "env:"
 
+#: The largest row limit (``--limit``, ``autolimit``): far above any frame a kernel holds,
+#: and far below the 64-bit limits of the servers (``LIMIT n + 1`` must still fit).
+MAX_ROW_LIMIT = 10**12
+#: The longest ``--timeout``, in seconds: one day.
+MAX_TIMEOUT = 86_400.0
+
 
 class HelpShown(Exception):
     """A parser printed its help: the magic stops there, without an error."""
@@ -60,6 +76,44 @@ def option_flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+class _StoreOnce(argparse._StoreAction):
+    """``store``, refusing a second occurrence of the option instead of keeping the last."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        _refuse_repeat(parser, self, option_string)
+        super().__call__(parser, namespace, values, option_string)
+
+
+class _StoreTrueOnce(argparse._StoreTrueAction):
+    """``store_true``, refusing a second occurrence of the flag."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        _refuse_repeat(parser, self, option_string)
+        super().__call__(parser, namespace, values, option_string)
+
+
+def _refuse_repeat(
+    parser: argparse.ArgumentParser, action: argparse.Action, option_string: str | None
+) -> None:
+    if option_string is None or not isinstance(parser, MagicLineParser):
+        return
+    if action.dest in parser.given:
+        parser.error(f"{'/'.join(action.option_strings)} was given more than once; give it once")
+    parser.given.add(action.dest)
+
+
 class MagicLineParser(argparse.ArgumentParser):
     """An argparse parser for one magic (sub)command that reports errors as one line."""
 
@@ -72,6 +126,12 @@ class MagicLineParser(argparse.ArgumentParser):
             allow_abbrev=False,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
+        #: The destinations of the single-value options seen in the words being parsed.
+        self.given: set[str] = set()
+        # Argument groups share these registries: every option added anywhere is checked.
+        self.register("action", None, _StoreOnce)
+        self.register("action", "store", _StoreOnce)
+        self.register("action", "store_true", _StoreTrueOnce)
 
     def error(self, message: str) -> NoReturn:
         """Raise a :class:`UsageError` naming the command, instead of exiting."""
@@ -89,6 +149,13 @@ class MagicLineParser(argparse.ArgumentParser):
         if extras:
             self.error(self._describe_extras(extras))
         return namespace
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """argparse's, counting each single-value option afresh."""
+        self.given = set()
+        return super().parse_known_args(args, namespace)
 
     def flags(self) -> list[str]:
         """Every option flag of this parser (for completion)."""
@@ -110,32 +177,48 @@ class MagicLineParser(argparse.ArgumentParser):
 
 
 def positive_int(text: str) -> int:
-    """An argparse type: a whole number of at least 1."""
+    """An argparse type: a whole number from 1 to :data:`MAX_ROW_LIMIT`."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text[:40]!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
+    if not 1 <= value <= MAX_ROW_LIMIT:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number from 1 to {MAX_ROW_LIMIT:,}, got {_shown_number(text)}"
+        )
     return value
 
 
 def positive_float(text: str) -> float:
-    """An argparse type: a number of seconds above 0."""
+    """An argparse type: a finite number of seconds above 0 and at most :data:`MAX_TIMEOUT`."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text[:40]!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, got {text[:40]!r}")
+    if not (math.isfinite(value) and 0 < value <= MAX_TIMEOUT):
+        raise argparse.ArgumentTypeError(
+            f"expected a number of seconds above 0 and at most {MAX_TIMEOUT:,.0f} (one day), "
+            f"got {_shown_number(text)}"
+        )
     return value
 
 
+def _shown_number(text: str) -> str:
+    """A number as typed, cut when long (``1e300`` stays ``1e300``, 400 digits do not)."""
+    text = text.strip()
+    return text if len(text) <= 24 else f"{text[:20]}... ({len(text)} characters)"
+
+
 def output_variable(text: str) -> str:
-    """An argparse type: a name a result can be assigned to."""
-    if not text.isidentifier() or text in {"True", "False", "None"}:
-        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a valid Python variable name")
-    return text
+    """An argparse type: a name a result can be assigned to, and then used under that name.
+
+    Python keywords and ``__dunder__`` names are refused; a name is kept in the NFKC form
+    Python itself gives the names in code (``ﬁ`` is ``fi``).
+    """
+    name = unicodedata.normalize("NFKC", text)
+    if not name.isidentifier() or keyword.iskeyword(name) or (name.startswith("__") and name.endswith("__")):
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a Python variable name a result can go to")
+    return name
 
 
 @dataclass

@@ -25,6 +25,7 @@ from .errors import DataSourceError, DataSourceExists
 from .frames import is_truncated
 from .history import scrub_input_history
 from .magic_args import (
+    MAX_ROW_LIMIT,
     HelpShown,
     MagicLineParser,
     OptionValues,
@@ -121,8 +122,10 @@ class DataSourceMagics(Magics):
     @validate("autolimit", "displaylimit")
     def _validate_limit(self, proposal: Any) -> int:
         value = int(proposal["value"])
-        if value < 0:
-            raise TraitError(f"{proposal['trait'].name} must be 0 (no limit) or more, got {value}")
+        if not 0 <= value <= MAX_ROW_LIMIT:
+            raise TraitError(
+                f"{proposal['trait'].name} must be a whole number from 0 (no limit) to {MAX_ROW_LIMIT:,}"
+            )
         return value
 
     # -- %datasource -------------------------------------------------------------------
@@ -238,10 +241,7 @@ class DataSourceMagics(Magics):
 
     def _peek_add(self, words: Sequence[str]) -> tuple[str | None, str | None]:
         """The id and type of an add line, read before the type's options are known."""
-        try:
-            args, _ = peek_parser().parse_known_args(list(words))
-        except UsageError:
-            return None, None
+        args, _ = peek_parser().parse_known_args(list(words))
         source_id = args.id if args.id and not args.id.startswith("-") else None
         return source_id, args.type
 
@@ -500,7 +500,10 @@ class DataSourceMagics(Magics):
     def _flags(self, subcommand: str, arguments: Sequence[str]) -> list[str]:
         """The option flags of a subcommand, for completion."""
         if subcommand == "add":
-            source_type = self._peek_add(arguments[1:])[1]
+            try:
+                source_type = self._peek_add(arguments[1:])[1]
+            except UsageError:  # a line being typed: complete the general options
+                source_type = None
             return add_parser(
                 self.session.registry.source_types, source_type, self._specs(source_type)
             ).flags()
