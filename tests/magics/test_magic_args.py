@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from IPython.core.error import UsageError
+from IPython.utils.process import arg_split  # type: ignore[attr-defined]
 
 from deepanalyze_jupyter.magic_args import (
     MAX_ROW_LIMIT,
@@ -241,3 +242,23 @@ def test_an_accepted_output_name_is_a_variable_the_code_can_use(text: str) -> No
     namespace: dict[str, object] = {}
     exec(f"{text} = 42", {}, namespace)  # the name as a user types it in code
     assert namespace == {name: 42}
+
+
+@given(
+    st.text(
+        alphabet=st.sampled_from(["a", "é", " ", "\t", "\n", "\r", "\x0b", "'", '"', "\\", "=", "$"]),
+        max_size=16,
+    )
+)
+def test_split_line_reads_words_as_shlex_does(line: str) -> None:
+    """The linear splitter gives shlex's words (IPython's arg_split), open quotes included."""
+    for strict in (True, False):
+        try:
+            expected: list[str] | None = arg_split(line, posix=True, strict=strict)
+        except ValueError:
+            expected = None
+        try:
+            words: list[str] | None = split_line(line, strict=strict)
+        except UsageError:
+            words = None
+        assert words == expected, (line, strict)
