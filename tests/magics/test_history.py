@@ -152,3 +152,18 @@ def test_an_unset_variable_name_is_neither_repeated_nor_kept(
     assert "is not set in the kernel's environment" in message
     assert typed not in message
     assert not [copy for copy in history_copies(shell, history_file) if typed in copy]
+
+
+def test_a_refused_line_is_scrubbed_from_the_logstart_file(shell: InteractiveShell, tmp_path: Path) -> None:
+    log = tmp_path / "session.log"
+    run(shell, f"%logstart {log}")
+    try:
+        usage_error(shell, f"%datasource add w --type fakesql --host ok --password {SECRET}")
+        run(shell, "after = 1")
+        shell.logger.logfile.flush()
+        text = log.read_text(encoding="utf-8")
+    finally:
+        run(shell, "%logstop")
+    assert SECRET not in text
+    assert "--password ********" in text
+    assert "after = 1" in text
