@@ -275,7 +275,8 @@ def output_variable(text: str) -> str:
     Python itself gives the names in code (``ﬁ`` is ``fi``).
     """
     name = unicodedata.normalize("NFKC", text)
-    if not name.isidentifier() or keyword.iskeyword(name) or (name.startswith("__") and name.endswith("__")):
+    reserved = keyword.iskeyword(name) or (name.startswith("__") and name.endswith("__"))
+    if not (text.isidentifier() and name.isidentifier()) or reserved:
         raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a Python variable name a result can go to")
     return name
 
