@@ -10,10 +10,12 @@ SQLite history file. Each copy is rewritten with the secret masked.
 from __future__ import annotations
 
 import linecache
+import os
 import re
 import sqlite3
 from collections.abc import Callable, MutableSequence, Sequence
 from contextlib import closing, nullcontext
+from pathlib import Path
 from typing import Any
 
 from .redaction import MASK
@@ -88,6 +90,22 @@ def scrub_input_history(shell: Any, replacements: Sequence[Replacement], *, line
                 namespace[name] = scrub(value)
     _scrub_prompt_history(shell, scrub)
     _scrub_compiled_cells(scrub)
+    _scrub_log_file(shell, scrub)
+
+
+def _scrub_log_file(shell: Any, scrub: Callable[[str], str]) -> None:
+    """``%logstart`` writes each cell to its log file before the cell runs: rewrite the file."""
+    logger: Any = getattr(shell, "logger", None)
+    logfile = getattr(logger, "logfile", None)
+    if logfile is None or logfile.closed:
+        return
+    logfile.flush()
+    path = Path(logger.logfname)
+    text = path.read_text(encoding="utf-8")
+    cleaned = scrub(text)
+    if cleaned != text:
+        path.write_text(cleaned, encoding="utf-8")
+        logfile.seek(0, os.SEEK_END)  # a log opened for writing goes on at the new end
 
 
 def _scrub_history_manager(history: Any, scrub: Callable[[str], str]) -> None:

@@ -5,17 +5,26 @@ and ``--help`` prints the help and stops the magic through :class:`HelpShown`. T
 per-type options of ``%datasource add`` and ``update`` are made from the connector's
 ``option_specs``: ``--host``, ``--read-only [true|false]``; a secret option ``--password``
 also gets ``--password-env VAR``, and ``--prompt password`` asks for it.
+
+An option that takes one value (or a flag) is given at most once: a second ``--type`` or
+``--limit`` is an error, not a silent override; repeatable options say so in their help.
+Row limits are whole numbers from 1 to :data:`MAX_ROW_LIMIT`, timeouts finite numbers of
+seconds above 0 and at most :data:`MAX_TIMEOUT`.
 """
 
 from __future__ import annotations
 
 import argparse
 import difflib
+import keyword
+import math
 import os
+import re
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from IPython.core.error import UsageError
 from IPython.utils.process import arg_split  # type: ignore[attr-defined]
@@ -23,6 +32,8 @@ from IPython.utils.process import arg_split  # type: ignore[attr-defined]
 from .models import OptionSpec
 
 __all__ = [
+    "MAX_ROW_LIMIT",
+    "MAX_TIMEOUT",
     "HelpShown",
     "MagicLineParser",
     "OptionValues",
@@ -42,22 +53,124 @@ __all__ = [
 _OPTION_DEST = "option:"
 _ENV_DEST = "env:"
 
+#: The largest row limit (``--limit``, ``autolimit``): far above any frame a kernel holds,
+#: and far below the 64-bit limits of the servers (``LIMIT n + 1`` must still fit).
+MAX_ROW_LIMIT = 10**12
+#: The longest ``--timeout``, in seconds: one day.
+MAX_TIMEOUT = 86_400.0
+
 
 class HelpShown(Exception):
     """A parser printed its help: the magic stops there, without an error."""
 
 
 def split_line(line: str, *, strict: bool = True) -> list[str]:
-    """Split a magic line into words the way a shell does (quotes group, backslashes escape)."""
-    try:
-        return arg_split(line, posix=os.name != "nt", strict=strict)
-    except ValueError as error:
-        raise UsageError(f"cannot read the line: {error} (check the quotes)") from None
+    """Split a magic line into words the way a shell does (quotes group, backslashes escape).
+
+    The words are those of :func:`shlex.split` (POSIX rules; on Windows, IPython's own),
+    found in time linear in the line. When ``strict`` is false, a line that ends inside
+    quotes or after a backslash gives what was read of its last word as that word.
+    """
+    if os.name == "nt":  # pragma: no cover - backslashes are path separators there
+        try:
+            return arg_split(line, posix=False, strict=strict)
+        except ValueError as error:
+            raise UsageError(f"cannot read the line: {error} (check the quotes)") from None
+    if not _QUOTING_CHAR_RE.search(line):
+        return _BLANKS_RE.split(line.strip(_BLANKS)) if line.strip(_BLANKS) else []
+    well_formed = _SHELL_WORDS_RE.match(line).end()  # type: ignore[union-attr]
+    words = [_unquoted(word) for word in _SHELL_WORD_RE.findall(line, 0, well_formed)]
+    rest = line[well_formed:]
+    if rest:  # an open quote or a final backslash: the rest is the last word
+        head = _SHELL_WORD_START_RE.match(rest).group()  # type: ignore[union-attr]
+        problem, tail = _unfinished(rest[len(head) :])
+        if strict:
+            raise UsageError(f"cannot read the line: {problem} (check the quotes)")
+        words.append(_unquoted(head) + tail)
+    return words
+
+
+_BLANKS = " \t\r\n"
+# A word is runs of plain text between escapes and quoted parts, written so that no text
+# can be read as pieces in two ways: a failed match backs off in linear time.
+_PLAIN = r"""[^ \t\r\n'"\\]*"""
+_SPECIAL = r"""(?:\\.|'[^']*'|"[^"\\]*(?:\\.[^"\\]*)*")"""
+_WORD = rf"(?=[^ \t\r\n]){_PLAIN}(?:{_SPECIAL}{_PLAIN})*"
+#: A whole POSIX shell word (:mod:`shlex` rules): plain text, escapes and quoted parts.
+_SHELL_WORD_RE = re.compile(rf"{_WORD}(?=[ \t\r\n]|\Z)", re.DOTALL)
+#: The words of a line up to where one is left open (a quote, a final backslash).
+_SHELL_WORDS_RE = re.compile(rf"[ \t\r\n]*(?:{_WORD}(?:[ \t\r\n]+|\Z))*", re.DOTALL)
+#: The complete pieces at the start of a word that does not end well.
+_SHELL_WORD_START_RE = re.compile(rf"{_PLAIN}(?:{_SPECIAL}{_PLAIN})*", re.DOTALL)
+_BLANKS_RE = re.compile(r"[ \t\r\n]+")
+_QUOTING_CHAR_RE = re.compile(r"""['"\\]""")
+_QUOTING_RE = re.compile(r"""\\(.)|'([^']*)'|"([^"\\]*(?:\\.[^"\\]*)*)\"""", re.DOTALL)
+#: Inside double quotes a backslash escapes only ``"`` and itself.
+_DOUBLE_QUOTED_ESCAPE_RE = re.compile(r'\\(["\\])')
+
+
+def _unquoted(word: str) -> str:
+    return _QUOTING_RE.sub(_unquote, word) if _QUOTING_CHAR_RE.search(word) else word
+
+
+def _unquote(piece: re.Match[str]) -> str:
+    escaped, single, double = piece.groups()
+    if double is not None:
+        return _DOUBLE_QUOTED_ESCAPE_RE.sub(r"\1", double) if "\\" in double else double
+    return escaped if escaped is not None else single
+
+
+def _unfinished(rest: str) -> tuple[str, str]:
+    """Why ``rest`` (starting at a quote or a backslash) ends the line early, and its text."""
+    if rest[0] == "\\":
+        return "No escaped character", ""
+    body = rest[1:]
+    if rest[0] == '"':
+        body = _DOUBLE_QUOTED_ESCAPE_RE.sub(r"\1", body.removesuffix("\\"))
+    return "No closing quotation", body
 
 
 def option_flag(name: str) -> str:
     """The command-line flag of option ``name``: ``read_only`` -> ``--read-only``."""
     return "--" + name.replace("_", "-")
+
+
+class _StoreOnce(argparse._StoreAction):
+    """``store``, refusing a second occurrence of the option instead of keeping the last."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        _refuse_repeat(parser, self, option_string)
+        super().__call__(parser, namespace, values, option_string)
+
+
+class _StoreTrueOnce(argparse._StoreTrueAction):
+    """``store_true``, refusing a second occurrence of the flag."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        _refuse_repeat(parser, self, option_string)
+        super().__call__(parser, namespace, values, option_string)
+
+
+def _refuse_repeat(
+    parser: argparse.ArgumentParser, action: argparse.Action, option_string: str | None
+) -> None:
+    if option_string is None or not isinstance(parser, MagicLineParser):
+        return
+    if action.dest in parser.given:
+        parser.error(f"{'/'.join(action.option_strings)} was given more than once; give it once")
+    parser.given.add(action.dest)
 
 
 class MagicLineParser(argparse.ArgumentParser):
@@ -72,6 +185,12 @@ class MagicLineParser(argparse.ArgumentParser):
             allow_abbrev=False,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
+        #: The destinations of the single-value options seen in the words being parsed.
+        self.given: set[str] = set()
+        # Argument groups share these registries: every option added anywhere is checked.
+        self.register("action", None, _StoreOnce)
+        self.register("action", "store", _StoreOnce)
+        self.register("action", "store_true", _StoreTrueOnce)
 
     def error(self, message: str) -> NoReturn:
         """Raise a :class:`UsageError` naming the command, instead of exiting."""
@@ -89,6 +208,13 @@ class MagicLineParser(argparse.ArgumentParser):
         if extras:
             self.error(self._describe_extras(extras))
         return namespace
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """argparse's, counting each single-value option afresh."""
+        self.given = set()
+        return super().parse_known_args(args, namespace)
 
     def flags(self) -> list[str]:
         """Every option flag of this parser (for completion)."""
@@ -110,32 +236,49 @@ class MagicLineParser(argparse.ArgumentParser):
 
 
 def positive_int(text: str) -> int:
-    """An argparse type: a whole number of at least 1."""
+    """An argparse type: a whole number from 1 to :data:`MAX_ROW_LIMIT`."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text[:40]!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
+    if not 1 <= value <= MAX_ROW_LIMIT:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number from 1 to {MAX_ROW_LIMIT:,}, got {_shown_number(text)}"
+        )
     return value
 
 
 def positive_float(text: str) -> float:
-    """An argparse type: a number of seconds above 0."""
+    """An argparse type: a finite number of seconds above 0 and at most :data:`MAX_TIMEOUT`."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text[:40]!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, got {text[:40]!r}")
+    if not (math.isfinite(value) and 0 < value <= MAX_TIMEOUT):
+        raise argparse.ArgumentTypeError(
+            f"expected a number of seconds above 0 and at most {MAX_TIMEOUT:,.0f} (one day), "
+            f"got {_shown_number(text)}"
+        )
     return value
 
 
+def _shown_number(text: str) -> str:
+    """A number as typed, cut when long (``1e300`` stays ``1e300``, 400 digits do not)."""
+    text = text.strip()
+    return text if len(text) <= 24 else f"{text[:20]}... ({len(text)} characters)"
+
+
 def output_variable(text: str) -> str:
-    """An argparse type: a name a result can be assigned to."""
-    if not text.isidentifier() or text in {"True", "False", "None"}:
-        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a valid Python variable name")
-    return text
+    """An argparse type: a name a result can be assigned to, and then used under that name.
+
+    Python keywords and ``__dunder__`` names are refused; a name is kept in the NFKC form
+    Python itself gives the names in code (``ﬁ`` is ``fi``).
+    """
+    name = unicodedata.normalize("NFKC", text)
+    reserved = keyword.iskeyword(name) or (name.startswith("__") and name.endswith("__"))
+    if not (text.isidentifier() and name.isidentifier()) or reserved:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a Python variable name a result can go to")
+    return name
 
 
 @dataclass

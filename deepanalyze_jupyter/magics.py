@@ -26,6 +26,7 @@ from .errors import DataSourceError, DataSourceExists
 from .frames import is_truncated
 from .history import scrub_input_history
 from .magic_args import (
+    MAX_ROW_LIMIT,
     HelpShown,
     MagicLineParser,
     OptionValues,
@@ -65,6 +66,18 @@ SUBCOMMANDS = (
 )
 #: Subcommands that look for literal secrets knowing the secret options of the source type.
 _TYPED_SCAN = frozenset({"add", "update"})
+
+
+class Interrupted(KeyboardInterrupt):
+    """An interrupt of a magic: it stops the cell like any interrupt, and shows as one line.
+
+    IPython, in a terminal and in a kernel, shows an exception through its
+    ``_render_traceback_`` when it has one (as ipyparallel does for remote errors), so the
+    user sees what the interrupt did instead of a traceback through the package.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"KeyboardInterrupt: {self}"]
 
 
 @magics_class
@@ -122,8 +135,10 @@ class DataSourceMagics(Magics):
     @validate("autolimit", "displaylimit")
     def _validate_limit(self, proposal: Any) -> int:
         value = int(proposal["value"])
-        if value < 0:
-            raise TraitError(f"{proposal['trait'].name} must be 0 (no limit) or more, got {value}")
+        if not 0 <= value <= MAX_ROW_LIMIT:
+            raise TraitError(
+                f"{proposal['trait'].name} must be a whole number from 0 (no limit) to {MAX_ROW_LIMIT:,}"
+            )
         return value
 
     # -- %datasource -------------------------------------------------------------------
@@ -164,7 +179,7 @@ class DataSourceMagics(Magics):
           %datasource add warehouse --type postgresql --host db.internal --dbname sales \\
               --user analyst --password-env PGPASSWORD
         """
-        return self._guarded(line, lambda: self._datasource(line))
+        return self._guarded(line, lambda: self._datasource(line), lambda: self._datasource_interrupted(line))
 
     def _datasource(self, line: str) -> Any:
         scanned = split_line(line, strict=False)
@@ -239,10 +254,7 @@ class DataSourceMagics(Magics):
 
     def _peek_add(self, words: Sequence[str]) -> tuple[str | None, str | None]:
         """The id and type of an add line, read before the type's options are known."""
-        try:
-            args, _ = peek_parser().parse_known_args(list(words))
-        except UsageError:
-            return None, None
+        args, _ = peek_parser().parse_known_args(list(words))
         source_id = args.id if args.id and not args.id.startswith("-") else None
         return source_id, args.type
 
@@ -386,7 +398,7 @@ class DataSourceMagics(Magics):
         DataSourceMagics``); ``--limit N`` and ``--no-limit`` override it, and a note says
         when rows were cut. Without an ID, ``DataSourceMagics.default_source`` is used.
         """
-        return self._guarded(line, lambda: self._dsquery(line, cell))
+        return self._guarded(line, lambda: self._dsquery(line, cell), lambda: self._dsquery_interrupted(line))
 
     def _dsquery(self, line: str, cell: str | None) -> pd.DataFrame:
         self._refuse_literal_secrets(split_line(line, strict=False), ())
@@ -515,7 +527,10 @@ class DataSourceMagics(Magics):
     def _flags(self, subcommand: str, arguments: Sequence[str]) -> list[str]:
         """The option flags of a subcommand, for completion."""
         if subcommand == "add":
-            source_type = self._peek_add(arguments[1:])[1]
+            try:
+                source_type = self._peek_add(arguments[1:])[1]
+            except UsageError:  # a line being typed: complete the general options
+                source_type = None
             return add_parser(
                 self.session.registry.source_types, source_type, self._specs(source_type)
             ).flags()
@@ -533,10 +548,17 @@ class DataSourceMagics(Magics):
             secret_names = [spec.name for spec in specs if spec.secret]
             raise LiteralSecretRefused(found, source=source, secret_names=secret_names)
 
-    def _guarded(self, line: str, action: Callable[[], T]) -> T | None:
-        """Run a magic: errors of the package become one line; secrets stay out of sight."""
+    def _guarded(self, line: str, action: Callable[[], T], interrupted: Callable[[], str]) -> T | None:
+        """Run a magic: errors of the package become one line; secrets stay out of sight.
+
+        An interrupt becomes :class:`Interrupted`, saying what ``interrupted()`` tells. It is
+        raised after the ``except`` block, so that it holds neither the interrupted work's
+        frames nor what they referenced (``sys.last_traceback`` keeps the shown error).
+        """
         try:
             return action()
+        except KeyboardInterrupt:
+            pass
         except HelpShown:
             return None
         except LiteralSecretRefused as refusal:
@@ -551,6 +573,25 @@ class DataSourceMagics(Magics):
             if redacted is error:
                 raise
             raise redacted from None
+        raise Interrupted(interrupted())
+
+    def _datasource_interrupted(self, line: str) -> str:
+        words = line.split(maxsplit=2)
+        subcommand = words[0] if words else ""
+        where = f"{words[1]}: " if len(words) > 1 and not words[1].startswith("-") else ""
+        return f"{where}interrupted; %datasource {subcommand} was stopped"
+
+    def _dsquery_interrupted(self, line: str) -> str:
+        words = line.split()
+        source_id = next((word for word in words if self.session.registry.exists(word)), self.default_source)
+        try:
+            kind = self._kind(source_id)
+        except (DataSourceError, UsageError):
+            return "interrupted; %dsquery was stopped"
+        if kind == "sql":
+            where = "" if self.session.registry.get_config(source_id).type == "sqlite" else " on the server"
+            return f"{source_id}: interrupted; the query was cancelled{where}"
+        return f"{source_id}: interrupted; the read was stopped"
 
     def _clean(self, text: str) -> str:
         return self.session.redactor.redact(mask_text(text))

@@ -5,15 +5,22 @@ it. A secret option takes ``--<name>-env VAR`` or the value ``env:VAR`` (read fr
 environment), or ``--prompt <name>`` (a hidden prompt: a masked box in Jupyter, no echo in
 a terminal). A literal secret, or one embedded in another value (a URI with a password,
 ``AccountKey=``, ``SharedAccessSignature=``, ``sig=``), is refused with
-:class:`LiteralSecretRefused`.
+:class:`LiteralSecretRefused`. Values are read the way the libraries read them: a
+connection string as libpq does (``postgresql://u@h/db?%70assword=x`` holds a password),
+a URL's query with its keys percent-decoded as the storage service does (``%73ig=``).
+A value given where a name is expected (``--password-env``, ``env:``, ``--prompt``,
+``--unset``) that names nothing is refused too, without being repeated: it may be a
+secret typed in the wrong place.
 """
 
 from __future__ import annotations
 
 import getpass
 import os
+import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from urllib.parse import parse_qsl
 
 from IPython.core.error import StdinNotImplementedError, UsageError
 
@@ -21,12 +28,25 @@ from .magic_args import OptionValues, option_flag
 from .models import OptionSpec, Secret
 from .redaction import MASK, is_secret_key, mask_text
 
-__all__ = ["ENV_PREFIX", "LiteralSecret", "LiteralSecretRefused", "find_literal_secrets", "resolve_secrets"]
+__all__ = [
+    "ENV_PREFIX",
+    "LiteralSecret",
+    "LiteralSecretRefused",
+    "find_literal_secrets",
+    "holds_embedded_secret",
+    "resolve_secrets",
+]
 
 #: A secret option's value that names an environment variable: ``--password env:PGPASSWORD``.
 ENV_PREFIX = "env:"
 
 _EXEMPT_FLAGS = ("--prompt", "--help")
+#: What an environment variable's name may be (POSIX: letters, digits, ``_``).
+_VARIABLE_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: Query keys (percent-decoded, any case) whose value is a secret: a SAS signature, tokens.
+_SECRET_QUERY_KEYS = frozenset({"sig", "password", "sslpassword", "token", "secret", "api_key", "apikey"})
+#: libpq parameters that hold a secret.
+_CONNINFO_SECRETS = ("password", "sslpassword")
 
 
 @dataclass(frozen=True)
@@ -37,11 +57,21 @@ class LiteralSecret:
     value: str
     #: True when the secret sits inside a longer value (a URI, a connection string).
     embedded: bool
+    #: Set when a name was expected and the value names nothing: why it was refused.
+    not_a_name: str = ""
 
     @property
     def masked(self) -> str:
-        """The value with the secret masked, as it may stay in the history."""
-        return mask_text(self.value) if self.embedded else MASK
+        """The value with the secret masked, as it may stay in the history.
+
+        Only the secret of a URI or connection string is masked when what is left holds
+        none; otherwise the whole value is.
+        """
+        if self.embedded:
+            masked = mask_text(self.value)
+            if not holds_embedded_secret(masked.replace(MASK, "")):
+                return masked
+        return MASK
 
 
 class LiteralSecretRefused(UsageError):
@@ -51,6 +81,13 @@ class LiteralSecretRefused(UsageError):
         self.found = tuple(found)
         first = self.found[0]
         where = f"{source}: " if source else ""
+        scrubbed = "The line was removed from the input history; delete it from the cell as well."
+        if first.not_a_name:
+            super().__init__(
+                f"{where}refused the value of {first.flag}: {first.not_a_name}. The value is not repeated, "
+                f"in case it is a secret typed in the wrong place: {_advice(first, secret_names)}. {scrubbed}"
+            )
+            return
         if first.embedded:
             what = (
                 f"refused the value of {first.flag}: it holds a secret (a password, key, token or signature)"
@@ -59,16 +96,18 @@ class LiteralSecretRefused(UsageError):
             what = f"refused the literal secret given to {first.flag}"
         super().__init__(
             f"{where}{what}. A magic line is kept in the input history and the notebook, so secrets "
-            f"never go in it: {_advice(first, secret_names)}. The line was removed from the input history; "
-            "delete it from the cell as well."
+            f"never go in it: {_advice(first, secret_names)}. {scrubbed}"
         )
 
 
 def _advice(found: LiteralSecret, secret_names: Collection[str]) -> str:
     if not found.embedded:
-        name = found.flag.removeprefix("--").replace("-", "_")
+        name = found.flag.removeprefix("--").removesuffix("-env").replace("-", "_")
+        if found.flag in ("--prompt", "--unset"):
+            name = sorted(secret_names)[0] if secret_names else "password"
+        flag = option_flag(name)
         return (
-            f"use {found.flag}-env VAR or {found.flag} {ENV_PREFIX}VAR (read from the environment), "
+            f"use {flag}-env VAR or {flag} {ENV_PREFIX}VAR (read from the environment), "
             f"--prompt {name} (a hidden prompt), or the form (%datasource add with no arguments)"
         )
     names = sorted(secret_names) or ["password"]
@@ -84,7 +123,9 @@ def find_literal_secrets(words: Sequence[str], specs: Sequence[OptionSpec] = ())
 
     A value given to a secret option of ``specs``, or to an option whose name sounds
     secret (``--password``, ``--sas-token``...) and is not a plain option of ``specs``,
-    counts; so does any value with an embedded secret. ``env:VAR`` references are fine.
+    counts; so does any value with an embedded secret (:func:`holds_embedded_secret`).
+    ``env:VAR`` references are fine when ``VAR`` can be a variable's name; with ``specs``
+    known, so are ``--prompt`` and ``--unset`` values that name one of its options.
     """
     plain = frozenset(spec.name for spec in specs if not spec.secret)
     secret = frozenset(spec.name for spec in specs if spec.secret)
@@ -93,19 +134,89 @@ def find_literal_secrets(words: Sequence[str], specs: Sequence[OptionSpec] = ())
     while index < len(words):
         word = words[index]
         flag, equals, inline = word.partition("=") if word.startswith("--") else ("", "", word)
-        has_value = bool(equals)
-        if flag and _names_secret(flag, secret, plain):
-            value = inline if has_value else None
-            if not has_value and index + 1 < len(words) and not words[index + 1].startswith("--"):
+        takes_name = flag and _name_check(flag, specs) is not None
+        if flag and (takes_name or _names_secret(flag, secret, plain)):
+            value: str | None = inline if equals else None
+            if not equals and index + 1 < len(words) and not words[index + 1].startswith("--"):
                 index += 1
                 value = words[index]
-            if value and not value.startswith(ENV_PREFIX):
-                found.append(LiteralSecret(flag, value, embedded=False))
-        elif mask_text(inline) != inline:
+            if value:
+                found.extend(_check_value(flag, value, specs, secret_option=not takes_name))
+        elif holds_embedded_secret(inline):
             previous = words[index - 1] if index and words[index - 1].startswith("--") else "the line"
             found.append(LiteralSecret(flag or previous.split("=", 1)[0], inline, embedded=True))
         index += 1
     return found
+
+
+def _check_value(
+    flag: str, value: str, specs: Sequence[OptionSpec], *, secret_option: bool
+) -> list[LiteralSecret]:
+    """What is wrong with ``value`` given to ``flag``, an option that takes a secret or a name."""
+    if secret_option:
+        if not value.startswith(ENV_PREFIX):
+            return [LiteralSecret(flag, value, embedded=False)]
+        variable = value.removeprefix(ENV_PREFIX)
+        if _VARIABLE_NAME_RE.fullmatch(variable.strip()):
+            return []
+        return [LiteralSecret(flag, variable, embedded=False, not_a_name=_NOT_A_VARIABLE)]
+    check = _name_check(flag, specs)
+    if check is None or check[0](value):
+        return []
+    return [LiteralSecret(flag, value, embedded=False, not_a_name=check[1])]
+
+
+_NOT_A_VARIABLE = "it is not the name of an environment variable"
+
+
+def _name_check(flag: str, specs: Sequence[OptionSpec]) -> tuple[Callable[[str], bool], str] | None:
+    """For an option that takes a name: how to tell a valid one, and what it should be."""
+    secret_names = sorted(spec.name for spec in specs if spec.secret)
+    if flag.endswith("-env") and flag != "--env":
+        return (lambda value: _VARIABLE_NAME_RE.fullmatch(value.strip()) is not None), _NOT_A_VARIABLE
+    if flag == "--prompt" and secret_names:
+        names = ", ".join(secret_names)
+        return (lambda value: value in secret_names), f"it is not the name of a secret option ({names})"
+    if flag == "--unset" and specs:
+        options = {spec.name for spec in specs}
+        return (lambda value: value in options), "it is not the name of an option of this source type"
+    return None
+
+
+def holds_embedded_secret(value: str) -> bool:
+    """Whether ``value`` holds a secret inside it, read as the libraries that take it read it.
+
+    A libpq connection string (URI or ``key=value``) with a password, however it is
+    spelled (``%70assword=``); an Azure connection string's ``AccountKey=`` or
+    ``SharedAccessSignature=``; a URL query with a ``sig=`` (SAS) or a token, its keys
+    percent-decoded; and whatever :func:`~deepanalyze_jupyter.redaction.mask_text` masks.
+    """
+    if not value or ("=" not in value and "@" not in value):
+        return False
+    return mask_text(value) != value or _query_holds_secret(value) or _conninfo_holds_secret(value)
+
+
+def _query_holds_secret(value: str) -> bool:
+    query = value.partition("?")[2] or value
+    return any(
+        key.strip().lower() in _SECRET_QUERY_KEYS and item.strip()
+        for key, item in parse_qsl(query, keep_blank_values=True)
+    )
+
+
+def _conninfo_holds_secret(value: str) -> bool:
+    """Whether libpq reads a password out of ``value`` (psycopg's ``conninfo_to_dict``)."""
+    if "=" not in value and "://" not in value:
+        return False
+    # libpq is loaded only when a line may hold a DSN.
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        params = conninfo_to_dict(value)
+    except (psycopg.Error, ValueError):
+        return False
+    return any(params.get(name) for name in _CONNINFO_SECRETS)
 
 
 def _names_secret(flag: str, secret: Collection[str], plain: Collection[str]) -> bool:
@@ -136,26 +247,33 @@ def resolve_secrets(
             )
         secrets[name] = secret
 
+    secret_names = list(titles)
     for name, text in values.secret_values.items():
         if not text.startswith(ENV_PREFIX):  # refused before; never reached with a literal
             raise UsageError(f"{source}: {option_flag(name)} only takes {ENV_PREFIX}VAR")
-        take(name, _from_environment(text.removeprefix(ENV_PREFIX), option_flag(name), environ, source))
+        variable = text.removeprefix(ENV_PREFIX)
+        take(name, _from_environment(variable, option_flag(name), environ, source, secret_names))
     for name, variable in values.secret_env.items():
-        take(name, _from_environment(variable, f"{option_flag(name)}-env", environ, source))
+        take(name, _from_environment(variable, f"{option_flag(name)}-env", environ, source, secret_names))
     for name in values.prompts:
         take(name, _prompt(f"{titles.get(name, name)} for {source}: ", name, source, ask))
     return secrets
 
 
-def _from_environment(variable: str, flag: str, environ: Mapping[str, str], source: str) -> Secret:
-    variable = variable.strip()
-    if not variable:
+def _from_environment(
+    variable: str, flag: str, environ: Mapping[str, str], source: str, secret_names: Collection[str]
+) -> Secret:
+    """The secret in environment variable ``variable``; the name is never repeated in an error."""
+    name = variable.strip()
+    if not name:
         raise UsageError(f"{source}: {flag} needs the name of an environment variable")
-    value = environ.get(variable)
-    if value is None:
-        raise UsageError(f"{source}: environment variable {variable} (for {flag}) is not set")
+    value = environ.get(name)
     if not value:
-        raise UsageError(f"{source}: environment variable {variable} (for {flag}) is empty")
+        problem = "is not set in the kernel's environment" if value is None else "is empty"
+        refused = LiteralSecret(
+            flag, variable, embedded=False, not_a_name=f"that environment variable {problem}"
+        )
+        raise LiteralSecretRefused([refused], source=source, secret_names=secret_names)
     return Secret(value)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "BoundSQL",
@@ -27,13 +27,11 @@ __all__ = [
     "to_pyformat",
 ]
 
-_NAME_RE = re.compile(r"[^\W\d]\w*")
 _DOLLAR_TAG_RE = re.compile(r"\$(?:[^\W\d$]\w*)?\$")
 _WORD_CHAR_RE = re.compile(r"[\w$]")
 
 
-@dataclass(frozen=True)
-class _Piece:
+class _Piece(NamedTuple):
     """A slice of the SQL text: code, a comment, or one placeholder (``name`` set)."""
 
     text: str
@@ -45,22 +43,36 @@ class _Piece:
 
 
 def _scan(sql: str) -> Iterator[_Piece]:
-    """Split ``sql`` into code, comments and placeholders; quoted parts stay inside code."""
+    """Split ``sql`` into code, comments and placeholders; quoted parts stay inside code.
+
+    Linear in the length of ``sql``: ordinary text, quoted parts and comments are each
+    passed over by one regular expression that cannot back off more than it read.
+    """
     length = len(sql)
     run_start = 0
     index = 0
     while index < length:
+        special = _SPECIAL_CHAR_RE.search(sql, index)
+        if special is None:
+            break
+        index = special.start()
         char = sql[index]
-        if (char == "-" and sql.startswith("--", index)) or (char == "/" and sql.startswith("/*", index)):
+        name = special.group("name")
+        if name is not None:
+            yield _Piece(sql[run_start:index], run_start)
+            yield _Piece(special.group(), index, name)
+            index = run_start = special.end()
+        elif (char == "-" and sql.startswith("--", index)) or (char == "/" and sql.startswith("/*", index)):
             end = _line_comment_end(sql, index) if char == "-" else _block_comment_end(sql, index)
             yield _Piece(sql[run_start:index], run_start)
             yield _Piece(sql[index:end], index, comment=True)
             index = run_start = end
         elif char == "'":
             escapes = index > 0 and sql[index - 1] in "eE" and not _is_word_at(sql, index - 2)
-            index = _quoted_end(sql, index, "'", backslash_escapes=escapes)
+            body = _E_STRING_BODY_RE if escapes else _STRING_BODY_RE
+            index = body.match(sql, index + 1).end()  # type: ignore[union-attr]
         elif char == '"':
-            index = _quoted_end(sql, index, '"', backslash_escapes=False)
+            index = _IDENTIFIER_BODY_RE.match(sql, index + 1).end()  # type: ignore[union-attr]
         elif char == "$" and not _is_word_at(sql, index - 1) and (tag := _DOLLAR_TAG_RE.match(sql, index)):
             end = sql.find(tag.group(), tag.end())
             index = length if end < 0 else end + len(tag.group())
@@ -69,14 +81,21 @@ def _scan(sql: str) -> Iterator[_Piece]:
             yield _Piece("\\", index, escape=True)
             run_start = index + 1
             index += 2
-        elif char == ":" and (name := _placeholder_at(sql, index)):
-            yield _Piece(sql[run_start:index], run_start)
-            yield _Piece(sql[index : index + 1 + len(name)], index, name)
-            index += 1 + len(name)
-            run_start = index
         else:
             index += 1
     yield _Piece(sql[run_start:], run_start)
+
+
+#: A placeholder (``:`` not after a letter, digit, ``_``, ``$``, ``:`` or ``\\``, then a
+#: name), or where something else than ordinary text may start.
+_SPECIAL_CHAR_RE = re.compile(r"""(?<![\w$:\\]):(?P<name>[^\W\d]\w*)|[-/'"$\\:]""")
+#: The rest of a string after its opening quote (``''`` is a quote inside); to the end if open.
+_STRING_BODY_RE = re.compile(r"[^']*(?:''[^']*)*'?")
+#: The same for an ``E'..'`` string, where a backslash also escapes the next character.
+_E_STRING_BODY_RE = re.compile(r"[^'\\]*(?:(?:\\.|'')[^'\\]*)*(?:'|\\\Z)?", re.DOTALL)
+#: The rest of a quoted identifier after its opening quote.
+_IDENTIFIER_BODY_RE = re.compile(r'[^"]*(?:""[^"]*)*"?')
+_COMMENT_MARK_RE = re.compile(r"/\*|\*/")
 
 
 def _line_comment_end(sql: str, index: int) -> int:
@@ -88,45 +107,13 @@ def _is_word_at(sql: str, index: int) -> bool:
     return index >= 0 and _WORD_CHAR_RE.match(sql[index]) is not None
 
 
-def _placeholder_at(sql: str, index: int) -> str | None:
-    if index > 0 and (sql[index - 1] in ":\\" or _is_word_at(sql, index - 1)):
-        return None
-    match = _NAME_RE.match(sql, index + 1)
-    return match.group() if match else None
-
-
 def _block_comment_end(sql: str, index: int) -> int:
     depth = 0
-    length = len(sql)
-    while index < length:
-        if sql.startswith("/*", index):
-            depth += 1
-            index += 2
-        elif sql.startswith("*/", index):
-            depth -= 1
-            index += 2
-            if depth == 0:
-                return index
-        else:
-            index += 1
-    return length
-
-
-def _quoted_end(sql: str, index: int, quote: str, *, backslash_escapes: bool) -> int:
-    index += 1
-    length = len(sql)
-    while index < length:
-        char = sql[index]
-        if backslash_escapes and char == "\\":
-            index += 2
-        elif char == quote:
-            if index + 1 < length and sql[index + 1] == quote:
-                index += 2
-            else:
-                return index + 1
-        else:
-            index += 1
-    return length
+    for mark in _COMMENT_MARK_RE.finditer(sql, index):
+        depth += 1 if mark.group() == "/*" else -1
+        if depth == 0:
+            return mark.end()
+    return len(sql)
 
 
 def find_parameters(sql: str) -> list[str]:

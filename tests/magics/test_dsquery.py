@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
+import threading
 from contextlib import closing
 from pathlib import Path
 
@@ -153,3 +156,17 @@ def test_variables_are_not_expanded_in_the_line(shell: InteractiveShell, warehou
     run(shell, "x = 'expanded'")
     assert run(shell, "%dsquery w SELECT '$x', '{x}'").result.loc[0, "sql"] == "SELECT '$x', '{x}'"
     assert run(shell, "%%dsquery w -o out\nSELECT '$x {x}'").result.loc[0, "sql"] == "SELECT '$x {x}'"
+
+
+def test_an_interrupt_shows_one_line_and_stops_the_cell(shell: InteractiveShell, shop: str) -> None:
+    """Ctrl-C during a query: the cell stops, the user reads one line, the source still works."""
+    endless = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n"
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))  # Ctrl-C
+    timer.start()
+    ran = run(shell, f"%%dsquery shop -o counted\n{endless}")
+    timer.join()
+    assert isinstance(ran.error, KeyboardInterrupt)
+    assert ran.text.strip().splitlines() == ["KeyboardInterrupt: shop: interrupted; the query was cancelled"]
+    assert "counted" not in shell.user_ns
+    assert run(shell, "%%dsquery shop -o one\nSELECT 1 AS n").error is None
+    assert int(shell.user_ns["one"]["n"][0]) == 1

@@ -65,6 +65,44 @@ def test_a_refused_line_is_scrubbed_everywhere(
     assert MASK in shell.user_ns["_i"]
 
 
+@pytest.mark.parametrize(
+    ("line", "masked"),
+    [
+        # Read as libpq reads a DSN: a percent-encoded key of a URI is still the password.
+        (
+            f'%datasource add w --type fakesql --host ok --dsn "postgresql://u@h/db?%70assword={SECRET}"',
+            "--dsn ",
+        ),
+        (f"%datasource add w --type fakesql --host ok --dsn 'host=h password = {SECRET}'", "--dsn "),
+        # Read as the storage service reads a query: %73ig is sig.
+        (f"%datasource ls w 'https://acct.blob.core.windows.net/c?sv=1&%73ig={SECRET}'", "%datasource ls w "),
+        (f"%datasource add w --type fakesql --host ok --dsn 'h?sv=1&SIG={SECRET}'", "--dsn "),
+        # A secret typed where a name is expected.
+        (f"%datasource add w --type fakesql --host ok --password-env {SECRET}", "--password-env ********"),
+        (f"%datasource add w --type fakesql --host ok --password env:{SECRET}", "--password env:********"),
+        (
+            f"%datasource add w --type fakesql --host ok --password-env 'a {SECRET}'",
+            "--password-env '********'",
+        ),
+        (f"%datasource add w --type fakesql --host ok --prompt {SECRET}", "--prompt ********"),
+        (f"%datasource update known --unset {SECRET}", "--unset ********"),
+    ],
+)
+def test_a_secret_in_another_spelling_or_place_is_refused_and_scrubbed(
+    shell: InteractiveShell, session: Session, history_file: Path, line: str, masked: str
+) -> None:
+    run(shell, "%datasource add known --type fakesql --host ok --no-test")
+    message = usage_error(shell, line)
+    run(shell, "y = 2")
+    assert "refused" in message
+    assert SECRET not in message
+    assert session.registry.source_ids == ["known"]
+    copies = history_copies(shell, history_file)
+    assert not [copy for copy in copies if SECRET in copy]
+    assert not [copy for copy in copies if "%70assword" in copy or "%73ig" in copy]
+    assert any(masked in copy and MASK in copy for copy in copies)
+
+
 def test_earlier_inputs_are_kept(shell: InteractiveShell, history_file: Path) -> None:
     run(shell, "kept = 'an ordinary cell'")
     usage_error(shell, f"%datasource add w --type fakesql --host ok --password {SECRET}")
@@ -101,3 +139,32 @@ def test_a_terminal_prompt_history_is_scrubbed(
     monkeypatch.setattr(shell, "pt_app", SimpleNamespace(history=prompt_history), raising=False)
     usage_error(shell, line)
     assert prompt_history._loaded_strings == [line.replace(SECRET, MASK), "x = 1"]
+
+
+def test_an_unset_variable_name_is_neither_repeated_nor_kept(
+    shell: InteractiveShell, history_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    typed = "Hunter2VerySecretPassword"  # a secret that could be a variable's name
+    monkeypatch.delenv(typed, raising=False)
+    message = usage_error(
+        shell, f"%datasource add w --type fakesql --host ok --no-test --password-env {typed}"
+    )
+    run(shell, "y = 2")
+    assert "is not set in the kernel's environment" in message
+    assert typed not in message
+    assert not [copy for copy in history_copies(shell, history_file) if typed in copy]
+
+
+def test_a_refused_line_is_scrubbed_from_the_logstart_file(shell: InteractiveShell, tmp_path: Path) -> None:
+    log = tmp_path / "session.log"
+    run(shell, f"%logstart {log}")
+    try:
+        usage_error(shell, f"%datasource add w --type fakesql --host ok --password {SECRET}")
+        run(shell, "after = 1")
+        shell.logger.logfile.flush()
+        text = log.read_text(encoding="utf-8")
+    finally:
+        run(shell, "%logstop")
+    assert SECRET not in text
+    assert "--password ********" in text
+    assert "after = 1" in text

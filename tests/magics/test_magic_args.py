@@ -2,21 +2,37 @@
 
 from __future__ import annotations
 
+import argparse
+import keyword
+import math
+from collections.abc import Callable
+from typing import TypeVar
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from IPython.core.error import UsageError
+from IPython.utils.process import arg_split  # type: ignore[attr-defined]
 
 from deepanalyze_jupyter.magic_args import (
+    MAX_ROW_LIMIT,
+    MAX_TIMEOUT,
     HelpShown,
     MagicLineParser,
     OptionValues,
     add_option_arguments,
     add_parser,
     option_flag,
+    output_variable,
+    positive_float,
+    positive_int,
     query_parser,
     split_line,
     subcommand_parser,
 )
 from deepanalyze_jupyter.models import OptionSpec
+
+T = TypeVar("T")
 
 SPECS = (
     OptionSpec("host", str, "server name", required=True),
@@ -70,10 +86,10 @@ def test_a_missing_value_is_an_error_naming_the_option() -> None:
 @pytest.mark.parametrize(
     ("words", "message"),
     [
-        (["--limit", "0"], "at least 1"),
+        (["--limit", "0"], "from 1 to"),
         (["--limit", "ten"], "whole number"),
         (["--timeout", "-1"], "above 0"),
-        (["-o", "1x"], "not a valid Python variable name"),
+        (["-o", "1x"], "not a Python variable name"),
         (["--limit", "5", "--no-limit"], "not allowed with argument"),
     ],
 )
@@ -132,3 +148,117 @@ def test_every_subcommand_but_add_and_update_has_a_parser() -> None:
     names = ["list", "info", "test", "remove", "ls", "read", "tables", "columns", "cache", "browse"]
     assert all(subcommand_parser(name) is not None for name in names)
     assert subcommand_parser("nope") is None
+
+
+#: The single-value options of ``%%dsquery`` and a valid value of each.
+QUERY_VALUES = {
+    "--limit": st.integers(1, MAX_ROW_LIMIT).map(str),
+    "--timeout": st.floats(0.001, MAX_TIMEOUT).map(repr),
+    "-o": st.sampled_from(["df", "orders_2024", "x1", "résultat"]),
+    "--format": st.sampled_from(["csv", "parquet"]),
+    "--source-column": st.sampled_from(["file", "path"]),
+}
+QUERY_FLAGS = ("--no-limit", "--numeric-as-float")
+
+
+@given(
+    chosen=st.dictionaries(st.sampled_from(sorted(QUERY_VALUES)), st.none(), max_size=len(QUERY_VALUES)),
+    flags=st.lists(st.sampled_from(QUERY_FLAGS), unique=True),
+    repeat=st.booleans(),
+    data=st.data(),
+)
+def test_each_option_is_taken_once_and_a_repeat_is_refused(
+    chosen: dict[str, None], flags: list[str], repeat: bool, data: st.DataObject
+) -> None:
+    values = {flag: data.draw(QUERY_VALUES[flag], label=flag) for flag in chosen}
+    if "--no-limit" in flags:
+        values.pop("--limit", None)
+    words = ["src", *(word for flag, value in values.items() for word in (flag, value)), *flags]
+    repeated = data.draw(st.sampled_from(words[1:]), label="repeated") if repeat and len(words) > 1 else None
+    if repeated is not None and repeated.startswith("-"):
+        index = words.index(repeated)
+        words += words[index : index + (1 if repeated in QUERY_FLAGS else 2)]
+        with pytest.raises(
+            UsageError, match=f"{repeated}.* was given more than once; give it once"
+        ) as refused:
+            query_parser().parse_words(words)
+        assert "\n" not in str(refused.value)
+        return
+    args = query_parser().parse_words(words)
+    dests = {"-o": "output", "--limit": "limit", "--timeout": "timeout"}
+    for flag, value in values.items():
+        parsed = getattr(args, dests.get(flag, flag.lstrip("-").replace("-", "_")))
+        assert str(parsed) == value or parsed == float(value) or parsed == int(value)
+    assert args.no_limit == ("--no-limit" in flags)
+
+
+NUMBER_TEXT = st.one_of(
+    st.text(max_size=60),
+    st.integers().map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.sampled_from(
+        ["inf", "-inf", "nan", "1e300", "9" * 400, "9223372036854775807", "1_000", " 5 ", "0x10"]
+    ),
+)
+
+
+def outcome(parse: Callable[[str], T], text: str) -> tuple[T | None, str]:
+    """What an argparse type makes of ``text``: its value, or its error's message."""
+    try:
+        return parse(text), ""
+    except argparse.ArgumentTypeError as error:
+        return None, str(error)
+
+
+@given(NUMBER_TEXT)
+def test_a_row_limit_is_in_bounds_or_refused_in_one_short_line(text: str) -> None:
+    value, message = outcome(positive_int, text)
+    if value is None:
+        assert len(message) < 160
+        assert "\n" not in message
+    else:
+        assert 1 <= value <= MAX_ROW_LIMIT
+
+
+@given(NUMBER_TEXT)
+def test_a_timeout_is_finite_and_in_bounds_or_refused_in_one_short_line(text: str) -> None:
+    value, message = outcome(positive_float, text)
+    if value is None:
+        assert len(message) < 160
+        assert "\n" not in message
+    else:
+        assert math.isfinite(value)
+        assert 0 < value <= MAX_TIMEOUT
+
+
+@given(
+    st.one_of(st.text(max_size=20), st.sampled_from([*keyword.kwlist, "ﬁle", "__builtins__", "match", "_"]))
+)
+def test_an_accepted_output_name_is_a_variable_the_code_can_use(text: str) -> None:
+    name, message = outcome(output_variable, text)
+    if name is None:
+        assert "is not a Python variable name" in message
+        return
+    namespace: dict[str, object] = {}
+    exec(f"{text} = 42", {}, namespace)  # the name as a user types it in code
+    assert namespace == {name: 42}
+
+
+@given(
+    st.text(
+        alphabet=st.sampled_from(["a", "é", " ", "\t", "\n", "\r", "\x0b", "'", '"', "\\", "=", "$"]),
+        max_size=16,
+    )
+)
+def test_split_line_reads_words_as_shlex_does(line: str) -> None:
+    """The linear splitter gives shlex's words (IPython's arg_split), open quotes included."""
+    for strict in (True, False):
+        try:
+            expected: list[str] | None = arg_split(line, posix=True, strict=strict)
+        except ValueError:
+            expected = None
+        try:
+            words: list[str] | None = split_line(line, strict=strict)
+        except UsageError:
+            words = None
+        assert words == expected, (line, strict)

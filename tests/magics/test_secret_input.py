@@ -92,12 +92,29 @@ def test_secrets_come_from_the_environment() -> None:
 
 
 @pytest.mark.parametrize(
-    ("environ", "message"),
-    [({}, "environment variable PW \\(for --password-env\\) is not set"), ({"PW": ""}, "is empty")],
+    ("environ", "problem"),
+    [
+        ({}, "that environment variable is not set in the kernel's environment"),
+        ({"hunter2-PW": ""}, "is empty"),
+    ],
 )
-def test_a_missing_environment_variable_is_named(environ: dict[str, str], message: str) -> None:
-    with pytest.raises(UsageError, match=message):
-        resolve_secrets(SPECS, OptionValues(secret_env={"password": "PW"}), source="w", environ=environ)
+@pytest.mark.parametrize(
+    "values",
+    [
+        OptionValues(secret_env={"password": "hunter2-PW"}),
+        OptionValues(secret_values={"password": "env:hunter2-PW"}),
+    ],
+)
+def test_a_missing_environment_variable_is_refused_without_its_name(
+    environ: dict[str, str], problem: str, values: OptionValues
+) -> None:
+    with pytest.raises(LiteralSecretRefused) as refused:
+        resolve_secrets(SPECS, values, source="w", environ=environ)
+    message = str(refused.value)
+    assert message.startswith("w: refused the value of --password")
+    assert problem in message
+    assert "hunter2" not in message
+    assert [found.value for found in refused.value.found] == ["hunter2-PW"]
 
 
 def test_a_prompt_asks_with_the_field_and_source() -> None:
@@ -131,3 +148,49 @@ def test_a_secret_given_twice_is_an_error() -> None:
     values = OptionValues(secret_env={"password": "PW"}, prompts=["password"])
     with pytest.raises(UsageError, match="--password was given more than once"):
         resolve_secrets(SPECS, values, source="w", environ={"PW": "x"}, ask=lambda prompt: "y")
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        ["--dsn", "postgresql://u@h/db?%70assword=hunter2"],
+        ["--dsn", "postgresql://u@h/db?sslpassword=hunter2"],
+        ["--dsn", "host=h password = hunter2"],
+        ["--dsn", "host=h password='hunter2 x'"],
+        ["https://acct.blob.core.windows.net/c?sv=1&%73ig=hunter2"],
+        ["--host", "sv=1&SIG=hunter2"],
+    ],
+)
+def test_a_secret_is_found_as_the_library_reads_the_value(words: list[str]) -> None:
+    found = find_literal_secrets(["add", "x", *words], SPECS)
+    assert len(found) == 1
+    assert found[0].embedded
+    assert "hunter2" not in found[0].masked
+
+
+@pytest.mark.parametrize(
+    ("words", "why"),
+    [
+        (["--password-env", "hunter 2"], "not the name of an environment variable"),
+        (["--password-env=hunter2!"], "not the name of an environment variable"),
+        (["--password", "env:hunter2 x"], "not the name of an environment variable"),
+        (["--prompt", "hunter2"], "not the name of a secret option (passphrase, password)"),
+        (["--unset", "hunter2"], "not the name of an option of this source type"),
+    ],
+)
+def test_a_value_where_a_name_is_expected_is_refused_unrepeated(words: list[str], why: str) -> None:
+    found = find_literal_secrets(["update", "x", *words], SPECS)
+    assert len(found) == 1
+    assert why in found[0].not_a_name
+    assert found[0].masked == MASK
+    message = str(LiteralSecretRefused(found, source="x", secret_names=["password"]))
+    assert "hunter2" not in message
+    assert why in message
+
+
+@pytest.mark.parametrize(
+    "words",
+    [["--prompt", "password"], ["--unset", "host"], ["--unset=password"], ["--password-env", "PG_PASS_1"]],
+)
+def test_names_where_names_are_expected_are_fine(words: list[str]) -> None:
+    assert find_literal_secrets(["update", "x", *words], SPECS) == []
