@@ -87,7 +87,7 @@ SETTINGS = {
     "euc-jp": "-c client_encoding=EUC_JP",
 }
 SQL = (
-    "SELECT (:v)::text AS v, starts_with(current_query(), 'SELECT * FROM (' || chr(10)) AS quoted, "
+    "SELECT (:v)::text AS v, starts_with(current_query(), 'COPY (SELECT * FROM (' || chr(10)) AS quoted, "
     "current_setting('client_encoding') AS encoding"
 )
 
