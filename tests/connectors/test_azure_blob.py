@@ -907,8 +907,8 @@ def fetched(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
     record: list[tuple[str, int]] = []
     original = azure_blob.fetch_blob
 
-    async def counting(container: Any, name: str, **kwargs: Any) -> bytes | memoryview:
-        data = await original(container, name, **kwargs)
+    async def counting(container: Any, name: str, *args: Any, **kwargs: Any) -> bytes | memoryview:
+        data = await original(container, name, *args, **kwargs)
         record.append((name, len(data)))
         return data
 
