@@ -27,10 +27,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.bench_postgresql import server_dsn  # noqa: E402
-from deepanalyze_jupyter.connectors._pg_binary import binary_gain, decode_binary_copy  # noqa: E402
-from deepanalyze_jupyter.connectors._pg_copy import copy_out, finish_columns, parse_copy_text  # noqa: E402
-from deepanalyze_jupyter.connectors._pg_query import result_fields  # noqa: E402
-from deepanalyze_jupyter.connectors._pg_types import (  # noqa: E402
+from deepanalyze_jupyter.connectors.postgresql.binary import binary_gain, decode_binary_copy  # noqa: E402
+from deepanalyze_jupyter.connectors.postgresql.copy import copy_out, finish_columns, parse_copy_text  # noqa: E402
+from deepanalyze_jupyter.connectors.postgresql.query import result_fields  # noqa: E402
+from deepanalyze_jupyter.connectors.postgresql.types import (  # noqa: E402
     ColumnPlan,
     PlanSettings,
     frame_from_columns,

@@ -64,21 +64,37 @@ __all__ = [
     "SourceContext",
     "UnknownSourceType",
     "__version__",
+    "current_session",
     "load_ipython_extension",
     "sanitize",
     "unload_ipython_extension",
 ]
 
 
+def current_session() -> Session:
+    """The session of the running IPython shell, the one ``%datasource`` and ``%%dsquery`` use.
+
+    Loads the extension if it is not loaded yet. For Python code in a notebook that works
+    with the same sources as the magics::
+
+        import deepanalyze_jupyter
+        session = deepanalyze_jupyter.current_session()
+        frames = [session.query("warehouse", sql) for sql in statements]
+    """
+    from .notebook.shell_session import current_session as shell_current_session
+
+    return shell_current_session()
+
+
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext deepanalyze_jupyter``: one session for this shell, and the magics."""
-    from .extension import load
+    from .notebook.extension import load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """``%unload_ext deepanalyze_jupyter``: disconnect every source and stop the loop."""
-    from .extension import unload
+    from .notebook.extension import unload
 
     unload(ipython)

@@ -15,8 +15,8 @@ ENTRY_POINT_GROUP = "deepanalyze_jupyter.connectors"
 
 #: Source type name -> "module:Class" of the built-in connectors.
 BUILTIN_CONNECTORS: dict[str, str] = {
-    "postgresql": "deepanalyze_jupyter.connectors.postgresql:PostgresConnector",
-    "azure_blob": "deepanalyze_jupyter.connectors.azure_blob:AzureBlobConnector",
+    "postgresql": "deepanalyze_jupyter.connectors.postgresql.connector:PostgresConnector",
+    "azure_blob": "deepanalyze_jupyter.connectors.azure_blob.connector:AzureBlobConnector",
     "sqlite": "deepanalyze_jupyter.connectors.sqlite:SqliteConnector",
     "local": "deepanalyze_jupyter.connectors.local:LocalFolderConnector",
 }

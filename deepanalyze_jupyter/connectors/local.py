@@ -21,12 +21,12 @@ from typing import Any
 import pandas as pd
 
 from ..errors import ConfigurationError, FormatError, ItemNotFound
-from ..formats import combine_frames, detect_format, parse_bytes
 from ..frames import mark_result
-from ..globs import glob_matcher, glob_prefix, is_glob
 from ..models import OptionSpec, Secret
-from ._file_listing import listing_frame
 from .base import Connector, absolute_path
+from .files.formats import combine_frames, detect_format, parse_bytes
+from .files.globs import glob_matcher, glob_prefix, is_glob
+from .files.listing import listing_frame
 
 __all__ = ["LocalFolderConnector"]
 

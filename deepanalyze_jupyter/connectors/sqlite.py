@@ -36,10 +36,10 @@ import pyarrow as pa
 
 from ..errors import ConfigurationError, ConnectionFailed, ItemNotFound, OperationCancelled, QueryError
 from ..frames import arrow_to_frame, mark_result
-from ..globs import glob_matcher, is_glob
 from ..models import OptionSpec, Secret
 from ..sqlparams import missing_parameters
 from .base import Connector, SourceContext, absolute_path
+from .files.globs import glob_matcher, is_glob
 
 __all__ = ["MEMORY", "SqliteConnector"]
 

@@ -187,7 +187,7 @@ def test_browse_form_walks_previews_and_loads_a_file(
     (tmp_path / "sales" / "2024").mkdir(parents=True)
     (tmp_path / "sales" / "2024" / "q1.csv").write_text("region,amount\nEU,10\nUS,20\nEU,30\n")
     setup = (
-        "from deepanalyze_jupyter.extension import get_session\n"
+        "from deepanalyze_jupyter.notebook.extension import get_session\n"
         f"get_session(get_ipython()).add('files', 'local', path={str(tmp_path)!r})"
     )
     path = write_notebook(

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from deepanalyze_jupyter import Session
-from tests.connectors.postgres import source_options
+from tests.connectors.postgresql.postgres import source_options
 from tests.services import PostgresServer
 
 

@@ -1,4 +1,9 @@
-"""The core imports neither IPython nor ipywidgets, and no progress bar at import time."""
+"""The package's layout rules.
+
+Everything that imports IPython, ipywidgets or ``tqdm.auto`` lives in ``notebook/``; the rest
+(the core and every connector) imports none of them, at import time or inside a function. No
+module takes part in an import circle.
+"""
 
 from __future__ import annotations
 
@@ -14,55 +19,55 @@ import pytest
 import deepanalyze_jupyter
 
 PACKAGE_DIR = Path(deepanalyze_jupyter.__file__).parent
-
-#: The core's own modules; every connector module is core too. The rest of the package
-#: (magics, widgets, extension and their helpers) is the IPython glue.
-CORE = (
-    "errors",
-    "models",
-    "credentials",
-    "redaction",
-    "registry",
-    "runner",
-    "session",
-    "cache",
-    "frames",
-    "progress",
-    "formats",
-    "globs",
-)
+FRONT_END = "notebook"
 
 FORBIDDEN = ("IPython", "ipywidgets")
+FORBIDDEN_MODULES = ("tqdm.auto", "tqdm.notebook")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE_DIR.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def package_modules() -> dict[str, Path]:
+    """Every module of the package, by dotted name."""
+    return {module_name(path): path for path in sorted(PACKAGE_DIR.rglob("*.py"))}
 
 
 def core_modules() -> list[str]:
-    """The package, its core modules and every connector module found on disk."""
-    names = ["deepanalyze_jupyter"]
-    names += [f"deepanalyze_jupyter.{name}" for name in CORE if (PACKAGE_DIR / f"{name}.py").exists()]
-    names += ["deepanalyze_jupyter.connectors"]
-    names += sorted(
-        f"deepanalyze_jupyter.connectors.{path.stem}"
-        for path in (PACKAGE_DIR / "connectors").glob("*.py")
-        if path.stem != "__init__"
-    )
-    return names
+    """The modules outside ``notebook/``: the core and the connectors."""
+    front_end = f"{PACKAGE_DIR.name}.{FRONT_END}"
+    return [name for name in package_modules() if name != front_end and not name.startswith(front_end + ".")]
 
 
 def module_path(module: str) -> Path:
-    relative = Path(*module.split(".")[1:])
-    package = PACKAGE_DIR / relative / "__init__.py"
-    return package if package.exists() else (PACKAGE_DIR / relative).with_suffix(".py")
+    return package_modules()[module]
+
+
+def imported_names(path: Path, *, top_level_only: bool = False) -> set[str]:
+    """The absolute names of the modules a module imports (inside functions too, unless
+    ``top_level_only``); ``from X import y`` gives both ``X`` and ``X.y``."""
+    package = module_name(path).split(".")
+    if path.name != "__init__.py":
+        package = package[:-1]
+    tree = ast.parse(path.read_text(), str(path))
+    nodes = tree.body if top_level_only else list(ast.walk(tree))
+    names: set[str] = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            module = ".".join([*base, *([node.module] if node.module else [])])
+            names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names)
+    return names
 
 
 def imported_roots(path: Path) -> set[str]:
     """The top-level packages a module imports anywhere, also inside functions."""
-    roots: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            roots.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            roots.add(node.module.split(".")[0])
-    return roots
+    return {name.split(".")[0] for name in imported_names(path)}
 
 
 def modules_after_import(*modules: str) -> set[str]:
@@ -81,7 +86,7 @@ def modules_after_import(*modules: str) -> set[str]:
     return set(json.loads(done.stdout))
 
 
-def test_the_core_module_list_is_found() -> None:
+def test_the_core_module_list_is_found_by_folder() -> None:
     modules = core_modules()
     for expected in (
         "errors",
@@ -95,12 +100,47 @@ def test_the_core_module_list_is_found() -> None:
     ):
         assert f"deepanalyze_jupyter.{expected}" in modules
     assert "deepanalyze_jupyter.connectors.base" in modules
-    assert "deepanalyze_jupyter.magics" not in modules
+    assert "deepanalyze_jupyter.notebook.magics" not in modules
 
 
 @pytest.mark.parametrize("module", core_modules())
-def test_no_core_module_mentions_ipython_or_ipywidgets(module: str) -> None:
-    assert imported_roots(module_path(module)).isdisjoint(FORBIDDEN)
+def test_nothing_outside_the_notebook_folder_imports_ipython_ipywidgets_or_tqdm_auto(module: str) -> None:
+    path = module_path(module)
+    assert imported_roots(path).isdisjoint(FORBIDDEN)
+    assert imported_names(path).isdisjoint(FORBIDDEN_MODULES)
+
+
+def test_no_module_takes_part_in_an_import_circle() -> None:
+    """Imports between the package's modules (inside functions too) form no circle."""
+    modules = package_modules()
+    edges = {
+        name: sorted(
+            target
+            for target in imported_names(path)
+            if target in modules and target != name
+        )
+        for name, path in modules.items()
+    }
+    # A package imports its own submodules' names: that is not a circle through them.
+    state: dict[str, str] = {}
+    stack: list[str] = []
+
+    def visit(name: str) -> None:
+        state[name] = "open"
+        stack.append(name)
+        for target in edges[name]:
+            if name.startswith(target + "."):  # a submodule importing its own package
+                continue
+            if state.get(target) == "open":
+                raise AssertionError(" -> ".join([*stack[stack.index(target) :], target]))
+            if target not in state:
+                visit(target)
+        stack.pop()
+        state[name] = "done"
+
+    for name in modules:
+        if name not in state:
+            visit(name)
 
 
 def test_importing_the_core_loads_neither_ipython_nor_a_progress_bar() -> None:

@@ -31,7 +31,7 @@ BLOBS = 300
 #: Prints the names of the tasks on the session's loop, found from the loop's own thread.
 TASKS_CELL = (
     "import asyncio\n"
-    "from deepanalyze_jupyter.extension import get_session\n"
+    "from deepanalyze_jupyter.notebook.extension import get_session\n"
     "async def _other_tasks():\n"
     "    current = asyncio.current_task()\n"
     "    return sorted(task.get_name() for task in asyncio.all_tasks() if task is not current)\n"

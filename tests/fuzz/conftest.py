@@ -24,7 +24,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from traitlets.config import Config
 
 from deepanalyze_jupyter import DataSourceConfig, Session
-from deepanalyze_jupyter.extension import get_session
+from deepanalyze_jupyter.notebook.extension import get_session
 
 EXTENSION = "deepanalyze_jupyter"
 _TALLY_KEY = pytest.StashKey[dict[str, int]]()

@@ -19,10 +19,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from IPython.core.error import UsageError
 
-from deepanalyze_jupyter.history import scrub_text
-from deepanalyze_jupyter.magic_args import query_parser, split_line
 from deepanalyze_jupyter.models import OptionSpec
-from deepanalyze_jupyter.secret_input import find_literal_secrets
+from deepanalyze_jupyter.notebook.history import scrub_text
+from deepanalyze_jupyter.notebook.magic_args import query_parser, split_line
+from deepanalyze_jupyter.notebook.secret_input import find_literal_secrets
 from deepanalyze_jupyter.sqlparams import find_parameters, strip_terminator, to_numbered, to_pyformat
 
 MEGABYTE = 1_000_000

@@ -16,8 +16,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from deepanalyze_jupyter import DataSourceError
-from deepanalyze_jupyter.magic_args import add_parser, query_parser, subcommand_parser
-from deepanalyze_jupyter.magics import SUBCOMMANDS
+from deepanalyze_jupyter.notebook.magic_args import add_parser, query_parser, subcommand_parser
+from deepanalyze_jupyter.notebook.magics import SUBCOMMANDS
 from tests.fuzz.conftest import AMOUNTS, BASELINE, FUZZ, FuzzShell
 
 #: Texts that have broken parsers, shells and file APIs before.

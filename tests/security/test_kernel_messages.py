@@ -38,7 +38,7 @@ def _open_form(kernel: SpiedKernel, planted: Planted, comm_log: Path) -> dict[st
     printed = kernel.ok(
         "import logging\n"
         f"logging.basicConfig(filename={str(comm_log)!r}, level=logging.DEBUG, force=True)\n"
-        "from deepanalyze_jupyter.widgets import add_form\n"
+        "from deepanalyze_jupyter.notebook.widgets import add_form\n"
         "form = add_form()\n"
         "display(form)\n"
         "form.type_select.value = 'postgresql'\n"
@@ -115,7 +115,7 @@ def test_shift_tab_and_the_debuggers_variable_views_mask_secrets(
         "--password-env CANARY_PASSWORD"
     )
     kernel.ok(
-        "from deepanalyze_jupyter.extension import get_session\n"
+        "from deepanalyze_jupyter.notebook.extension import get_session\n"
         "config = get_session(get_ipython()).registry.get_config('warehouse', decrypt=True)\n"
         "password = config.secrets['password'].reveal()\n"
         "words = {'key': password, 'list': [password] * 3}"

@@ -77,7 +77,7 @@ def _notebook(planted: Planted) -> NotebookNode:
         (f"%datasource add later {far} --password-env CANARY_NO_TEST --no-test", False),
         ("%dsquery later SELECT 1", True),
         (
-            "from deepanalyze_jupyter.extension import get_session\n"
+            "from deepanalyze_jupyter.notebook.extension import get_session\n"
             "registry = get_session(get_ipython()).registry\n"
             "password = registry.get_config('warehouse', decrypt=True).secrets['password'].reveal()\n"
             "sas = registry.get_config('lake', decrypt=True).secrets['sas_token'].reveal()\n"
@@ -100,7 +100,7 @@ def _notebook(planted: Planted) -> NotebookNode:
         ("raise RuntimeError(f'leaked {password} and {sas}')", True),
         ("def check(value):\n    assert not value, value\ncheck(sig)", True),
         (
-            "import os\nfrom deepanalyze_jupyter.widgets import add_form\n"
+            "import os\nfrom deepanalyze_jupyter.notebook.widgets import add_form\n"
             "for source_id, field, variable in [('viaform', 'dsn', 'CANARY_DSN'), "
             "('wrongform', 'password', 'CANARY_WRONG')]:\n"
             "    form = add_form()\n"
@@ -180,7 +180,7 @@ def test_a_notebook_handling_canaries_saves_none(planted: Planted, tmp_path: Pat
             for output in cell.outputs
         )
         assert failed is (FAILS in cell.metadata.get("tags", [])), (cell.source, _text(cell))
-    printed = _streams(outputs["from deepanalyze_jupyter.extension import get_session"])
+    printed = _streams(outputs["from deepanalyze_jupyter.notebook.extension import get_session"])
     assert f"password: {MASK}" in printed
     assert f"sas: {MASK}" in printed
     assert f"sig alone: {MASK}" in printed

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from IPython.core.interactiveshell import InteractiveShell
 
-from deepanalyze_jupyter.extension import get_session
+from deepanalyze_jupyter.notebook.extension import get_session
 from deepanalyze_jupyter.redaction import MASK, MIN_REDACTED_LENGTH
 from deepanalyze_jupyter.session import Session
 from tests.security.conftest import EXTENSION, Planted
@@ -71,7 +71,7 @@ def _print_secrets(terminal: Terminal, planted: Planted) -> None:
     )
     code = (
         "import sys\n"
-        "from deepanalyze_jupyter.extension import get_session\n"
+        "from deepanalyze_jupyter.notebook.extension import get_session\n"
         "registry = get_session(get_ipython()).registry\n"
         "password = registry.get_config('pg', decrypt=True).secrets['password'].reveal()\n"
         "signed = registry.get_config('signed', decrypt=True).secrets['connection_string'].reveal()\n"

@@ -22,7 +22,7 @@ import pytest
 from jupyter_client.manager import KernelManager
 
 from deepanalyze_jupyter.redaction import FRAGMENT_LENGTH, MASK, secret_forms
-from tests.magics.test_kernel import TIMEOUT, Cell, Kernel
+from tests.notebook.magics.test_kernel import TIMEOUT, Cell, Kernel
 
 pytestmark = pytest.mark.kernel
 
@@ -37,7 +37,7 @@ ENVIRONMENT = {"CANARY_TRICKY": TRICKY, "CANARY_KEY": ACCOUNT_KEY, "CANARY_SAME"
 SETUP = """
 import base64, html, json, os, urllib.parse
 import pandas as pd
-from deepanalyze_jupyter.extension import get_session
+from deepanalyze_jupyter.notebook.extension import get_session
 session = get_session(get_ipython())
 tricky, key = os.environ["CANARY_TRICKY"], os.environ["CANARY_KEY"]
 session.add("pg", "postgresql", host="127.0.0.1", user="reader", secrets={"password": tricky}, test=False)

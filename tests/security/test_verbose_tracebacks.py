@@ -48,7 +48,7 @@ def _setup(planted: Planted, canaries: list[str]) -> str:
     return (
         "%xmode Verbose\n"
         "import os as _os\n"
-        "from deepanalyze_jupyter.extension import get_session\n"
+        "from deepanalyze_jupyter.notebook.extension import get_session\n"
         "session = get_session(get_ipython())\n"
         f"pg = dict(host={planted.host!r}, port={planted.port}, dbname={planted.dbname!r}, "
         f"user={planted.role!r}, options='-c search_path={planted.schema}')\n"

@@ -14,7 +14,7 @@ import ipywidgets as widgets
 import pytest
 
 from deepanalyze_jupyter import Session
-from deepanalyze_jupyter.widgets import AddSourceForm, BrowseForm
+from deepanalyze_jupyter.notebook.widgets import AddSourceForm, BrowseForm
 from tests.security.conftest import Planted
 
 
