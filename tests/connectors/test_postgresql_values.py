@@ -114,38 +114,49 @@ def test_wide_values_of_a_repeated_statement_read_as_binary(pg: Session, pg_serv
     assert second["t"].str.len().tolist() == [2, 2, 400000, 2, 2]
 
 
-def test_another_source_answers_while_a_large_result_is_parsed(pg: Session, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "statement",
+    [
+        # under 2 MiB of text, of values loaded one by one in Python
+        "SELECT ARRAY[g % 1000] AS a FROM generate_series(1, 300000) AS g",
+        # many pieces of JSON
+        "SELECT jsonb_build_object('k', g, 'v', repeat('x', 200)) AS j FROM generate_series(1, 200000) AS g",
+    ],
+    ids=["arrays", "json"],
+)
+def test_another_source_answers_while_a_large_result_is_parsed(
+    pg: Session, tmp_path: Path, statement: str
+) -> None:
     db_path = tmp_path / "other.db"
     with sqlite3.connect(db_path) as conn:
         conn.execute("CREATE TABLE t (x INTEGER)")
         conn.execute("INSERT INTO t VALUES (42)")
     conn.close()
     pg.add("other", "sqlite", path=str(db_path))
+    query(pg, "SELECT x FROM t", "other")
     done = threading.Event()
     big: list[pd.DataFrame] = []
 
     def read_big() -> None:
-        big.append(
-            query(
-                pg,
-                "SELECT jsonb_build_object('k', g, 'v', repeat('x', 200)) AS j, g "
-                "FROM generate_series(1, 300000) AS g",
-            )
-        )
+        big.append(query(pg, statement))
         done.set()
 
     reader = threading.Thread(target=read_big)
+    began = time.perf_counter()
     reader.start()
     answers: list[float] = []
     while not done.is_set():
         started = time.perf_counter()
         assert query(pg, "SELECT x FROM t", "other")["x"].tolist() == [42]
         answers.append(time.perf_counter() - started)
-        time.sleep(0.05)
+        time.sleep(0.02)
     reader.join()
-    assert len(big[0]) == 300000
+    took = time.perf_counter() - began
+    assert len(big[0]) in (300000, 200000)
     assert len(answers) >= 5, "the large read was too quick to show anything"
-    assert max(answers) < 1.0, f"the other source waited {max(answers):.2f} s"
+    # Python's own pauses (its garbage collector, over the values being loaded) stop every
+    # thread for a while; a loop blocked by the build waits for all of it (about 0.8 of it)
+    assert max(answers) < took / 3, f"the other source waited {max(answers):.2f} s of {took:.2f} s"
 
 
 @pytest.mark.parametrize("rows", [1, 1000, 100_000])
