@@ -60,6 +60,9 @@ FIRST_CHUNK_BYTES = 2 << 20
 LARGEST_CHUNK_BYTES = 8 << 20
 CHUNK_SHARE = 4
 
+#: pyarrow's largest parse block (a signed 32-bit size); a PostgreSQL row is under 1 GB.
+_LARGEST_BLOCK = (1 << 31) - 1
+
 _ESCAPE_RE = re.compile(r"\\(.)", re.DOTALL)
 _ESCAPES: Mapping[str, str] = MappingProxyType(
     {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
@@ -185,6 +188,8 @@ def parse_copy_text(data: bytes | bytearray, plans: Sequence[ColumnPlan]) -> pa.
         if widest < block_size:
             raise _parse_failure(error, plans) from error
     # a row wider than a block cannot be parsed at all: again, with blocks that hold any row
+    if widest >= _LARGEST_BLOCK:
+        raise ConversionError(f"a row of {widest} bytes is more than the parser takes")
     try:
         return _read_copy_text(data, schema, widest + 1)
     except pa.ArrowInvalid as error:
