@@ -6,8 +6,9 @@ from PostgreSQL, a Parquet blob or a CSV file on disk:
 - integers stay ``int64`` (or their width); with missing values they become ``Int64``
   and friends, never float;
 - booleans with missing values become ``boolean``;
-- floats stay ``float64``; with missing values they become ``Float64``, where a missing
-  value is ``<NA>`` and a NaN stays NaN (PostgreSQL's NULL and ``'NaN'`` are not the same);
+- floats stay ``float64`` (or their width); with missing values they become ``Float64``
+  (``Float32``), where a missing value is ``<NA>`` and a NaN stays NaN (PostgreSQL's NULL
+  and ``'NaN'`` are not the same);
 - text becomes the pyarrow-backed ``string`` dtype (fast, and missing is ``<NA>``);
 - timestamps keep their time zone; decimals stay exact, as pyarrow-backed ``decimal128``
   columns (their values are ``Decimal`` objects; arithmetic stays in decimal).
@@ -115,13 +116,13 @@ def pandas_column(column: pa.Array | pa.ChunkedArray) -> PandasColumn:
 
 
 def nullable_floats(values: np.ndarray[Any, Any], missing: Any) -> pd.arrays.FloatingArray:
-    """Floats with missing values as ``Float64``: ``<NA>`` where ``missing``, NaN kept as NaN.
+    """Floats with missing values as ``Float64`` (``Float32``): ``<NA>`` where ``missing``, NaN kept.
 
     Built from values and mask: pandas' conversions from Arrow or from floats would take
     NaN for missing too.
     """
     mask = np.asarray(missing, dtype=bool)
-    data = values.astype(np.float64, copy=False)
+    data = values if values.dtype in (np.float32, np.float64) else values.astype(np.float64)
     if not data.flags.writeable:
         data = data.copy()
     return pd.arrays.FloatingArray(data, mask.copy() if not mask.flags.writeable else mask)
