@@ -17,10 +17,12 @@ Two ways, chosen by what the server accepts, not by reading the statement's keyw
 2. Any other statement (``SHOW``, ``EXPLAIN``, ``INSERT ... RETURNING``, DDL), which the
    server refuses as a subquery, runs as it is with server-side parameters (``$1``...)
    through a cursor; the driver receives its whole result, of which ``limit + 1`` rows
-   are loaded (such results are small, and a statement that changes data must run whole).
+   are loaded, in a worker thread (a statement that changes data must run whole).
 
-Both build the frame from the same column plans (:mod:`._pg_types`); results over 2 MiB
-are finished in a worker thread, smaller ones on the event loop (a few milliseconds).
+Both build the frame from the same column plans (:mod:`._pg_types`); results over 2 MiB,
+and results with columns loaded value by value in Python (JSON, arrays, a fallback), are
+finished in a worker thread, smaller ones on the event loop (a few milliseconds), so that a
+long build never holds up the other sources of the session.
 """
 
 from __future__ import annotations
