@@ -188,7 +188,7 @@ def test_numeric_of_any_precision_is_exact_at_any_size(pg: Session, precision: i
 def test_huge_unconstrained_numeric_and_a_nan_in_a_wide_numeric_are_exact(pg: Session, rows: int) -> None:
     frame = query(
         pg,
-        "SELECT (10::numeric ^ 130000) + g AS huge, "
+        "SELECT CASE WHEN g <= 3 THEN 10::numeric ^ 130000 ELSE 0 END + g AS huge, "
         "CASE WHEN g = 2 THEN 'NaN' ELSE g::text END::numeric(50, 3) AS wide "
         f"FROM generate_series(1, {rows}) AS g",
     )
