@@ -291,7 +291,7 @@ def test_the_text_fallback_ends_when_no_column_is_left_to_read_as_text() -> None
     plans = plans_for(("t", 25, -1))
     failure = ParseFailure(frozenset({0}))  # names a column already read as text
     with pytest.raises(ConversionError, match="cannot parse the rows"):
-        _frame_from_copy([bytearray(b"a\n")], [failure], plans, rows=1, kept=1)
+        _frame_from_copy([bytearray(b"a\n")], [failure], plans, rows=1, kept=1, checkpoint=lambda: None)
 
 
 def test_a_wide_numeric_is_parsed_exactly_and_a_nan_in_it_loads() -> None:
