@@ -6,6 +6,9 @@ from PostgreSQL, a Parquet blob or a CSV file on disk:
 - integers stay ``int64`` (or their width); with missing values they become ``Int64``
   and friends, never float;
 - booleans with missing values become ``boolean``;
+- floats stay ``float64`` (or their width); with missing values they become ``Float64``
+  (``Float32``), where a missing value is ``<NA>`` and a NaN stays NaN (PostgreSQL's NULL
+  and ``'NaN'`` are not the same);
 - text becomes the pyarrow-backed ``string`` dtype (fast, and missing is ``<NA>``);
 - timestamps keep their time zone; decimals stay exact, as pyarrow-backed ``decimal128``
   columns (their values are ``Decimal`` objects; arithmetic stays in decimal).
@@ -33,6 +36,7 @@ __all__ = [
     "frame_from_columns",
     "is_truncated",
     "mark_result",
+    "nullable_floats",
     "pandas_column",
 ]
 
@@ -93,8 +97,10 @@ def pandas_column(column: pa.Array | pa.ChunkedArray) -> PandasColumn:
             dtype = _nullable_types(data_type)
             return dtype.__from_arrow__(column)  # type: ignore[no-any-return]
         return _numpy(column)
-    if pa.types.is_floating(data_type) or (pa.types.is_timestamp(data_type) and data_type.tz is None):
-        return _numpy(column)  # missing values become NaN / NaT
+    if pa.types.is_floating(data_type):
+        return nullable_floats(_numpy(column), column.is_null()) if column.null_count else _numpy(column)
+    if pa.types.is_timestamp(data_type) and data_type.tz is None:
+        return _numpy(column)  # missing values become NaT
     if pa.types.is_timestamp(data_type):
         zoned: Any = pd.DatetimeTZDtype(data_type.unit, data_type.tz).__from_arrow__(column)
         # a view of Arrow memory is read-only (``asi8`` is public, but not in pandas-stubs)
@@ -107,6 +113,19 @@ def pandas_column(column: pa.Array | pa.ChunkedArray) -> PandasColumn:
         extension: PandasColumn = series.array
         return extension
     return _writable(series.to_numpy())
+
+
+def nullable_floats(values: np.ndarray[Any, Any], missing: Any) -> pd.arrays.FloatingArray:
+    """Floats with missing values as ``Float64`` (``Float32``): ``<NA>`` where ``missing``, NaN kept.
+
+    Built from values and mask: pandas' conversions from Arrow or from floats would take
+    NaN for missing too.
+    """
+    mask = np.asarray(missing, dtype=bool)
+    data = values if values.dtype in (np.float32, np.float64) else values.astype(np.float64)
+    if not data.flags.writeable:
+        data = data.copy()
+    return pd.arrays.FloatingArray(data, mask.copy() if not mask.flags.writeable else mask)
 
 
 def _numpy(column: pa.Array | pa.ChunkedArray) -> np.ndarray[Any, Any]:

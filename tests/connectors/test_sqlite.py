@@ -239,7 +239,7 @@ def test_query_dtypes_are_exact(shop: Session) -> None:
     assert frame["id"].dtype == "int64"
     assert frame["quantity"].dtype == "Int64"
     assert frame["quantity"].isna().tolist() == [False, True, False, False]
-    assert frame["amount"].dtype == "float64"
+    assert frame["amount"].dtype == "Float64"  # a float column with a NULL
     assert frame["region"].dtype == "string"
     assert frame["note"].dtype == "string"
     assert pd.isna(frame.loc[1, "note"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from decimal import Decimal
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -76,8 +77,20 @@ def test_decimals_stay_exact() -> None:
 
 def test_floats_with_nulls_are_missing() -> None:
     frame = arrow_to_frame(pa.table({"f": pa.array([1.5, None])}))
-    assert frame["f"].dtype == "float64"
+    assert frame["f"].dtype == "Float64"
     assert frame["f"].isna().tolist() == [False, True]
+
+
+def test_a_nan_is_not_a_null() -> None:
+    frame = arrow_to_frame(
+        pa.table({"f": pa.array([float("nan"), None, 2.0]), "g": [float("nan"), 1.0, 2.0]})
+    )
+    assert frame["f"].dtype == "Float64"
+    assert frame["f"].isna().tolist() == [False, True, False]
+    assert np.isnan(frame["f"].array.to_numpy(na_value=0.0)[0])
+    assert frame["g"].dtype == "float64"  # no NULL: plain floats, NaN as it is
+    frame.loc[1, "f"] = 3.0  # the frame's own memory
+    assert frame["f"].tolist()[1] == 3.0
 
 
 def test_duplicate_column_names_are_kept() -> None:
@@ -137,10 +150,12 @@ def _every_kind_of_column() -> pa.Table:
 def test_every_column_kind_converts_as_pyarrow_does_with_the_nullable_dtypes() -> None:
     table = _every_kind_of_column()
     frame = arrow_to_frame(table)
-    for name in ["f", "b", "ts", "date", "dur", "bin"]:  # the types pandas' own defaults already suit
+    for name in ["b", "ts", "date", "dur", "bin"]:  # the types pandas' own defaults already suit
         expected = table.column(name).to_pandas()
         assert frame[name].dtype == expected.dtype, name
         assert frame[name].isna().tolist() == expected.isna().tolist(), name
+    assert frame["f"].dtype == "Float64"  # floats with NULLs: nullable, so that NaN stays apart
+    assert frame["f"].isna().tolist() == table.column("f").is_null().to_pylist()
     assert frame["date"].iloc[0] == table.column("date")[0].as_py()
     assert frame["list"].iloc[0].tolist() == [1, 2]
     assert frame["dur"].iloc[0] == pd.Timedelta(seconds=1)

@@ -114,11 +114,7 @@ def test_no_module_takes_part_in_an_import_circle() -> None:
     """Imports between the package's modules (inside functions too) form no circle."""
     modules = package_modules()
     edges = {
-        name: sorted(
-            target
-            for target in imported_names(path)
-            if target in modules and target != name
-        )
+        name: sorted(target for target in imported_names(path) if target in modules and target != name)
         for name, path in modules.items()
     }
     # A package imports its own submodules' names: that is not a circle through them.

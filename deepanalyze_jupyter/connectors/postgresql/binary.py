@@ -10,7 +10,7 @@ Layout (PostgreSQL docs, "COPY", binary format): a 19-byte header, then per row 
 int16 field count and, per field, an int32 length (-1 for NULL) and that many bytes,
 all big-endian; an int16 -1 ends the data. Each ``CopyData`` message holds one row (the
 header rides with the first), so the drain notes where each message ends
-(:func:`._pg_copy.copy_out`) and every row's start is known. From there a column's
+(:func:`.copy.copy_out`) and every row's start is known. From there a column's
 fields are found for all rows at once: the field after a fixed-width column without
 NULLs is a constant step further, after any other a step of its lengths. Each value
 (with its length word) is read by one gather over all rows, through a view of the

@@ -18,14 +18,14 @@
   connector opens as ``BEGIN READ ONLY`` and rolls back; a statement that begins or
   ends a transaction is refused. No SQL is inspected for keywords.
 - Queries bind ``:name`` values through psycopg, stop at the row limit on the server,
-  and read results through ``COPY`` parsed by pyarrow (:mod:`._pg_query`, and the dtype
-  table in :mod:`._pg_types`). Statement timeouts (per source, per query) are set with
+  and read results through ``COPY`` parsed by pyarrow (:mod:`.query`, and the dtype
+  table in :mod:`.types`). Statement timeouts (per source, per query) are set with
   bound parameters.
 - Cancelling the awaiting task (a kernel interrupt) cancels the query on the server;
   the connection stays usable.
 - Errors: a refused login is ``AuthenticationFailed``, an unreachable server
   ``ConnectionFailed``, and a bad query (a missing table too) ``QueryError`` with the
-  server's message, SQLSTATE and position; none holds a password (:mod:`._pg_errors`).
+  server's message, SQLSTATE and position; none holds a password (:mod:`.errors`).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ escapes). :func:`copy_out` drains it at the libpq level in a tight loop, one gro
 buffer at a time (no per-row chunk list to join), handing each full buffer of whole
 rows to a parser thread while the next one is read; :func:`parse_copy_text` parses the
 buffers with pyarrow's CSV reader and an explicit schema made from the result's column
-types (:mod:`._pg_types`), and :func:`finish_columns` undoes escapes and loads the
+types (:mod:`.types`), and :func:`finish_columns` undoes escapes and loads the
 columns pyarrow does not type.
 
 Why this way, by measurement on 2 cores (1M rows of int8, float8, text, timestamptz,
@@ -15,7 +15,7 @@ Python work; draining ``COPY`` takes about 1.1 s, most of it the server formatti
 rows; pyarrow parses the text in about 0.3 s, in threads, overlapped with the drain.
 Text format rather than CSV: the same server cost, and pyarrow parses it without quote
 handling about twice as fast. A repeated statement may be read as binary ``COPY`` instead
-(:mod:`._pg_binary`, chosen in :mod:`._pg_query`); the drain is the same.
+(:mod:`.binary`, chosen in :mod:`.query`); the drain is the same.
 Draining through psycopg's own ``Copy`` iterator costs one await per row (twice the
 time); this generator runs under ``AsyncConnection.wait``, so cancelling the awaiting
 task still makes psycopg cancel the query on the server and finish the generator,
@@ -63,6 +63,9 @@ __all__ = [
 FIRST_CHUNK_BYTES = 2 << 20
 LARGEST_CHUNK_BYTES = 8 << 20
 CHUNK_SHARE = 4
+
+#: pyarrow's largest parse block (a signed 32-bit size); a PostgreSQL row is under 1 GB.
+_LARGEST_BLOCK = (1 << 31) - 1
 
 _ESCAPE_RE = re.compile(r"\\(.)", re.DOTALL)
 _ESCAPES: Mapping[str, str] = MappingProxyType(
@@ -202,44 +205,78 @@ class ParseFailure(Exception):
 def parse_copy_text(data: bytes | bytearray, plans: Sequence[ColumnPlan]) -> pa.Table:
     """Parse one buffer of ``COPY`` text rows into a table with one column per plan.
 
-    Native columns get their Arrow type; the others stay strings (still escaped; see
-    :func:`finish_columns`). Raises :class:`ParseFailure` naming the native columns
-    that must be read as text instead.
+    Native columns get their Arrow type, or stay strings where pyarrow's CSV reader has
+    no conversion to it (``decimal256``; see :func:`finish_columns`); the others stay
+    strings (still escaped). Raises :class:`ParseFailure` naming the native columns that
+    must be read as text instead, or :class:`ConversionError` when no column is to blame.
     """
     names = [f"c{position}" for position in range(len(plans))]
-    schema = pa.schema(
-        [
-            (name, plan.arrow_type if plan.kind is ColumnKind.NATIVE else pa.string())
-            for name, plan in zip(names, plans, strict=True)
-        ]
-    )
+    schema = pa.schema([(name, _parsed_type(plan)) for name, plan in zip(names, plans, strict=True)])
     if not data:
         return schema.empty_table()
+    if not plans:  # rows of no columns: one empty line each
+        return pa.table({"rows": pa.nulls(data.count(b"\n"))}).drop_columns(["rows"])
+    # blocks small enough that even a small buffer is parsed by several threads
+    block_size = min(max(len(data) // 8, 64 << 10), 4 << 20)
     try:
-        return pa_csv.read_csv(
-            pa.py_buffer(data),
-            memory_pool=arrow_pool(),
-            # blocks small enough that even a small buffer is parsed by several threads
-            read_options=pa_csv.ReadOptions(
-                column_names=names, block_size=min(max(len(data) // 8, 64 << 10), 4 << 20)
-            ),
-            parse_options=pa_csv.ParseOptions(
-                delimiter="\t", quote_char=False, double_quote=False, ignore_empty_lines=False
-            ),
-            convert_options=pa_csv.ConvertOptions(
-                column_types=schema,
-                null_values=["\\N"],
-                strings_can_be_null=True,
-                true_values=["t"],
-                false_values=["f"],
-            ),
-        )
+        return _read_copy_text(data, schema, block_size)
     except pa.ArrowInvalid as error:
-        raise ParseFailure(_failed_columns(str(error), plans)) from error
+        widest = _widest_row(data)
+        if widest < block_size:
+            raise _parse_failure(error, plans) from error
+    # a row wider than a block cannot be parsed at all: again, with blocks that hold any row
+    if widest >= _LARGEST_BLOCK:
+        raise ConversionError(f"a row of {widest} bytes is more than the parser takes")
+    try:
+        return _read_copy_text(data, schema, widest + 1)
+    except pa.ArrowInvalid as error:
+        raise _parse_failure(error, plans) from error
+
+
+def _parsed_type(plan: ColumnPlan) -> pa.DataType:
+    """The type pyarrow parses a column's text into."""
+    if plan.kind is ColumnKind.NATIVE and not pa.types.is_decimal256(plan.arrow_type):
+        return plan.arrow_type
+    return pa.string()
+
+
+def _read_copy_text(data: bytes | bytearray, schema: pa.Schema, block_size: int) -> pa.Table:
+    return pa_csv.read_csv(
+        pa.py_buffer(data),
+        memory_pool=arrow_pool(),
+        read_options=pa_csv.ReadOptions(column_names=schema.names, block_size=block_size),
+        parse_options=pa_csv.ParseOptions(
+            delimiter="\t", quote_char=False, double_quote=False, ignore_empty_lines=False
+        ),
+        convert_options=pa_csv.ConvertOptions(
+            column_types=schema,
+            null_values=["\\N"],
+            strings_can_be_null=True,
+            true_values=["t"],
+            false_values=["f"],
+        ),
+    )
+
+
+def _widest_row(data: bytes | bytearray) -> int:
+    """The length of the longest line of ``data``, its newline included."""
+    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == ord("\n"))
+    if not ends.size:
+        return len(data)
+    return max(int(ends[0]) + 1, int(np.diff(ends).max(initial=0)), len(data) - int(ends[-1]) - 1)
+
+
+def _parse_failure(error: pa.ArrowInvalid, plans: Sequence[ColumnPlan]) -> Exception:
+    """The columns to read as text instead; a :class:`ConversionError` when there are none."""
+    columns = _failed_columns(str(error), plans)
+    if not columns:
+        return ConversionError(f"cannot parse the rows the server sent: {str(error).splitlines()[0]}")
+    return ParseFailure(columns)
 
 
 def _failed_columns(message: str, plans: Sequence[ColumnPlan]) -> frozenset[int]:
-    native = [position for position, plan in enumerate(plans) if plan.kind is ColumnKind.NATIVE]
+    """The native columns to blame for a parse error: the one it names, else every decimal, else all."""
+    native = [position for position, plan in enumerate(plans) if _parsed_type(plan) != pa.string()]
     match = _COLUMN_IN_ERROR_RE.search(message)
     if match and int(match.group(1)) in native:
         return frozenset({int(match.group(1))})
@@ -258,11 +295,19 @@ def finish_columns(
     for column, plan in zip(table.columns, plans, strict=True):
         checkpoint()
         if plan.kind is ColumnKind.NATIVE:
-            columns.append(column)
+            columns.append(column if column.type == plan.arrow_type else _cast_text(column, plan))
             continue
         text = _unescape(column)
         columns.append(text if plan.kind is ColumnKind.TEXT else loaded_column(plan, text.to_pylist()))
     return columns
+
+
+def _cast_text(column: pa.ChunkedArray, plan: ColumnPlan) -> Column:
+    """A native column pyarrow's CSV reader left as text, cast by Arrow (exact), or loaded by psycopg."""
+    try:
+        return pc.cast(column, plan.arrow_type)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # e.g. NaN in a numeric(p, s)
+        return loaded_column(plan, column.to_pylist())
 
 
 def parse_small_copy_text(

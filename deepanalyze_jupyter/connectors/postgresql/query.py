@@ -21,23 +21,25 @@ Two ways, chosen by what the server accepts, not by reading the statement's keyw
    ``client_encoding``) the statement takes the second way, where psycopg encodes the
    text and decodes the rows in that encoding. Up to 32 KiB of
    rows are parsed in Python with psycopg's loaders; more are parsed by pyarrow in worker
-   threads while the rest still arrives (see :mod:`._pg_copy`). A statement run again
+   threads while the rest still arrives (see :mod:`.copy`). A statement run again
    whose rows fitted one piece (up to 2 MiB) and whose columns are best read as binary
    (timestamps, which the server writes as text with much work) is read as binary
-   ``COPY`` instead (:class:`CopyFormats`, :mod:`._pg_binary`).
+   ``COPY`` instead (:class:`CopyFormats`, :mod:`.binary`).
 2. Any other statement (``SHOW``, ``EXPLAIN``, ``INSERT ... RETURNING``, DDL), which the
    server refuses as a subquery, or any statement on a connection whose client encoding
    is not UTF-8, runs as it is with server-side parameters (``$1``...)
    through a cursor; the driver receives its whole result, of which ``limit + 1`` rows
-   are loaded (such results are small, and a statement that changes data must run whole).
+   are loaded, in a worker thread (a statement that changes data must run whole).
    A transaction-control statement (``BEGIN``, ``COMMIT``...; told by the command tag the
    server returns) raises :class:`TransactionControl`: each query is one transaction.
 
-Both build the frame from the same column plans (:mod:`._pg_types`); results over 2 MiB
-are finished in a worker thread, smaller ones on the event loop (a few milliseconds).
-A cancelled query (an interrupt, a timeout) keeps nothing: the rows drained so far are
-dropped, parsing not yet started is cancelled, a frame being built stops at its next
-step, and Arrow's pool hands the freed memory back to the system.
+Both build the frame from the same column plans (:mod:`.types`); results over 2 MiB,
+and results with columns loaded value by value in Python (JSON, arrays, a fallback), are
+finished in a worker thread, smaller ones on the event loop (a few milliseconds), so that a
+long build never holds up the other sources of the session. A cancelled query (an
+interrupt, a timeout) keeps nothing: the rows drained so far are dropped, parsing not yet
+started is cancelled, a frame being built stops at its next step, and Arrow's pool hands
+the freed memory back to the system.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ import psycopg
 import pyarrow as pa
 from psycopg import pq
 from psycopg import sql as pg_sql
+from psycopg.adapt import Transformer
 from psycopg.waiting import Ready, Wait
 
 from ...progress import Progress
@@ -73,6 +76,7 @@ from .copy import (
     parse_small_copy_text,
 )
 from .types import (
+    ColumnKind,
     ColumnPlan,
     ConversionError,
     PlanSettings,
@@ -125,6 +129,8 @@ SMALL_RESULT_BYTES = 32 << 10
 #: Results up to this size are finished on the event loop: a few milliseconds of work,
 #: less than handing it to a thread and back on a busy machine.
 INLINE_BUILD_BYTES = 2 << 20
+#: Rows of a cursor's result loaded in one call (which holds the interpreter).
+_LOAD_BATCH_ROWS = 64
 
 #: Called between the steps of a frame's build; raises :class:`BuildCancelled` once the
 #: caller has gone away.
@@ -136,7 +142,7 @@ class CopyFormats:
 
     The format is part of the ``COPY`` statement, sent before the server says what the
     columns are. So a statement is read as text the first time; if its columns are best
-    read as binary (:func:`._pg_binary.prefer_binary`: all decoded there, and their
+    read as binary (:func:`.binary.prefer_binary`: all decoded there, and their
     text costs the server more than decoding costs us, as timestamps' does) and its rows
     came to more than :data:`SMALL_RESULT_BYTES` but less than ``FIRST_CHUNK_BYTES`` (one
     piece, parsed after the drain), it is read as binary when run again, much as psycopg
@@ -475,6 +481,10 @@ class _CopyQuery:
         plans, chunks = self._plans, self._chunks
         size = sum(map(len, chunks)) + len(tail)
         binary_next = _binary_next(size, plans)
+        if not plans:  # rows of no columns: nothing to parse
+            for future in self._parsing:
+                future.cancel()
+            return QueryResult(lambda _: frame_from_columns(plans, [], kept), truncated, in_thread=False)
         if not chunks and len(tail) <= SMALL_RESULT_BYTES:
             columns, count = parse_small_copy_text(tail, plans)
             if count != rows:
@@ -484,10 +494,14 @@ class _CopyQuery:
         parsed: list[pa.Table | BaseException] = list(
             await asyncio.gather(*self._parsing, return_exceptions=True)
         )
+        large = size > INLINE_BUILD_BYTES
         if tail:
             self._progress.update(nbytes=len(tail))
             chunks.append(tail)
-        large = size > INLINE_BUILD_BYTES
+            if not large:  # a few milliseconds of pyarrow's work, rather than one more thread
+                parsed.append(_parse_or_failure(tail, plans))
+        # loading values one by one in Python takes long: not on the event loop
+        in_thread = large or any(plan.kind is ColumnKind.PYTHON for plan in plans) or _any_failure(parsed)
 
         def build(checkpoint: Checkpoint) -> pd.DataFrame:
             try:
@@ -501,7 +515,7 @@ class _CopyQuery:
                 if large:  # hand the parser's scratch memory back to the system, not to the next query
                     give_back_memory()
 
-        return QueryResult(build, truncated, in_thread=large, binary_next=binary_next)
+        return QueryResult(build, truncated, in_thread=in_thread, binary_next=binary_next)
 
     def _binary_result(
         self, data: bytearray, ends: array[int], *, rows: int, kept: int, truncated: bool
@@ -540,9 +554,15 @@ def _frame_from_copy(
     kept: int,
     checkpoint: Checkpoint,
 ) -> pd.DataFrame:
-    """Parse what pyarrow could not (columns read as text instead), then build the frame."""
+    """Parse what pyarrow could not (columns read as text instead), then build the frame.
+
+    Each pass reads at least one more column as text, so the passes end.
+    """
     while failure := next((item for item in parsed if isinstance(item, ParseFailure)), None):
-        plans = [plan.as_python() if index in failure.columns else plan for index, plan in enumerate(plans)]
+        native = [index for index in failure.columns if plans[index].kind is ColumnKind.NATIVE]
+        if not native:
+            raise ConversionError(f"cannot parse the rows the server sent: {failure}")
+        plans = [plan.as_python() if index in native else plan for index, plan in enumerate(plans)]
         parsed.clear()
         for chunk in chunks:
             checkpoint()
@@ -564,10 +584,14 @@ def _frame_from_copy(
     return frame_from_columns(plans, columns, kept)
 
 
+def _any_failure(parsed: Sequence[pa.Table | BaseException]) -> bool:
+    return any(isinstance(item, BaseException) for item in parsed)
+
+
 def _parse_or_failure(chunk: bytearray, plans: Sequence[ColumnPlan]) -> pa.Table | BaseException:
     try:
         return parse_copy_text(chunk, plans)
-    except ParseFailure as failure:
+    except (ParseFailure, ConversionError) as failure:
         return failure
 
 
@@ -628,15 +652,15 @@ async def _run_with_cursor(
                 await cursor.execute(numbered.text, values or None)
             if cursor.statusmessage in _TRANSACTION_TAGS:
                 raise TransactionControl(cursor.statusmessage or "")
-            described = cursor.description is not None
-            rows = await cursor.fetchmany(limit + 1) if described and limit is not None else []
-            if described and limit is None:
-                rows = await cursor.fetchall()
         except psycopg.Error as error:
             if conn.pgconn.transaction_status == pq.TransactionStatus.ACTIVE:
                 raise CopyStatement from error  # the server started a COPY the query cannot read
             raise QueryFailed(error, numbered.original_position) from error
-        fields = result_fields(cursor.pgresult) if described else []
+        result = cursor.pgresult if cursor.description is not None else None
+        fields = result_fields(result)
+        count = 0 if result is None else result.ntuples if limit is None else min(result.ntuples, limit + 1)
+        # the whole result is here; psycopg's loaders turn it into rows in a worker thread
+        rows = await asyncio.to_thread(_load_rows, conn, result, count) if count else []
     plans = planner(fields)
     truncated = limit is not None and len(rows) > limit
     if truncated:
@@ -650,6 +674,19 @@ async def _run_with_cursor(
         return frame_from_values(plans, columns, count)
 
     return QueryResult(build, truncated)
+
+
+def _load_rows(conn: AsyncConnection, result: pq.abc.PGresult | None, count: int) -> list[tuple[Any, ...]]:
+    """The first ``count`` rows of ``result``, loaded as a cursor of ``conn`` loads them."""
+    transformer = Transformer(conn)
+    transformer.set_pgresult(result)
+    rows: list[tuple[Any, ...]] = []
+    try:
+        for start in range(0, count, _LOAD_BATCH_ROWS):  # batches: other threads run in between
+            rows += transformer.load_rows(start, min(start + _LOAD_BATCH_ROWS, count), tuple)
+    except psycopg.Error as error:
+        raise ConversionError(f"cannot load the rows: {error}") from error
+    return rows
 
 
 def _transpose(rows: list[tuple[Any, ...]], width: int) -> list[tuple[Any, ...]]:

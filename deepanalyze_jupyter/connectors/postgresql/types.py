@@ -9,10 +9,10 @@ loaded by psycopg):
 PostgreSQL                pandas dtype                             how
 ========================  =======================================  =====================
 int2, int4, int8, oid     ``int64`` (``Int64`` with NULLs)         native
-float4, float8            ``float64``                              native
+float4, float8            ``float64`` (``Float64`` with NULLs)     native
 numeric(p, s)             ``decimal128(p, s)[pyarrow]`` (exact)    native
 numeric                   ``object`` of ``Decimal``                Python
-numeric, as float         ``float64``                              native
+numeric, as float         ``float64`` (``Float64`` with NULLs)     native
 bool                      ``bool`` (``boolean`` with NULLs)        native
 text, varchar, char,      ``string`` (pyarrow-backed)              text
 name, uuid, xml, enums
@@ -255,7 +255,8 @@ def python_column(plan: ColumnPlan, values: Sequence[Any]) -> PandasColumn:
         if pa.types.is_integer(arrow_type) or pa.types.is_boolean(arrow_type):
             return _exact_array(values, np.int64 if pa.types.is_integer(arrow_type) else np.bool_)
         if pa.types.is_floating(arrow_type):
-            return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+            floats = np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+            return frames.nullable_floats(floats, [v is None for v in values]) if None in values else floats
         if pa.types.is_decimal(arrow_type):  # through Arrow, which refuses NaN instead of nulling it
             return pd.arrays.ArrowExtensionArray(pa.array(values, arrow_type))
         if pa.types.is_timestamp(arrow_type) or pa.types.is_duration(arrow_type):

@@ -19,7 +19,7 @@ from uuid import uuid4
 import pytest
 
 from deepanalyze_jupyter import Session
-from deepanalyze_jupyter.connectors import _pg_query as query_module
+from deepanalyze_jupyter.connectors.postgresql import query as query_module
 from deepanalyze_jupyter.connectors.postgresql.query import BuildCancelled
 from deepanalyze_jupyter.errors import AuthenticationFailed, ConnectionFailed, DataSourceError, QueryError
 from tests.connectors.postgresql.postgres import admin, copy_formats, source_options

@@ -45,10 +45,9 @@ HOSTILE_TEXT = [
     "tab\tnewline\ncarriage\rreturn",
     "ünïcødé",
     "日本語 🙂",
-    # long, but under the size of one parse block: a single value wider than that is the
-    # subject of its own tests
+    # long: wider than one parse block, quoted whole into the statement
     "x'\\" * 20_000,
-    "long " * 20_000,
+    "long " * 200_000,
 ]
 OTHER_VALUES = [
     None,

@@ -30,7 +30,7 @@ from deepanalyze_jupyter.connectors.postgresql.copy import (
 )
 from deepanalyze_jupyter.connectors.postgresql.dsn import connection_params, describe_target, split_dsn
 from deepanalyze_jupyter.connectors.postgresql.errors import connect_error
-from deepanalyze_jupyter.connectors.postgresql.query import CopyFormats
+from deepanalyze_jupyter.connectors.postgresql.query import CopyFormats, _frame_from_copy
 from deepanalyze_jupyter.connectors.postgresql.types import (
     ColumnKind,
     ConversionError,
@@ -270,6 +270,39 @@ def test_values_pyarrow_cannot_parse_name_their_column() -> None:
     with pytest.raises(ParseFailure) as caught:
         parse_copy_text(b"2024-01-01\tNaN\n", plans)
     assert caught.value.columns == frozenset({1})
+
+
+def test_a_row_wider_than_a_parse_block_is_parsed() -> None:
+    plans = plans_for(("t", 25, -1), ("i", 20, -1))
+    wide = b"x" * 300_000
+    table = parse_copy_text(b"a\t1\n" + wide + b"\t2\n" + b"b\t3\n" * 50_000 + wide + b"\t4\n", plans)
+    assert table.column(0)[1].as_py() == wide.decode()
+    assert table.column(1).to_pylist()[:2] == [1, 2]
+    assert table.column(1)[-1].as_py() == 4
+
+
+def test_a_parse_error_no_column_explains_is_one_error() -> None:
+    text_only = plans_for(("t", 25, -1))
+    with pytest.raises(ConversionError, match="cannot parse the rows"):
+        parse_copy_text(b"a\tb\n", text_only)  # more fields than columns
+
+
+def test_the_text_fallback_ends_when_no_column_is_left_to_read_as_text() -> None:
+    plans = plans_for(("t", 25, -1))
+    failure = ParseFailure(frozenset({0}))  # names a column already read as text
+    with pytest.raises(ConversionError, match="cannot parse the rows"):
+        _frame_from_copy([bytearray(b"a\n")], [failure], plans, rows=1, kept=1, checkpoint=lambda: None)
+
+
+def test_a_wide_numeric_is_parsed_exactly_and_a_nan_in_it_loads() -> None:
+    (plan,) = plans_for(("n", 1700, (50 << 16 | 3) + 4))
+    assert plan.arrow_type == pa.decimal256(50, 3)
+    exact = "12345678901234567890123456789012345678901234567.891"
+    table = parse_copy_text(f"{exact}\n\\N\n".encode(), [plan])
+    assert finish_columns(table, [plan])[0].to_pylist() == [Decimal(exact), None]
+    with_nan = finish_columns(parse_copy_text(b"NaN\n1.000\n", [plan]), [plan])[0]
+    assert with_nan[0].is_nan()
+    assert with_nan[1] == Decimal("1.000")
 
 
 def test_a_nan_in_a_constrained_numeric_stays_a_decimal_object() -> None:
