@@ -903,7 +903,7 @@ def many_blobs(azurite: AzuriteServer) -> Iterator[str]:
 @pytest.fixture
 def fetched(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
     """The blobs the connector downloads (name and bytes), recorded around its download path."""
-    from deepanalyze_jupyter.connectors import azure_blob
+    from deepanalyze_jupyter.connectors.azure_blob import connector as azure_blob
 
     record: list[tuple[str, int]] = []
     original = azure_blob.fetch_blob
