@@ -73,24 +73,57 @@ class _RedactingStream:
         return getattr(self.original, name)
 
 
+class _RedactingLogWrite:
+    """Wraps IPython's ``Logger.log_write`` (``%logstart``, ``%logstart -o``): what it writes
+    to the log file is masked."""
+
+    def __init__(self, log_write: Callable[..., Any], redactor: Redactor) -> None:
+        self.original = log_write
+        self._redactor = redactor
+
+    def __call__(self, data: Any, kind: str = "input") -> Any:
+        if isinstance(data, str):
+            data = self._redactor.redact(data)
+        return self.original(data, kind)
+
+
+class _RedactingStoreOutput:
+    """Wraps ``HistoryManager.store_output``: an output kept in memory and written to the
+    history database (``db_log_output``) is masked first."""
+
+    def __init__(self, store_output: Callable[[int], Any], reprs: dict[int, Any], redactor: Redactor) -> None:
+        self.original = store_output
+        self._reprs = reprs
+        self._redactor = redactor
+
+    def __call__(self, line_num: int) -> Any:
+        text = self._reprs.get(line_num)
+        if isinstance(text, str):
+            self._reprs[line_num] = self._redactor.redact(text)
+        return self.original(line_num)
+
+
 class OutputRedaction:
-    """Masks the secrets a :class:`Redactor` watches in everything a shell outputs."""
+    """Masks the secrets a :class:`Redactor` watches in everything a shell outputs, and in
+    IPython's own logs of it (the ``%logstart`` file, the history database's outputs)."""
 
     def __init__(self, shell: Any, redactor: Redactor) -> None:
         self._shell = shell
         self._redactor = redactor
         self._sessions: list[Any] = []
         self._streams: list[tuple[str, _RedactingStream]] = []
+        self._logs: list[tuple[Any, str]] = []
 
     @property
     def installed(self) -> bool:
         """Whether the wrappers are in place."""
-        return bool(self._sessions or self._streams)
+        return bool(self._sessions or self._streams or self._logs)
 
     def install(self) -> None:
-        """Wrap the kernel's session (or, without a kernel, stdout and stderr)."""
+        """Wrap the kernel's session (or, without a kernel, stdout and stderr) and IPython's logs."""
         if self.installed:
             return
+        self._wrap_logs()
         for session in self._kernel_sessions():
             session.send = _RedactingSend(session.send, self._redactor)
             self._sessions.append(session)
@@ -110,6 +143,26 @@ class OutputRedaction:
             if getattr(sys, name) is proxy:
                 setattr(sys, name, proxy.original)
         self._streams.clear()
+        for owner, name in self._logs:
+            wrapper = owner.__dict__.get(name)
+            if isinstance(wrapper, (_RedactingLogWrite, _RedactingStoreOutput)):
+                del owner.__dict__[name]  # the class's own method again
+        self._logs.clear()
+
+    def _wrap_logs(self) -> None:
+        logger = getattr(self._shell, "logger", None)
+        if logger is not None and callable(getattr(logger, "log_write", None)):
+            logger.log_write = _RedactingLogWrite(logger.log_write, self._redactor)
+            self._logs.append((logger, "log_write"))
+        history = getattr(self._shell, "history_manager", None)
+        reprs = getattr(history, "output_hist_reprs", None)
+        if (
+            history is not None
+            and isinstance(reprs, dict)
+            and callable(getattr(history, "store_output", None))
+        ):
+            history.store_output = _RedactingStoreOutput(history.store_output, reprs, self._redactor)
+            self._logs.append((history, "store_output"))
 
     def _kernel_sessions(self) -> list[Any]:
         holders = [

@@ -168,3 +168,31 @@ def test_a_refused_line_is_scrubbed_from_the_logstart_file(shell: InteractiveShe
     assert SECRET not in text
     assert "--password ********" in text
     assert "after = 1" in text
+
+
+def test_displayed_secrets_are_masked_in_the_logstart_file_and_the_history_database(
+    shell: InteractiveShell, session: Session, tmp_path: Path, history_file: Path
+) -> None:
+    """``%logstart -o`` and ``db_log_output`` keep what cells display: masked, as the output is."""
+    session.add("w", "fakesql", host="ok", secrets={"password": SECRET}, test=False)
+    log = tmp_path / "session.log"
+    manager = shell.history_manager
+    assert manager is not None
+    run(shell, f"%logstart -o {log}")
+    manager.db_log_output = True
+    try:
+        run(shell, f"'shown: ' + {SECRET!r}")
+        number = shell.execution_count - 1
+        shell.logger.logfile.flush()
+        manager.writeout_cache()
+        text = log.read_text(encoding="utf-8")
+    finally:
+        manager.db_log_output = False
+        run(shell, "%logstop")
+    assert "#[Out]# 'shown: ********'" in text
+    assert SECRET not in text
+    with closing(sqlite3.connect(history_file)) as connection:
+        outputs = [row[0] for row in connection.execute("SELECT output FROM output_history")]
+    assert "'shown: ********'" in outputs
+    assert not any(SECRET in output for output in outputs)
+    assert SECRET not in manager.output_hist_reprs.get(number, "")
