@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from deepanalyze_jupyter import Session
-from tests.connectors.postgres import admin, copy_formats, source_options
+from tests.connectors.postgresql.postgres import admin, copy_formats, source_options
 from tests.services import PostgresServer
 
 #: How long a query may take before the test calls it hung (the fixed code takes well under).
