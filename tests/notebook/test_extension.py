@@ -119,3 +119,23 @@ def test_the_session_lives_on_the_shell_not_in_a_module(shell: InteractiveShell,
         assert get_session(shell) is not get_session(other)
     finally:
         deepanalyze_jupyter.unload_ipython_extension(other)
+
+
+def test_current_session_is_the_session_the_magics_use(
+    shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import IPython
+
+    monkeypatch.setattr(IPython, "get_ipython", lambda: shell)
+    session = deepanalyze_jupyter.current_session()  # loads the extension on first use
+    assert session is get_session(shell)
+    assert "datasource" in shell.magics_manager.magics["line"]
+    assert deepanalyze_jupyter.current_session() is session
+
+
+def test_current_session_outside_ipython_says_what_to_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    import IPython
+
+    monkeypatch.setattr(IPython, "get_ipython", lambda: None)
+    with pytest.raises(RuntimeError, match=r"deepanalyze_jupyter\.Session\(\)"):
+        deepanalyze_jupyter.current_session()
