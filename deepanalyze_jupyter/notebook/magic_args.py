@@ -135,8 +135,8 @@ def option_flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-class _StoreOnce(argparse._StoreAction):
-    """``store``, refusing a second occurrence of the option instead of keeping the last."""
+class _Once(argparse.Action):
+    """An action that refuses a second occurrence of its option instead of keeping the last."""
 
     def __call__(
         self,
@@ -149,18 +149,12 @@ class _StoreOnce(argparse._StoreAction):
         super().__call__(parser, namespace, values, option_string)
 
 
-class _StoreTrueOnce(argparse._StoreTrueAction):
-    """``store_true``, refusing a second occurrence of the flag."""
+class _StoreOnce(_Once, argparse._StoreAction):
+    """``store``, once."""
 
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: str | Sequence[Any] | None,
-        option_string: str | None = None,
-    ) -> None:
-        _refuse_repeat(parser, self, option_string)
-        super().__call__(parser, namespace, values, option_string)
+
+class _StoreTrueOnce(_Once, argparse._StoreTrueAction):
+    """``store_true``, once."""
 
 
 def _refuse_repeat(

@@ -48,7 +48,8 @@ import asyncio
 import threading
 from array import array
 from collections import OrderedDict
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -303,54 +304,38 @@ async def run_query(
     ``preamble`` statements run first, in the same round trip (and again before a
     statement that is no subquery, as the first attempt aborted any transaction).
     """
+    with _sendable_in_connection_encoding(conn):
+        if conn.info.encoding != "utf-8":  # COPY's text is read as UTF-8
+            return await _run_with_cursor(
+                conn, statement, params, limit=limit, planner=planner, preamble=preamble
+            )
+        bound = bind_literals(statement, params, lambda value: _quoted(value, conn))
+        copy = _CopyQuery(conn, bound, limit=limit, planner=planner, progress=progress, preamble=preamble)
+        try:
+            try:
+                result = await copy.run(binary=formats.binary(copy.key))
+            except _ReadAsText:
+                result = await copy.run(binary=False)
+        except QueryFailed as failed:
+            if not failed.before_copy or failed.error.sqlstate not in _NOT_A_SUBQUERY:
+                raise
+            return await _run_with_cursor(
+                conn, statement, params, limit=limit, planner=planner, preamble=preamble
+            )
+        formats.remember(copy.key, binary=result.binary_next)
+        return result
+
+
+@contextmanager
+def _sendable_in_connection_encoding(conn: AsyncConnection) -> Iterator[None]:
+    """A lone surrogate, or a character the connection's encoding lacks: one clear error."""
     try:
-        return await _run_query(
-            conn,
-            statement,
-            params,
-            limit=limit,
-            planner=planner,
-            progress=progress,
-            formats=formats,
-            preamble=preamble,
-        )
-    except UnicodeEncodeError as error:  # a lone surrogate, or a character the encoding lacks
+        yield
+    except UnicodeEncodeError as error:
         raise psycopg.DataError(
             f"the query or one of its values cannot be sent in the connection's encoding "
             f"({conn.info.encoding}): {error.reason}"
         ) from None
-
-
-async def _run_query(
-    conn: AsyncConnection,
-    statement: str,
-    params: Mapping[str, Any] | None,
-    *,
-    limit: int | None,
-    planner: Planner,
-    progress: Progress,
-    formats: CopyFormats,
-    preamble: Sequence[Statement],
-) -> QueryResult:
-    if conn.info.encoding != "utf-8":  # COPY's text is read as UTF-8
-        return await _run_with_cursor(
-            conn, statement, params, limit=limit, planner=planner, preamble=preamble
-        )
-    bound = bind_literals(statement, params, lambda value: _quoted(value, conn))
-    copy = _CopyQuery(conn, bound, limit=limit, planner=planner, progress=progress, preamble=preamble)
-    try:
-        try:
-            result = await copy.run(binary=formats.binary(copy.key))
-        except _ReadAsText:
-            result = await copy.run(binary=False)
-    except QueryFailed as failed:
-        if not failed.before_copy or failed.error.sqlstate not in _NOT_A_SUBQUERY:
-            raise
-        return await _run_with_cursor(
-            conn, statement, params, limit=limit, planner=planner, preamble=preamble
-        )
-    formats.remember(copy.key, binary=result.binary_next)
-    return result
 
 
 def _quoted(value: Any, conn: AsyncConnection) -> str:
