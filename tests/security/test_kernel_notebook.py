@@ -33,8 +33,9 @@ CELL_TIMEOUT = 120
 FAILS = "raises-exception"
 
 
-def _notebook(planted: Planted) -> NotebookNode:
-    """The cells, none of which holds a secret in its source."""
+def _notebook(planted: Planted, log: Path) -> NotebookNode:
+    """The cells, none of which holds a secret in its source; IPython logs inputs and outputs
+    to ``log`` (``%logstart -o``) and outputs to its history database (``db_log_output``)."""
     pg = (
         f"--type postgresql --host {planted.host} --port {planted.port} --dbname {planted.dbname} "
         f"--user {planted.role} --options '-c search_path={planted.schema}'"
@@ -48,6 +49,7 @@ def _notebook(planted: Planted) -> NotebookNode:
     )
     cells: list[tuple[str, bool]] = [
         ("%load_ext deepanalyze_jupyter", False),
+        (f"%logstart -o {log}\nget_ipython().history_manager.db_log_output = True", False),
         (
             "import logging, sys\nlogging.basicConfig(stream=sys.stderr, force=True)\n"
             "for name in ('deepanalyze_jupyter', 'psycopg', 'azure'):\n"
@@ -152,7 +154,8 @@ def _streams(cell: NotebookNode) -> str:
 
 def test_a_notebook_handling_canaries_saves_none(planted: Planted, tmp_path: Path) -> None:
     book = planted.book
-    notebook = _notebook(planted)
+    log = tmp_path / "ipython-log.py"
+    notebook = _notebook(planted, log)
     for cell in notebook.cells:
         book.check("notebook cell sources", cell.source)
     env = {name: getattr(planted, attribute) for name, attribute in ENV.items()}
@@ -203,4 +206,13 @@ def test_a_notebook_handling_canaries_saves_none(planted: Planted, tmp_path: Pat
         rows = connection.execute("SELECT source, source_raw FROM history").fetchall()
     assert len(rows) >= len(cells) - 1
     book.check("kernel history SQLite rows", rows)
+    with closing(sqlite3.connect(history)) as connection:
+        kept_outputs = connection.execute("SELECT output FROM output_history").fetchall()
+    assert kept_outputs  # db_log_output was on: the outputs were kept, masked
+    book.check("kernel history SQLite outputs", kept_outputs)
     book.check_file("kernel history SQLite file", history)
+    logged = log.read_text(encoding="utf-8")
+    assert "#[Out]#" in logged
+    assert "add warehouse" in logged
+    book.check("IPython %logstart -o file", logged)
+    book.check_file("IPython %logstart -o file (bytes)", log)
