@@ -155,8 +155,9 @@ def test_another_source_answers_while_a_large_result_is_parsed(
     assert len(big[0]) in (300000, 200000)
     assert len(answers) >= 5, "the large read was too quick to show anything"
     # Python's own pauses (its garbage collector, over the values being loaded) stop every
-    # thread for a while; a loop blocked by the build waits for all of it (about 0.8 of it)
-    assert max(answers) < took / 3, f"the other source waited {max(answers):.2f} s of {took:.2f} s"
+    # thread for a while (up to about 0.4 of the read, seen on a quiet machine); a loop
+    # blocked by the build waits for nearly all of it (about 0.8 of it, seen before the fix)
+    assert max(answers) < took / 2, f"the other source waited {max(answers):.2f} s of {took:.2f} s"
 
 
 @pytest.mark.parametrize("rows", [1, 1000, 100_000])
