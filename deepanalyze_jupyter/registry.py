@@ -187,7 +187,6 @@ class DataSourceRegistry:
                 source.connector = await self._open(source)
         except BaseException:
             self._keep_watching(source_id, secrets)
-            self.redactor.discard(source_id)
             raise
         finally:
             self._pending.discard(source_id)
@@ -202,7 +201,6 @@ class DataSourceRegistry:
         """
         with self._watched_if_refused(str(config.id), config.secrets):
             source, secrets = self._new_source(config)
-        trial = f"{source.config.id} (check)"  # not a valid id, so never a source's own entry
         self._watch(source.config, secrets)
         try:
             connector = await self._open(source)
@@ -214,8 +212,6 @@ class DataSourceRegistry:
         except BaseException:
             self._keep_watching(source.config.id, secrets)
             raise
-        finally:
-            self.redactor.discard(trial)
 
     def _watch(self, config: DataSourceConfig, secrets: Mapping[str, Secret]) -> None:
         """Mask ``secrets`` in outputs from now on; warn about any that masking would give away."""
@@ -246,10 +242,7 @@ class DataSourceRegistry:
         source = self._source(source_id)
         del self._sources[source_id]
         self.cache.clear(source_id)
-        try:
-            await self._close(source)
-        finally:  # only now: closing may fail with an error that shows a secret
-            self.redactor.discard(source_id)
+        await self._close(source)  # its secrets stay masked, also in an error closing shows
         logger.info("unregistered data source %r", source_id)
 
     async def update_data_source(
@@ -303,7 +296,6 @@ class DataSourceRegistry:
         updated = _Source(
             config, EncryptedSecrets(self.credentials, source_id, tokens), current.connector_class
         )
-        trial = f"{source_id} (update)"  # not a valid id, so never a source's own entry
         self._watch(config, clean_secrets)
         try:
             if test_connection:
@@ -311,8 +303,6 @@ class DataSourceRegistry:
         except BaseException:
             self._keep_watching(source_id, clean_secrets)
             raise
-        finally:
-            self.redactor.discard(trial)
         if self._sources.get(source_id) is not current:
             await self._close(updated)
             raise DataSourceNotFound("the source was removed while it was being updated", source=source_id)
