@@ -29,12 +29,13 @@ from .errors import (
     QueryError,
     RegistryError,
     UnknownSourceType,
+    WriteConflict,
 )
 from .models import DataSourceConfig, OptionSpec, Secret
 from .redaction import Redactor, SecretNotMaskedWarning, sanitize
 from .registry import DataSourceRegistry
 from .runner import LoopRunner
-from .session import Session
+from .session import ResultTruncated, Session
 
 __version__ = "0.1.0"
 
@@ -58,11 +59,13 @@ __all__ = [
     "QueryError",
     "Redactor",
     "RegistryError",
+    "ResultTruncated",
     "Secret",
     "SecretNotMaskedWarning",
     "Session",
     "SourceContext",
     "UnknownSourceType",
+    "WriteConflict",
     "__version__",
     "current_session",
     "load_ipython_extension",

@@ -43,6 +43,12 @@ class MetadataCache:
             return None
         return _copied(value)
 
+    def values(self, source: str, kind: str) -> list[Any]:
+        """The unexpired values of ``source`` whose key is a tuple starting with ``kind``."""
+        keys = [key for (owner, key) in self._entries if owner == source]
+        found = [self.get(source, key) for key in keys if isinstance(key, tuple) and key[:1] == (kind,)]
+        return [value for value in found if value is not None]
+
     def clear(self, source: str | None = None) -> int:
         """Forget the entries of ``source`` (or all); return how many were dropped."""
         if source is None:

@@ -10,8 +10,12 @@ from PostgreSQL, a Parquet blob or a CSV file on disk:
   (``Float32``), where a missing value is ``<NA>`` and a NaN stays NaN (PostgreSQL's NULL
   and ``'NaN'`` are not the same);
 - text becomes the pyarrow-backed ``string`` dtype (fast, and missing is ``<NA>``);
-- timestamps keep their time zone; decimals stay exact, as pyarrow-backed ``decimal128``
-  columns (their values are ``Decimal`` objects; arithmetic stays in decimal).
+- timestamps are ``datetime64[us]`` whatever unit the source stored (seconds in a CSV,
+  nanoseconds in a Parquet file, unless a value has nanoseconds, which stay ``ns``) and
+  keep their time zone, UTC always spelled ``UTC`` (PostgreSQL's ``Etc/UTC`` too), so the
+  same instants from two sources concatenate into one column;
+- decimals stay exact, as pyarrow-backed ``decimal128`` columns (their values are
+  ``Decimal`` objects; arithmetic stays in decimal).
 
 Columns of the common types are converted one by one and handed to pandas as they are
 (``pandas.api.internals.create_dataframe_from_blocks``), skipping the general machinery
@@ -22,13 +26,17 @@ can edit results in place.
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import importlib
+import os
 from collections.abc import Callable, Sequence
 from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 __all__ = [
     "PandasColumn",
@@ -38,6 +46,7 @@ __all__ = [
     "mark_result",
     "nullable_floats",
     "pandas_column",
+    "timestamps_from_python",
 ]
 
 #: A finished column: what a pandas DataFrame stores.
@@ -67,6 +76,17 @@ _NULLABLE_INTEGERS: dict[pa.DataType, Any] = {
     pa.uint64(): pd.UInt64Dtype(),
 }
 _STRING = pd.StringDtype("pyarrow")
+#: The one unit of timestamps, PostgreSQL's.
+_TIME_UNIT = "us"
+#: Names of UTC, all given as ``UTC``.
+_UTC_NAMES = frozenset(
+    {"utc", "etc/utc", "etc/uct", "uct", "etc/universal", "universal", "etc/zulu", "zulu", "z", "+00:00"}
+)
+
+
+def zone_name(zone: str) -> str:
+    """``zone`` as results spell it: every name of UTC (``Etc/UTC``, ``Zulu``...) is ``UTC``."""
+    return "UTC" if zone.lower() in _UTC_NAMES else zone
 
 
 def _base_types(data_type: pa.DataType) -> Any:
@@ -92,19 +112,23 @@ def pandas_column(column: pa.Array | pa.ChunkedArray) -> PandasColumn:
     timestamps: a few microseconds each); the others through ``pyarrow``'s own conversion.
     """
     data_type = column.type
+    _default_pool_is_malloc()
     if pa.types.is_integer(data_type) or pa.types.is_boolean(data_type):
         if column.null_count:
-            dtype = _nullable_types(data_type)
-            return dtype.__from_arrow__(column)  # type: ignore[no-any-return]
+            values, mask = _filled(column, False if pa.types.is_boolean(data_type) else 0)
+            return _nullable_types(data_type).construct_array_type()(values, mask)  # type: ignore[no-any-return]
         return _numpy(column)
     if pa.types.is_floating(data_type):
-        return nullable_floats(_numpy(column), column.is_null()) if column.null_count else _numpy(column)
+        return nullable_floats(*_filled(column, 0.0)) if column.null_count else _numpy(column)
+    if pa.types.is_timestamp(data_type):
+        column = _one_time_unit(column)
+        data_type = column.type
     if pa.types.is_timestamp(data_type) and data_type.tz is None:
         return _numpy(column)  # missing values become NaT
     if pa.types.is_timestamp(data_type):
-        zoned: Any = pd.DatetimeTZDtype(data_type.unit, data_type.tz).__from_arrow__(column)
-        # a view of Arrow memory is read-only (``asi8`` is public, but not in pandas-stubs)
-        return zoned if zoned.asi8.flags.writeable else zoned.copy()  # type: ignore[no-any-return]
+        return _zoned(column, pd.DatetimeTZDtype(data_type.unit, data_type.tz))
+    if pa.types.is_string(data_type):  # pandas would cast to large_string in Arrow's default pool
+        column = pc.cast(column, pa.large_string(), memory_pool=_frame_pool())
     base = _base_types(data_type)
     if base is not None:
         return base.__from_arrow__(column)  # type: ignore[no-any-return]
@@ -113,6 +137,61 @@ def pandas_column(column: pa.Array | pa.ChunkedArray) -> PandasColumn:
         extension: PandasColumn = series.array
         return extension
     return _writable(series.to_numpy())
+
+
+def _one_time_unit(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Timestamps in microseconds and UTC spelled ``UTC``; nanoseconds stay if a value has them."""
+    data_type = column.type
+    zone = None if data_type.tz is None else zone_name(data_type.tz)
+    wanted = pa.timestamp(_TIME_UNIT, tz=zone)
+    if wanted == data_type:
+        return column
+    try:
+        return pc.cast(column, wanted, memory_pool=_frame_pool())  # safe: refuses to drop a nanosecond
+    except pa.ArrowInvalid:
+        return pc.cast(column, pa.timestamp(data_type.unit, tz=zone), memory_pool=_frame_pool())
+
+
+_EPOCH = dt.datetime(1970, 1, 1)
+_EPOCH_UTC = _EPOCH.replace(tzinfo=dt.timezone.utc)
+_MICROSECOND = dt.timedelta(microseconds=1)
+_NAT = np.iinfo(np.int64).min
+
+
+def timestamps_from_python(values: Sequence[dt.datetime | None], zone: str | None) -> PandasColumn:
+    """Python datetimes (naive, or aware when ``zone`` is given) as the column :func:`pandas_column`
+    makes of Arrow ``timestamp[us]`` values: the same dtype and values, without the Arrow step
+    (which costs more than the values for a few rows). ``None`` becomes NaT."""
+    epoch = _EPOCH if zone is None else _EPOCH_UTC
+    micros = [_NAT if v is None else (v - epoch) // _MICROSECOND for v in values]
+    stamps = np.array(micros, dtype=np.int64).view(f"datetime64[{_TIME_UNIT}]")
+    if zone is None:
+        return stamps
+    dtype = pd.DatetimeTZDtype("us", zone_name(zone))  # _TIME_UNIT
+    make = getattr(pd.arrays.DatetimeArray, "_simple_new", None)  # pandas' own, without checks
+    if make is None:  # pragma: no cover - a pandas without it: the public way, a little slower
+        return pd.Series(stamps).dt.tz_localize("UTC").dt.tz_convert(dtype.tz).array
+    return make(stamps, dtype=dtype)  # type: ignore[no-any-return]
+
+
+def _frame_pool() -> pa.MemoryPool:
+    """Where the frame's own Arrow buffers are made: the C library's ``malloc``.
+
+    Arrow's default pool (mimalloc) keeps freed memory in the heap of the thread that
+    made it, so a dropped frame stayed in the process (about 50 MiB after ``del`` of a
+    1M-row PostgreSQL result); ``malloc_trim`` gives ``malloc``'s back (see
+    ``connectors.postgresql.memory.give_back_memory``). pandas' own conversions allocate in
+    the default pool, so that becomes ``malloc`` too, once, unless the user chose one
+    (``ARROW_DEFAULT_MEMORY_POOL``).
+    """
+    _default_pool_is_malloc()
+    return pa.system_memory_pool()
+
+
+@functools.lru_cache(maxsize=1)
+def _default_pool_is_malloc() -> None:
+    if not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+        pa.set_memory_pool(pa.system_memory_pool())
 
 
 def nullable_floats(values: np.ndarray[Any, Any], missing: Any) -> pd.arrays.FloatingArray:
@@ -129,8 +208,57 @@ def nullable_floats(values: np.ndarray[Any, Any], missing: Any) -> pd.arrays.Flo
 
 
 def _numpy(column: pa.Array | pa.ChunkedArray) -> np.ndarray[Any, Any]:
-    """The column's values as a numpy array the frame owns (a view of Arrow memory is read-only)."""
-    return _writable(column.to_numpy(zero_copy_only=False))
+    """The column's values as a numpy array the frame owns (a view of Arrow memory is read-only).
+
+    The pieces of a chunked column are copied into it one by one: no copy of the whole
+    column is made on the way (``ChunkedArray.to_numpy`` joins them in Arrow's own
+    allocator, which keeps the memory after the frame is dropped).
+    """
+    chunks = _chunks(column)
+    if len(chunks) == 1:
+        return _writable(chunks[0].to_numpy(zero_copy_only=False))
+    values: np.ndarray[Any, Any] = np.empty(len(column), dtype=_numpy_type(column.type))
+    start = 0
+    for chunk in chunks:
+        values[start : start + len(chunk)] = chunk.to_numpy(zero_copy_only=False)
+        start += len(chunk)
+    return values
+
+
+def _filled(
+    column: pa.Array | pa.ChunkedArray, fill: Any
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """The values (nulls as ``fill``) and the null mask of a numeric or boolean column, in arrays
+    the frame owns, copied piece by piece (as :func:`_numpy`)."""
+    values: np.ndarray[Any, Any] = np.empty(len(column), dtype=_numpy_type(column.type))
+    mask: np.ndarray[Any, Any] = np.empty(len(column), dtype=bool)
+    start = 0
+    for chunk in _chunks(column):
+        end = start + len(chunk)
+        values[start:end] = pc.fill_null(chunk, fill).to_numpy(zero_copy_only=False)
+        mask[start:end] = chunk.is_null().to_numpy(zero_copy_only=False)
+        start = end
+    return values, mask
+
+
+def _zoned(column: pa.Array | pa.ChunkedArray, dtype: pd.DatetimeTZDtype) -> PandasColumn:
+    """Zoned timestamps as pandas' own, joined from the pieces (as :func:`_numpy`)."""
+    parts: list[Any] = [
+        dtype.__from_arrow__(chunk) for chunk in _chunks(column) or [pa.array([], column.type)]
+    ]
+    if len(parts) > 1:  # pandas' own join of arrays of one dtype: one copy, the frame's
+        return type(parts[0])._concat_same_type(parts)  # type: ignore[no-any-return]
+    # a view of Arrow memory is read-only (``asi8`` is public, but not in pandas-stubs)
+    return parts[0] if parts[0].asi8.flags.writeable else parts[0].copy()  # type: ignore[no-any-return]
+
+
+def _chunks(column: pa.Array | pa.ChunkedArray) -> list[pa.Array]:
+    return column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+
+
+def _numpy_type(data_type: pa.DataType) -> np.dtype[Any]:
+    """The numpy type an Arrow array of ``data_type`` becomes (timestamps: ``datetime64``)."""
+    return np.asarray(pa.array([], data_type).to_numpy(zero_copy_only=False)).dtype
 
 
 def _writable(values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, quoted
 from .redaction import MASK, sanitize
 
-__all__ = ["DataSourceConfig", "OptionSpec", "Secret", "validate_source_id"]
+__all__ = ["DataSourceConfig", "OptionSpec", "Secret", "as_secrets", "validate_source_id"]
 
 _SOURCE_ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,62}$")
 
@@ -60,6 +60,13 @@ class Secret:
 
     def __reduce__(self) -> tuple[Any, ...]:
         raise TypeError("a Secret cannot be pickled")
+
+
+def as_secrets(values: Mapping[str, Secret | str] | None) -> dict[str, Secret]:
+    """Secret fields as given, plain strings wrapped in :class:`Secret`."""
+    return {
+        key: value if isinstance(value, Secret) else Secret(value) for key, value in (values or {}).items()
+    }
 
 
 @dataclass(frozen=True)
@@ -144,7 +151,7 @@ def validate_source_id(source_id: object) -> str:
     """Return ``source_id`` if it is a usable id (a name like ``sales_db``), else raise."""
     if not isinstance(source_id, str) or not _SOURCE_ID_RE.match(source_id):
         raise ConfigurationError(
-            f"invalid source id {str(source_id)[:80]!r}: use letters, digits, '_', '-' or '.', "
+            f"invalid source id {quoted(str(source_id), 80)}: use letters, digits, '_', '-' or '.', "
             "starting with a letter or '_' (at most 63 characters)"
         )
     return source_id
@@ -172,10 +179,7 @@ class DataSourceConfig:
 
     def __post_init__(self) -> None:
         validate_source_id(self.id)
-        wrapped = {
-            key: value if isinstance(value, Secret) else Secret(value) for key, value in self.secrets.items()
-        }
-        object.__setattr__(self, "secrets", wrapped)
+        object.__setattr__(self, "secrets", as_secrets(self.secrets))
         object.__setattr__(self, "options", dict(self.options))
         object.__setattr__(self, "metadata", dict(self.metadata))
         if not self.name:

@@ -25,7 +25,10 @@ class Progress(Protocol):
 class ProgressFactory(Protocol):
     """Makes a :class:`Progress` for one piece of work."""
 
-    def __call__(self, description: str, *, total_bytes: int | None, total_items: int | None) -> Progress: ...
+    def __call__(
+        self, description: str, *, total_bytes: int | None, total_items: int | None, items: str = "files"
+    ) -> Progress:
+        """A report of ``description``; ``items`` names what the items are (files, rows)."""
 
 
 class NullProgress:
@@ -38,6 +41,8 @@ class NullProgress:
         """Nothing to close."""
 
 
-def null_progress(description: str, *, total_bytes: int | None, total_items: int | None) -> Progress:
+def null_progress(
+    description: str, *, total_bytes: int | None, total_items: int | None, items: str = "files"
+) -> Progress:
     """A :class:`ProgressFactory` that shows nothing."""
     return NullProgress()

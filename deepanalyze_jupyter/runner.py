@@ -16,15 +16,21 @@ import asyncio
 import concurrent.futures
 import contextlib
 import threading
-from collections.abc import Coroutine
+import time
+from collections.abc import Awaitable, Coroutine, Iterable
+from types import FrameType, TracebackType
 from typing import Any, Generic, TypeVar
 
-__all__ = ["LoopRunner"]
+__all__ = ["LoopRunner", "gather_all", "traceback_past_the_bridge"]
 
 T = TypeVar("T")
 
 #: How long an interrupted task may take to unwind before the caller gets control back.
 CANCEL_GRACE_SECONDS = 5.0
+#: How often a waiting caller wakes so that Python runs a pending signal handler. Ctrl-C
+#: can land on any thread of the process (a library's worker thread, Polars' or DuckDB's);
+#: Python then only sets a flag, which a caller blocked in one long wait would never see.
+SIGNAL_CHECK_SECONDS = 0.1
 
 
 class LoopRunner:
@@ -91,11 +97,13 @@ class LoopRunner:
         task = _LoopTask(self.loop, coro)
         try:  # from here on, an interrupt cancels the task, even one not made yet
             task.start()
-            return task.result.result(timeout)
+            return _wait_for(task.result, timeout)
         except KeyboardInterrupt:
             task.cancel_and_wait()
             raise
         except concurrent.futures.TimeoutError:
+            if task.result.done():  # the work's own TimeoutError, not the caller's timeout
+                raise
             task.cancel_and_wait()
             raise TimeoutError(f"the operation did not finish within {timeout} s") from None
 
@@ -178,3 +186,45 @@ class _LoopTask(Generic[T]):
     def _cancel_result(self) -> None:
         self.result.cancel()
         self.result.set_running_or_notify_cancel()  # wakes concurrent.futures.wait()
+
+
+def _wait_for(future: concurrent.futures.Future[T], timeout: float | None) -> T:
+    """``future.result(timeout)``, woken every :data:`SIGNAL_CHECK_SECONDS` to let an
+    interrupt that landed on another thread reach this one."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        left = SIGNAL_CHECK_SECONDS if deadline is None else deadline - time.monotonic()
+        if left <= 0 and not future.done():
+            raise concurrent.futures.TimeoutError
+        try:  # the future's own wait: no waiter to install and remove, as wait() has
+            return future.result(timeout=max(0.0, min(left, SIGNAL_CHECK_SECONDS)))
+        except concurrent.futures.TimeoutError:
+            if future.done():  # the work's own TimeoutError, not the wait's
+                raise
+
+
+async def gather_all(awaitables: Iterable[Awaitable[T]]) -> list[T]:
+    """Run ``awaitables`` concurrently and return their results in order.
+
+    If one fails, or the caller is cancelled, the others are cancelled and awaited
+    before the error propagates, so nothing keeps running behind the caller's back.
+    """
+    tasks = [asyncio.ensure_future(awaitable) for awaitable in awaitables]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+#: The files of the frames between a caller and the loop thread.
+_BRIDGE_FILES = frozenset({__file__, concurrent.futures._base.__file__})
+
+
+def traceback_past_the_bridge(tb: TracebackType | None, caller: FrameType) -> TracebackType | None:
+    """``tb`` without its first entries: ``caller``'s and the bridge's to the loop thread."""
+    while tb is not None and (tb.tb_frame is caller or tb.tb_frame.f_code.co_filename in _BRIDGE_FILES):
+        tb = tb.tb_next
+    return tb

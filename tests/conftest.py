@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import signal
+import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TypeVar
 from uuid import uuid4
 
@@ -12,6 +16,8 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 from psycopg import sql
 
+from deepanalyze_jupyter.saved import PROJECT_FILE_NAME
+from deepanalyze_jupyter.saved import user_sources_file as user_file
 from tests.services import (
     EXTERNAL_AZURE_CONN_ENV,
     AzuriteServer,
@@ -36,6 +42,28 @@ SERVICE_MARKERS = {
 }
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Saved sources of the test session go to a Jupyter config folder of its own: never the
+    user's real one, and never read back by a later test (kernels started by tests inherit it)."""
+    os.environ["JUPYTER_CONFIG_DIR"] = tempfile.mkdtemp(prefix="deepanalyze-jupyter-config-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(os.environ.get("JUPYTER_CONFIG_DIR", ""), ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def no_saved_sources_outlive_a_test() -> Iterator[None]:
+    """A test that saves sources (the fuzz suite types ``%datasource save`` too) leaves no
+    sources file that a later ``%load_ext`` would load."""
+    project_file = Path.cwd() / PROJECT_FILE_NAME
+    had_project_file = project_file.exists()
+    yield
+    user_file().unlink(missing_ok=True)
+    if not had_project_file:
+        project_file.unlink(missing_ok=True)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         fixturenames = getattr(item, "fixturenames", ())
@@ -55,7 +83,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             install_pinned_npm_packages(say=session.config.get_terminal_writer().line)
 
 
-def _start_or_skip(start: Callable[[], _Service]) -> _Service:
+def start_or_skip(start: Callable[[], _Service]) -> _Service:
     try:
         return start()
     except ServiceUnavailable as missing:
@@ -75,7 +103,7 @@ def _ensure_running(server: PostgresServer | AzuriteServer) -> None:
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PostgresServer]:
     """The session's PostgreSQL server; see tests/services/postgres.py."""
-    server = _start_or_skip(start_postgres)
+    server = start_or_skip(start_postgres)
     yield server
     server.close()
 
@@ -96,7 +124,7 @@ def pg_schema(pg_server: PostgresServer) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def azurite() -> Iterator[AzuriteServer]:
     """The session's blob service (Azurite); see tests/services/azurite.py."""
-    server = _start_or_skip(start_azurite)
+    server = start_or_skip(start_azurite)
     yield server
     server.close()
 
@@ -104,6 +132,11 @@ def azurite() -> Iterator[AzuriteServer]:
 @pytest.fixture
 def blob_container(azurite: AzuriteServer) -> Iterator[str]:
     """A new, empty blob container, deleted with its blobs afterwards."""
+    yield from new_container(azurite)
+
+
+def new_container(azurite: AzuriteServer) -> Iterator[str]:
+    """Make a new, empty blob container on ``azurite``, yield its name, then delete it."""
     name = f"test-{uuid4().hex[:20]}"
     _ensure_running(azurite)
     with BlobServiceClient.from_connection_string(azurite.connection_string) as service:
@@ -112,3 +145,15 @@ def blob_container(azurite: AzuriteServer) -> Iterator[str]:
     _ensure_running(azurite)
     with BlobServiceClient.from_connection_string(azurite.connection_string) as service:
         service.delete_container(name)
+
+
+@pytest.fixture
+def ctrl_c() -> Iterator[None]:
+    """Ctrl-C raises ``KeyboardInterrupt`` in the main thread during the test, as in a terminal,
+    also when pytest was started with SIGINT ignored (a background job of a non-interactive
+    shell), where neither ``os.kill`` nor ``_thread.interrupt_main`` would reach Python."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -17,6 +17,6 @@ ENTRY_POINT_GROUP = "deepanalyze_jupyter.connectors"
 BUILTIN_CONNECTORS: dict[str, str] = {
     "postgresql": "deepanalyze_jupyter.connectors.postgresql.connector:PostgresConnector",
     "azure_blob": "deepanalyze_jupyter.connectors.azure_blob.connector:AzureBlobConnector",
-    "sqlite": "deepanalyze_jupyter.connectors.sqlite:SqliteConnector",
+    "sqlite": "deepanalyze_jupyter.connectors.sqlite.connector:SqliteConnector",
     "local": "deepanalyze_jupyter.connectors.local:LocalFolderConnector",
 }

@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import pandas as pd
+import pyarrow as pa
 
 from ..credentials import EncryptedSecrets
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, unknown_name
 from ..models import OptionSpec, Secret
 from ..progress import ProgressFactory, null_progress
+from ..writing import WriteRequest
 
 __all__ = ["Connector", "SourceContext", "SourceKind", "absolute_path"]
 
@@ -62,6 +64,10 @@ class Connector(ABC):
     kind: ClassVar[SourceKind]
     #: The options (and secret fields) the connector accepts.
     option_specs: ClassVar[tuple[OptionSpec, ...]] = ()
+    #: Result formats other than pandas that :meth:`query` (or :meth:`read`) builds itself
+    #: (``output="arrow"`` returns a ``pyarrow.Table``), skipping a pandas frame; the others are
+    #: converted from one.
+    native_outputs: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, context: SourceContext) -> None:
         self.context = context
@@ -110,7 +116,7 @@ class Connector(ABC):
             spec = known.get(name)
             if spec is None:
                 raise ConfigurationError(
-                    f"unknown option {name!r} for a {cls.type_name} source; "
+                    f"{unknown_name('option', name)} for a {cls.type_name} source; "
                     f"known options: {', '.join(sorted(known)) or 'none'}",
                     source=source,
                 )
@@ -200,6 +206,22 @@ class Connector(ABC):
                 source=self.source_id,
             )
 
+    async def read_range(self, path: str, start: int, end: int) -> bytes:
+        """The bytes ``start`` to ``end`` (exclusive) of the file at ``path``; fewer at its end.
+
+        What the filesystem over sources (:mod:`deepanalyze_jupyter.filesystem`) reads
+        with: a Parquet footer or the columns a query needs, never the whole file.
+        """
+        raise ConfigurationError(f"{self.display_name} sources do not hold files", source=self.source_id)
+
+    async def read_whole(self, path: str, size: int) -> bytes | memoryview:
+        """All of the file at ``path``, whose listing gave ``size`` (a batch of small files reads so).
+
+        One ranged read unless the connector has a faster way to download a whole file; a
+        byte beyond ``size`` is asked for too, so that a file grown since its listing shows it.
+        """
+        return await self.read_range(path, 0, size + 1)
+
     async def read(
         self,
         paths: Sequence[str],
@@ -208,6 +230,15 @@ class Connector(ABC):
         limit: int | None = None,
         source_column: str | None = None,
         reader_options: Mapping[str, Any] | None = None,
-    ) -> pd.DataFrame:
-        """Read the files at ``paths`` (globs allowed) into one DataFrame."""
+        output: str = "pandas",
+    ) -> pd.DataFrame | pa.Table:
+        """Read the files at ``paths`` (globs allowed) into one DataFrame.
+
+        ``output`` may name one of :attr:`native_outputs` (an Arrow table comes back) and is
+        otherwise ``"pandas"``.
+        """
         raise ConfigurationError(f"{self.display_name} sources do not hold files", source=self.source_id)
+
+    async def write(self, request: WriteRequest, table: pa.Table) -> str:
+        """Write ``table`` (checked already) as ``request`` says, all or nothing; return what was done."""
+        raise ConfigurationError(f"{self.display_name} sources cannot be written to", source=self.source_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..session import Session
+from .magics.saved import autoload_saved_sources
 from .output_redaction import OutputRedaction
 from .progress_bar import tqdm_progress
 from .shell_session import SESSION_ATTRIBUTE, get_session
@@ -23,10 +24,12 @@ def load(shell: Any) -> Session:
 
     session = Session(progress=tqdm_progress)
     setattr(shell, SESSION_ATTRIBUTE, session)
-    shell.register_magics(DataSourceMagics(shell, session=session))
+    magics = DataSourceMagics(shell, session=session)
+    shell.register_magics(magics)
     redaction = OutputRedaction(shell, session.redactor)
     redaction.install()
     setattr(shell, _REDACTION_ATTRIBUTE, redaction)
+    autoload_saved_sources(magics)
     return session
 
 

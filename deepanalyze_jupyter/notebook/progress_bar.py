@@ -19,11 +19,13 @@ class TqdmProgress:
         *,
         total_bytes: int | None,
         total_items: int | None,
+        items: str = "files",
         delay: float = 0.5,
     ) -> None:
         from tqdm.auto import tqdm
 
         self._total_items = total_items
+        self._items_name = items
         self._items = 0
         self._bar: Any = tqdm(
             total=total_bytes,
@@ -41,7 +43,7 @@ class TqdmProgress:
         if items:
             self._items += items
             total = f"/{self._total_items}" if self._total_items else ""
-            self._bar.set_postfix_str(f"{self._items}{total} files", refresh=False)
+            self._bar.set_postfix_str(f"{self._items:,}{total} {self._items_name}", refresh=False)
         if nbytes:
             self._bar.update(nbytes)
 
@@ -50,6 +52,8 @@ class TqdmProgress:
         self._bar.close()
 
 
-def tqdm_progress(description: str, *, total_bytes: int | None, total_items: int | None) -> Progress:
+def tqdm_progress(
+    description: str, *, total_bytes: int | None, total_items: int | None, items: str = "files"
+) -> Progress:
     """A :class:`ProgressFactory` drawing with tqdm after half a second of work."""
-    return TqdmProgress(description, total_bytes=total_bytes, total_items=total_items)
+    return TqdmProgress(description, total_bytes=total_bytes, total_items=total_items, items=items)

@@ -166,6 +166,11 @@ def test_a_secret_tested_but_not_added_is_not_in_the_saved_notebook(
 
     for label in ("Host", "Port", "Database", "User"):
         form.get_by_label(label, exact=True).fill("")
+    # A refused Test in between, so that the next success shown is the second Test's own
+    form.get_by_label("Source id", exact=True).fill("not an id!")
+    form.get_by_role("button", name="Test connection").click()
+    expect(status.locator(".deepanalyze-status-error")).to_contain_text("not an id!", timeout=ACTION_TIMEOUT)
+    form.get_by_label("Source id", exact=True).fill("warehouse")
     dsn = f"postgresql://{pg_server.user}:{pg_server.password}@{pg_server.host}:{pg_server.port}/{pg_server.dbname}"
     form.get_by_text("More options").click()
     dsn_field = form.get_by_label("Connection string", exact=True)
@@ -174,7 +179,8 @@ def test_a_secret_tested_but_not_added_is_not_in_the_saved_notebook(
     expect(status.locator(".deepanalyze-status-success")).to_contain_text(
         "Connection works", timeout=ACTION_TIMEOUT
     )
-    expect(dsn_field).to_have_value(re.compile(r"\*{8}"))  # the kernel's answer, password masked
+    # the kernel's answer: the password masked
+    expect(dsn_field).to_have_value(re.compile(r"\*{8}"), timeout=ACTION_TIMEOUT)
     saved_notebook(page, path, must_contain="PasswordModel")
     text = path.read_text()
     assert pg_server.password not in text

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
 from deepanalyze_jupyter import Session
 from deepanalyze_jupyter.errors import ConfigurationError, FormatError, ItemNotFound
-from deepanalyze_jupyter.frames import is_truncated
+from deepanalyze_jupyter.frames import arrow_to_frame, is_truncated
 from deepanalyze_jupyter.progress import Progress
 
 LISTING_COLUMNS = ["name", "kind", "size", "last_modified", "content_type", "etag"]
@@ -272,11 +273,21 @@ def test_malformed_file_is_a_format_error(files: Session, root: Path) -> None:
         ("nope.csv", r"^files: no file 'nope\.csv'$"),
         ("sales/*.parquet", r"^files: no files match 'sales/\*\.parquet'$"),
         ("empty/", r"^files: no files in folder 'empty/'$"),
+        ("nope/*.csv", r"^files: no files match 'nope/\*\.csv'$"),
+        ("nope/**/*.csv", r"^files: no files match 'nope/\*\*/\*\.csv'$"),
+        ("sales/notes.tsv/*.csv", r"^files: no files match 'sales/notes\.tsv/\*\.csv'$"),
+        ("nope/x.csv", r"^files: no file 'nope/x\.csv'$"),
     ],
 )
 def test_missing_files_are_item_not_found(files: Session, path: str, message: str) -> None:
     with pytest.raises(ItemNotFound, match=message):
         files.read("files", path)
+
+
+@pytest.mark.parametrize("pattern", ["nope/*.csv", "nope/**", "sales/notes.tsv/*"])
+def test_a_glob_under_a_missing_folder_lists_nothing(files: Session, pattern: str) -> None:
+    """Like a glob that matches nothing in a folder that exists: an empty listing, no error."""
+    assert files.list_items("files", pattern).empty
 
 
 def test_progress_is_reported_and_closed(root: Path) -> None:
@@ -366,3 +377,38 @@ def test_the_root_itself_may_be_a_symlink(session: Session, root: Path, tmp_path
     link.symlink_to(root, target_is_directory=True)
     session.add("files", "local", path=str(link))
     assert session.read("files", "sales/2024/q2.csv")["amount"].tolist() == [30]
+
+
+# -- partition folders ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def flights(root: Path) -> Path:
+    """``flights/month=1..12/part.parquet`` (two rows each) and a string key in ``carrier=``."""
+    for month in range(1, 13):
+        folder = root / "flights" / f"month={month}" / f"carrier={'AA' if month % 2 else 'B%2FC'}"
+        folder.mkdir(parents=True)
+        (folder / "part.parquet").write_bytes(_parquet(pd.DataFrame({"delay": [month * 10, month * 10 + 1]})))
+    return root / "flights"
+
+
+@pytest.mark.parametrize("path", ["flights/", "flights/**/*.parquet", "flights"])
+def test_partition_folders_become_columns_read_in_natural_order(
+    files: Session, flights: Path, path: str
+) -> None:
+    frame = files.read("files", path, limit=5)
+    assert is_truncated(frame)
+    assert frame["month"].tolist() == [1, 1, 2, 2, 3]  # not month=1, 10, 11, ...
+    assert frame["delay"].tolist() == [10, 11, 20, 21, 30]
+    whole = files.read("files", path, limit=None)
+    expected = arrow_to_frame(ds.dataset(flights, format="parquet", partitioning="hive").to_table())
+    pd.testing.assert_frame_equal(
+        whole.sort_values("delay", ignore_index=True), expected.sort_values("delay", ignore_index=True)
+    )
+    assert whole["carrier"].tolist()[:4] == ["AA", "AA", "B/C", "B/C"]  # URL-decoded, as pyarrow does
+
+
+def test_partition_columns_can_be_selected(files: Session, flights: Path) -> None:
+    frame = files.read("files", "flights/", columns=["month", "delay"], limit=3)
+    assert list(frame.columns) == ["month", "delay"]
+    assert frame["month"].tolist() == [1, 1, 2]

@@ -6,6 +6,7 @@ import datetime as dt
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -537,12 +538,20 @@ def test_a_query_cancelled_while_waiting_its_turn_never_runs(shop: Session) -> N
     assert time.monotonic() - started < 2
 
 
-def test_remove_closes_the_worker_thread(shop: Session) -> None:
-    def workers() -> list[threading.Thread]:
-        return [thread for thread in threading.enumerate() if thread.name.startswith("sqlite-shop")]
+def test_remove_closes_the_worker_thread(session: Session, db_path: Path) -> None:
+    def started_by(add: Callable[[], object]) -> list[threading.Thread]:
+        # The SQLite threads the call started: another test's source may have the same name.
+        before = set(threading.enumerate())
+        add()
+        started = [thread for thread in threading.enumerate() if thread not in before]
+        return [thread for thread in started if thread.name.startswith("sqlite-")]
 
-    assert workers()
-    shop.remove("shop")
-    for thread in workers():
+    workers = started_by(lambda: session.add("shop", "sqlite", path=str(db_path)))
+    others = started_by(lambda: session.add("shop2", "sqlite", path=str(db_path)))
+    assert [thread.name for thread in workers] == ["sqlite-shop_0"]
+    assert [thread.name for thread in others] == ["sqlite-shop2_0"]
+    session.remove("shop")
+    for thread in workers:
         thread.join(timeout=5)
-    assert not workers()
+    assert not [thread for thread in workers if thread.is_alive()]
+    assert all(thread.is_alive() for thread in others)  # only the removed source's thread ends

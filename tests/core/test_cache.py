@@ -85,3 +85,18 @@ def test_frames_are_copied_in_and_out() -> None:
     assert isinstance(second, pd.DataFrame)
     assert second["name"].tolist() == ["a", "b"]
     assert second.attrs == {"truncated": False}
+
+
+def test_values_of_one_kind_are_those_of_the_source_still_alive() -> None:
+    clock = FakeClock()
+    cache = MetadataCache(10.0, clock=clock)
+    cache.put("shop", ("list_items", None), "top")
+    clock.now += 5
+    cache.put("shop", ("list_items", "sales/"), "sales")
+    cache.put("shop", ("describe", "orders"), "columns")
+    cache.put("other", ("list_items", None), "theirs")
+    assert sorted(cache.values("shop", "list_items")) == ["sales", "top"]
+    clock.now += 6  # the first listing expired
+    assert cache.values("shop", "list_items") == ["sales"]
+    assert cache.values("shop", "describe") == ["columns"]
+    assert cache.values("nobody", "list_items") == []

@@ -43,6 +43,7 @@ EXPECTED_PARENTS = {
     "AuthenticationFailed": "ConnectionFailed",
     "ItemNotFound": "DataSourceError",
     "QueryError": "DataSourceError",
+    "WriteConflict": "QueryError",
     "FormatError": "DataSourceError",
     "OperationCancelled": "DataSourceError",
 }

@@ -107,6 +107,12 @@ class TestConnectorTypes:
         with pytest.raises(UnknownSourceType, match="unknown source type 'nope'; known types: azure_blob"):
             registry.connector_class("nope")
 
+    def test_an_unknown_type_close_to_a_known_one_is_named(self) -> None:
+        registry = DataSourceRegistry(discover=False)
+        with pytest.raises(UnknownSourceType) as caught:
+            registry.connector_class("postgres", source="pg")
+        assert str(caught.value) == "pg: unknown source type 'postgres'; did you mean postgresql?"
+
 
 THIRD_PARTY_MODULE = """
 from deepanalyze_jupyter.connectors import Connector
@@ -176,7 +182,7 @@ class TestDiscovery:
 
     def test_an_entry_point_does_not_replace_a_builtin(self, third_party: str) -> None:
         registry = DataSourceRegistry()
-        assert registry._types["postgresql"] == BUILTIN_CONNECTORS["postgresql"]
+        assert registry.connector_types._targets["postgresql"] == BUILTIN_CONNECTORS["postgresql"]
 
     def test_discover_reports_what_it_added_once(self, third_party: str) -> None:
         registry = DataSourceRegistry(discover=False)

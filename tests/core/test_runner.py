@@ -180,6 +180,33 @@ def test_keyboard_interrupt_cancels_the_task_and_propagates(
     assert runner.run_sync(double(2)) == 4  # the loop is still usable
 
 
+def test_an_interrupt_that_lands_on_another_thread_still_stops_the_wait(runner: LoopRunner) -> None:
+    """Ctrl-C goes to whichever thread of the process the kernel picks: once a library has
+    started threads of its own (Polars, DuckDB), that may not be the main thread, which then
+    only finds Python's flag set when it next wakes."""
+    assert threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    started = threading.Event()
+
+    async def work() -> None:
+        started.set()
+        await asyncio.sleep(3600)
+
+    def interrupt_from_this_thread() -> None:
+        if started.wait(HANG_GUARD):
+            signal.pthread_kill(threading.get_ident(), signal.SIGINT)  # not the main thread
+
+    threading.Thread(target=interrupt_from_this_thread, daemon=True).start()
+    begun = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            runner.run_sync(work(), timeout=20)  # a wait that never woke would time out here
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert time.monotonic() - begun < 5.0
+    assert runner.run_sync(double(2)) == 4
+
+
 @pytest.mark.parametrize("handed_over", [True, False], ids=["after-handover", "before-handover"])
 def test_an_interrupt_while_starting_still_cancels(
     runner: LoopRunner, monkeypatch: pytest.MonkeyPatch, handed_over: bool
@@ -272,3 +299,24 @@ def test_close_before_any_use_is_harmless() -> None:
     runner = LoopRunner()
     runner.close()
     assert not runner.is_running
+
+
+def test_the_wait_for_a_result_installs_no_waiter(
+    runner: LoopRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("concurrent.futures.wait() installs and removes a waiter on every call")
+
+    monkeypatch.setattr(runner_module.concurrent.futures, "wait", refuse)
+    assert runner.run_sync(double(21)) == 42
+
+
+def test_the_works_own_timeout_error_propagates_at_once(runner: LoopRunner) -> None:
+    async def times_out() -> None:
+        await asyncio.sleep(0)
+        raise TimeoutError("the work's own")
+
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match="the work's own"):
+        runner.run_sync(times_out())
+    assert time.monotonic() - started < HANG_GUARD

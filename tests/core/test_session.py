@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import sqlite3
+import traceback
+import warnings
 from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 
-from deepanalyze_jupyter.errors import AuthenticationFailed, DataSourceNotFound
+from deepanalyze_jupyter import ResultTruncated
+from deepanalyze_jupyter.errors import AuthenticationFailed, DataSourceError, DataSourceNotFound
 from deepanalyze_jupyter.models import Secret
 from deepanalyze_jupyter.redaction import MASK
 from deepanalyze_jupyter.session import Session
@@ -131,3 +138,80 @@ def test_nothing_shows_a_secret(session: Session, capsys: pytest.CaptureFixture[
     assert all(PASSWORD not in text for text in shown)
     captured = capsys.readouterr()
     assert PASSWORD not in captured.out + captured.err
+
+
+@pytest.fixture
+def numbers(tmp_path: Path) -> Path:
+    """A folder with a SQLite database and a CSV file of ten numbers each."""
+    with closing(sqlite3.connect(tmp_path / "numbers.db")) as connection:
+        connection.execute("CREATE TABLE numbers (n INTEGER)")
+        connection.executemany("INSERT INTO numbers VALUES (?)", [(n,) for n in range(10)])
+        connection.commit()
+    (tmp_path / "numbers.csv").write_text("n\n" + "".join(f"{n}\n" for n in range(10)))
+    return tmp_path
+
+
+def test_a_result_cut_at_the_default_limit_warns_how_to_get_every_row(numbers: Path) -> None:
+    with Session(default_row_limit=4) as session:
+        session.add("db", "sqlite", path=str(numbers / "numbers.db"))
+        session.add("folder", "local", path=str(numbers))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            queried = session.query("db", "SELECT n FROM numbers")
+            read = session.read("folder", "numbers.csv")
+        assert {warning.category for warning in caught} == {ResultTruncated}
+        assert (len(queried), len(read)) == (4, 4)
+        assert [str(warning.message) for warning in caught] == [
+            f"{source}: the result was cut at the default limit of 4 rows; pass limit=None to fetch "
+            "every row (or limit=N for another limit)"
+            for source in ("db", "folder")
+        ]
+        assert {warning.filename for warning in caught} == {__file__}  # the caller's line
+        assert len(session.query("db", "SELECT n FROM numbers", limit=None)) == 10
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert len(session.query("db", "SELECT n FROM numbers", limit=4)) == 4  # a limit asked for
+            assert len(session.query("db", "SELECT n FROM numbers WHERE n < 4")) == 4  # nothing cut
+            assert len(session.read("folder", "numbers.csv", limit=2)) == 2
+
+
+def shown(error: BaseException) -> tuple[list[str], str]:
+    """The files of the frames a traceback of ``error`` shows, and its whole text."""
+    files = [Path(frame.filename).name for frame in traceback.extract_tb(error.__traceback__)]
+    return files, "".join(traceback.format_exception(error))
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda session: session.query("db", "SELECT * FROM missing"), "db: no such table: missing"),
+        (lambda session: session.query("gone", "SELECT 1"), "gone: database file .* does not exist"),
+        (lambda session: session.list_items("nope"), r"nope: no such data source \(known: db, gone\)"),
+    ],
+)
+def test_an_error_of_the_python_api_shows_from_the_callers_line(
+    numbers: Path, call: Any, message: str
+) -> None:
+    with Session() as session:
+        session.add("db", "sqlite", path=str(numbers / "numbers.db"))
+        session.add("gone", "sqlite", path=str(numbers / "gone.db"), test=False)
+        with pytest.raises(DataSourceError, match=f"^{message}$") as caught:
+            call(session)
+    files, text = shown(caught.value)
+    # the test's line (the lambda's), then the method called and the one that raised
+    assert files == ["test_session.py", "test_session.py", "session.py", "session.py"], text
+    assert text.count("Traceback") == 1  # no library error chained before it
+    assert text.rstrip().splitlines()[-1].endswith(f"{type(caught.value).__name__}: {caught.value}")
+
+
+def test_an_unexpected_error_keeps_its_own_frames_but_not_the_bridge() -> None:
+    async def broken() -> None:
+        await asyncio.sleep(0)
+        raise ValueError("a bug")
+
+    with Session() as session, pytest.raises(ValueError, match="a bug") as caught:
+        session.run(broken())
+    files, text = shown(caught.value)
+    assert files == ["test_session.py", "session.py", "test_session.py"], text
+    assert "runner.py" not in text
+    assert "concurrent" not in text

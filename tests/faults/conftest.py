@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.services import AzuriteServer, PostgresServer
+from tests.conftest import new_container, start_or_skip
+from tests.services import AzuriteServer, PostgresServer, start_own_azurite, start_own_postgres
 
 _TALLY_KEY = pytest.StashKey[dict[str, int]]()
 
@@ -38,24 +39,54 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         )
 
 
-@pytest.fixture
-def pg(pg_server: PostgresServer) -> Iterator[PostgresServer]:
-    """The session's PostgreSQL server, running again after the test whatever it did."""
-    try:
+@pytest.fixture(scope="session")
+def restartable_pg(pg_server: PostgresServer) -> Iterator[PostgresServer]:
+    """The session's PostgreSQL server if the session started it, else a throwaway one of these
+    tests' own: they stop and restart it, which they cannot do to DEEPANALYZE_TEST_PG_DSN's."""
+    if not pg_server.external:
         yield pg_server
-    finally:
-        if not pg_server.external and not pg_server.is_running():
-            pg_server.start()
+        return
+    own = start_or_skip(start_own_postgres)
+    yield own
+    own.close()
+
+
+@pytest.fixture(scope="session")
+def restartable_azurite(azurite: AzuriteServer) -> Iterator[AzuriteServer]:
+    """The session's Azurite if the session started it, else one of these tests' own (they
+    stop and restart it, which they cannot do to DEEPANALYZE_TEST_AZURE_CONN's service)."""
+    if not azurite.external:
+        yield azurite
+        return
+    own = start_or_skip(start_own_azurite)
+    yield own
+    own.close()
 
 
 @pytest.fixture
-def blob_service(azurite: AzuriteServer) -> Iterator[AzuriteServer]:
-    """The session's Azurite, running again after the test whatever it did."""
+def pg(restartable_pg: PostgresServer) -> Iterator[PostgresServer]:
+    """A PostgreSQL server the test may stop, running again after the test whatever it did."""
     try:
-        yield azurite
+        yield restartable_pg
     finally:
-        if not azurite.external and not azurite.is_running():
-            azurite.start()
+        if not restartable_pg.is_running():
+            restartable_pg.start()
+
+
+@pytest.fixture
+def blob_service(restartable_azurite: AzuriteServer) -> Iterator[AzuriteServer]:
+    """An Azurite the test may stop, running again after the test whatever it did."""
+    try:
+        yield restartable_azurite
+    finally:
+        if not restartable_azurite.is_running():
+            restartable_azurite.start()
+
+
+@pytest.fixture
+def blob_container(blob_service: AzuriteServer) -> Iterator[str]:
+    """A new, empty blob container on :func:`blob_service`, deleted afterwards."""
+    yield from new_container(blob_service)
 
 
 def wait_until(condition: Callable[[], bool], *, within: float, step: float = 0.02) -> float:

@@ -62,6 +62,7 @@ def slow_proxy(pg_server: PostgresServer) -> Iterator[SlowProxy]:
     proxy.close()
 
 
+@pytest.mark.usefixtures("ctrl_c")
 def test_an_interrupted_connect_closes_its_connection_without_garbage_collection(
     pg_server: PostgresServer, slow_proxy: SlowProxy
 ) -> None:

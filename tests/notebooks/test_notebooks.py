@@ -23,6 +23,7 @@ from azure.storage.blob import BlobServiceClient
 from jupyter_client.kernelspec import NATIVE_KERNEL_NAME, KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 from nbformat import NotebookNode
 from psycopg import sql
 from traitlets import default
@@ -45,6 +46,12 @@ class OwnInterpreterKernelManager(AsyncKernelManager):
 def run_notebook(name: str, env: Mapping[str, str] | None = None) -> NotebookNode:
     """Execute ``notebooks/<name>`` from the notebooks folder and return it with its outputs."""
     notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
+    execute(notebook, env)
+    return notebook
+
+
+def execute(notebook: NotebookNode, env: Mapping[str, str] | None = None) -> None:
+    """Run ``notebook``'s cells in place, in the notebooks folder; the first cell error raises."""
     client = NotebookClient(
         notebook,
         kernel_manager_class=OwnInterpreterKernelManager,
@@ -58,7 +65,6 @@ def run_notebook(name: str, env: Mapping[str, str] | None = None) -> NotebookNod
         if env is None or variable not in env:
             kernel_env.pop(variable, None)
     client.execute(env=kernel_env)
-    return notebook
 
 
 def outputs_text(notebook: NotebookNode) -> str:
@@ -77,6 +83,24 @@ def test_committed_notebook_is_valid_and_has_no_outputs(name: str) -> None:
     assert code
     assert all(cell.outputs == [] and cell.execution_count is None for cell in code)
     assert notebook.metadata.kernelspec.name == "python3"
+
+
+#: Far above what the clean notebooks weigh (9 to 11 KB), far below a saved run with widget state.
+MAX_NOTEBOOK_BYTES = 20_000
+#: What a cell's metadata may hold (anything else is left over from a run or an editor).
+CELL_METADATA = {"tags"}
+
+
+@pytest.mark.parametrize("name", ["quickstart.ipynb", "postgresql.ipynb", "azure_blob.ipynb"])
+def test_committed_notebook_is_small_and_holds_nothing_a_run_leaves(name: str) -> None:
+    path = NOTEBOOKS / name
+    assert path.stat().st_size < MAX_NOTEBOOK_BYTES
+    notebook = nbformat.read(path, as_version=4)
+    assert set(notebook.metadata) <= {"kernelspec", "language_info"}  # no "widgets" state
+    assert set(notebook.metadata.language_info) == {"name"}  # no version of the last kernel
+    for cell in notebook.cells:
+        assert set(cell.metadata) <= CELL_METADATA, (cell.id, dict(cell.metadata))
+        assert "attachments" not in cell
 
 
 def test_every_notebook_is_tested() -> None:
@@ -182,3 +206,39 @@ def test_azure_blob_notebook_runs_against_azurite(azure_env: dict[str, str], azu
         assert secret not in text
     with BlobServiceClient.from_connection_string(azurite.connection_string) as service:
         assert not service.get_container_client(DEMO_CONTAINER).exists()
+
+
+@pytest.mark.kernel
+def test_azure_blob_notebook_without_the_connection_string_stops_in_one_line_at_once() -> None:
+    notebook = nbformat.read(NOTEBOOKS / "azure_blob.ipynb", as_version=4)
+    with pytest.raises(CellExecutionError) as caught:
+        execute(notebook, env={})  # AZURE_STORAGE_CONNECTION_STRING is removed from the kernel's
+    assert caught.value.ename == "UsageError"
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    (shown,) = code[0].outputs
+    assert shown.output_type == "stream" and shown.name == "stderr"
+    assert shown.text.splitlines() == [
+        "UsageError: AZURE_STORAGE_CONNECTION_STRING is not set: export it in the shell you start "
+        "JupyterLab from (see above), then start JupyterLab again"
+    ]
+    assert all(cell.outputs == [] and cell.execution_count is None for cell in code[1:])
+
+
+@pytest.mark.kernel
+def test_postgresql_notebook_runs_with_a_password_file_and_no_pgpassword(
+    pg_env: dict[str, str], pg_server: PostgresServer, tmp_path: Path
+) -> None:
+    password_file = tmp_path / "pgpass"
+    escaped = pg_server.password.replace("\\", "\\\\").replace(":", "\\:")
+    password_file.write_text(f"{pg_server.host}:{pg_server.port}:*:{pg_server.user}:{escaped}\n")
+    password_file.chmod(0o600)  # libpq ignores a password file others can read
+    env = {name: value for name, value in pg_env.items() if name != "PGPASSWORD"}
+    notebook = run_notebook("postgresql.ipynb", {**env, "PGPASSFILE": str(password_file)})
+    text = outputs_text(notebook)
+    assert "Added data source 'warehouse' (postgresql): connected." in text
+    assert f"{DEMO_SCHEMA}.orders" in text
+    assert "cannot execute DELETE in a read-only transaction" in text
+    assert pg_server.password not in text
+    with pg_server.admin_connection() as connection:
+        found = connection.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (DEMO_SCHEMA,))
+        assert found.fetchone() is None

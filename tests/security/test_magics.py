@@ -113,6 +113,7 @@ def test_every_error_path(shell: Shell, canary_env: Planted, debug_log: list[str
     shell.ok(f"%datasource add pg {pg} --password-env CANARY_PASSWORD")
     shell.ok(f"%datasource add lake {lake} --sas-token-env CANARY_SAS")
     before = shell.ok("%datasource list").result
+    shell.ok("import pandas as pd\nframe = pd.DataFrame({'a': [1]})")
 
     refusals = {
         f"%datasource add wrong {pg} --password-env CANARY_WRONG": "authentication failed",
@@ -137,12 +138,14 @@ def test_every_error_path(shell: Shell, canary_env: Planted, debug_log: list[str
         "%%dsquery pg --timeout 0.2\nSELECT pg_sleep(5)": "statement timeout",
         "%datasource columns pg no_such_table": "no table or view",
         "%datasource read lake missing.csv": "no blob",
-        "%%dsquery lake\nmissing/*.csv": "no blob matches",
+        "%%dsquery lake\nmissing/*.csv": "no files match",
         "%datasource read lake 2024/jan.parquet": "no blob",
         "%datasource ls nope": "no such data source",
         "%datasource add pg --type nosuch": "unknown source type",
         "%datasource add pg --type sqlite --path x.db": "already registered",
         f"%datasource add leak {pg} --password-env NOT_SET_ANYWHERE_123": "is not set",
+        f"%datasource write pg {planted.schema}.made frame": "read-only: nothing was written",
+        "%datasource write lake made.csv frame --overwrite": "read-only: nothing was written",
     }
     for code, expected in refusals.items():
         assert expected in shell.refused(code), code

@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from deepanalyze_jupyter import Session
 from deepanalyze_jupyter.errors import (
     AuthenticationFailed,
+    ConfigurationError,
     ConnectionFailed,
     DataSourceError,
     ItemNotFound,
@@ -85,6 +87,11 @@ def test_every_operation_on_working_sources(session: Session, planted: Planted, 
         book.check("Session.list_items", session.list_items(source_id).to_string())
         frame = _read(session, source_id, planted)
         book.check("Session.query / Session.read", frame.to_string(), frame.to_html(), frame.attrs)
+        if not source_id.startswith("pg"):
+            path = f"{planted.container}/2024/*.csv" if source_id == "lake_url" else "2024/*.csv"
+            batches = list(session.read_batches(source_id, path, rows=1, output="pandas"))
+            assert sorted(int(batch["amount"].iloc[0]) for batch in batches) == [10, 20]
+            book.check("Session.read_batches", [batch.to_string() for batch in batches])
         item = f"{planted.schema}.orders" if source_id.startswith("pg") else "2024/jan.csv"
         if source_id == "lake_url":
             item = f"{planted.container}/{item}"
@@ -212,3 +219,61 @@ def test_every_error_path_names_the_source_and_no_secret(
     assert list(session.query("pg", "SELECT 1 AS one")["one"]) == [1]
     assert len(session.list_items("lake", refresh=True)) == 1
     book.check("logging at DEBUG (API errors)", debug_log)
+
+
+def test_write_paths_name_the_source_and_no_secret(
+    session: Session, planted: Planted, debug_log: list[str]
+) -> None:
+    book = planted.book
+    frame = pd.DataFrame({"id": [1], "note": [planted.password]})  # a value that is a secret stays data
+    session.add("pg", "postgresql", secrets={"password": planted.password}, **planted.pg_options())
+    session.add(
+        "pg_rw",
+        "postgresql",
+        read_only=False,
+        secrets={"password": planted.password},
+        **planted.pg_options(),
+    )
+    lake = {"account_url": planted.blob_endpoint, "container": planted.container}
+    session.add("lake", "azure_blob", secrets={"sas_token": planted.sas_token}, **lake)
+    session.add("lake_rw", "azure_blob", read_only=False, secrets={"sas_token": planted.sas_token}, **lake)
+    failures: dict[str, tuple[type[DataSourceError], Callable[[], Any]]] = {
+        "write to a read-only table source": (ConfigurationError, lambda: session.write("pg", "t", frame)),
+        "write to a read-only blob source": (
+            ConfigurationError,
+            lambda: session.write("lake", "t.csv", frame),
+        ),
+        "write without the privilege to create": (
+            QueryError,
+            lambda: session.write("pg_rw", f"{planted.schema}.made", frame),
+        ),
+        "append to a table without the privilege": (
+            QueryError,
+            lambda: session.write("pg_rw", f"{planted.schema}.orders", frame[["id"]], mode="append"),
+        ),
+        "write a blob with a read-only SAS": (
+            AuthenticationFailed,
+            lambda: session.write("lake_rw", "made.csv", frame),
+        ),
+        "write a frame with duplicate names": (
+            ConfigurationError,
+            lambda: session.write("pg_rw", "t", frame.rename(columns={"note": "id"})),
+        ),
+        "export into a read-only blob source": (
+            ConfigurationError,
+            lambda: session.export_files("lake", "2024/*.csv", "dsrc://lake/all.csv"),
+        ),
+        "export into a blob with a read-only SAS": (
+            AuthenticationFailed,
+            lambda: session.export_files("lake", "2024/*.csv", "dsrc://lake_rw/all.csv"),
+        ),
+    }
+    for what, (error_type, action) in failures.items():
+        with pytest.raises(error_type) as caught:
+            action()
+        error = caught.value
+        assert str(error).startswith(f"{error.source}: "), (what, str(error))
+        assert "nothing was written" in str(error) or "duplicate" in str(error), (what, str(error))
+        assert len(str(error).splitlines()) == 1, (what, str(error))
+        book.check(f"error: {what}", error)
+    book.check("logging at DEBUG (writes)", debug_log)

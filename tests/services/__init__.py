@@ -6,8 +6,13 @@ from this machine's programs; `start_*` raise ServiceUnavailable when those are 
 """
 
 from tests.services.azurite import EXTERNAL_CONN_ENV as EXTERNAL_AZURE_CONN_ENV
-from tests.services.azurite import AzuriteServer, install_pinned_npm_packages, start_azurite
-from tests.services.postgres import PostgresServer, start_postgres
+from tests.services.azurite import (
+    AzuriteServer,
+    install_pinned_npm_packages,
+    start_azurite,
+    start_own_azurite,
+)
+from tests.services.postgres import PostgresServer, start_own_postgres, start_postgres
 from tests.services.process import ServiceUnavailable
 
 __all__ = [
@@ -17,5 +22,7 @@ __all__ = [
     "ServiceUnavailable",
     "install_pinned_npm_packages",
     "start_azurite",
+    "start_own_azurite",
+    "start_own_postgres",
     "start_postgres",
 ]

@@ -127,7 +127,15 @@ def start_azurite() -> AzuriteServer:
     connection_string = os.environ.get(EXTERNAL_CONN_ENV, "").strip()
     if connection_string:
         return AzuriteServer.from_connection_string(connection_string)
+    return start_own_azurite()
 
+
+def start_own_azurite() -> AzuriteServer:
+    """A new Azurite, running, whatever DEEPANALYZE_TEST_AZURE_CONN says.
+
+    For the tests that stop and restart the service, which cannot do that to an external one.
+    Raises ServiceUnavailable when Node.js or the Azurite package is not installed.
+    """
     process = _AzuriteProcess(*find_azurite(), port=free_loopback_port())
     server = AzuriteServer(
         blob_endpoint=f"http://127.0.0.1:{process.port}/{DEV_ACCOUNT_NAME}", _process=process

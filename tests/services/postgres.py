@@ -168,7 +168,15 @@ def start_postgres() -> PostgresServer:
     dsn = os.environ.get(EXTERNAL_DSN_ENV, "").strip()
     if dsn:
         return PostgresServer.from_dsn(dsn)
+    return start_own_postgres()
 
+
+def start_own_postgres() -> PostgresServer:
+    """A new throwaway cluster, running, whatever DEEPANALYZE_TEST_PG_DSN says.
+
+    For the tests that stop and restart the server, which cannot do that to an external one.
+    Raises ServiceUnavailable when the PostgreSQL server programs are not installed.
+    """
     cluster = _Cluster(find_server_programs(), free_loopback_port())
     server = PostgresServer(
         host="127.0.0.1",

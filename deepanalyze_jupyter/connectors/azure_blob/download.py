@@ -2,9 +2,11 @@
 
 Every request waits for a place in one semaphore, so a read never has more than
 ``max_concurrency`` requests in flight, whether they fetch many small blobs or the
-ranges of one large blob (at most :data:`RANGES_IN_FLIGHT` of those at once). A blob
-is written into one buffer of its size, allocated when the first response tells the
-size, each range into its own slice: no chunk list, no join, one copy of each byte.
+ranges of one large blob (at most :data:`RANGES_IN_FLIGHT` of those at once, the others
+asked as soon as the first response tells the size). A blob is written into one buffer of
+its size, allocated when the first response tells the size (a large one in a worker
+thread, its pages made in one go), each range into its own slice: no chunk list, no join,
+one copy of each byte.
 Bytes come as stored: a blob saved with ``Content-Encoding: gzip`` stays compressed,
 and the parser inflates it.
 
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import mmap
-from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -38,8 +39,9 @@ from azure.core.rest import HttpRequest
 from azure.storage.blob.aio import ContainerClient
 
 from ...progress import Progress
+from ...runner import gather_all
 
-__all__ = ["RANGES_IN_FLIGHT", "ConnectionLost", "Transfer", "fetch_blob", "gather_all"]
+__all__ = ["RANGES_IN_FLIGHT", "ConnectionLost", "Transfer", "fetch_blob"]
 
 T = TypeVar("T")
 
@@ -51,6 +53,8 @@ RETRY_PAUSE = 0.5
 
 #: Buffers from this size on are anonymous memory maps (see :func:`_buffer_of`).
 _MAPPED_FROM = 1 << 20
+#: Buffers from this size on have their pages made up front, in a worker thread.
+_POPULATED_FROM = 8 << 20
 
 #: What a response body raises when its connection breaks or goes silent: aiohttp's own
 #: errors (read here straight from its stream), or azure-core's wrapping of them.
@@ -98,22 +102,6 @@ class Transfer:
     answered: bool = False
 
 
-async def gather_all(awaitables: Iterable[Awaitable[T]]) -> list[T]:
-    """Run ``awaitables`` concurrently and return their results in order.
-
-    If one fails, or the caller is cancelled, the others are cancelled and awaited
-    before the error propagates, so nothing keeps running behind the caller's back.
-    """
-    tasks = [asyncio.ensure_future(awaitable) for awaitable in awaitables]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
-
-
 async def fetch_blob(container: ContainerClient, name: str, transfer: Transfer) -> bytes | memoryview:
     """Download blob ``name``; a blob larger than the range size comes in parallel ranges.
 
@@ -150,22 +138,39 @@ class _BlobDownload:
         self._transfer = transfer
         self._buffer: memoryview | None = None
         self._etag: str | None = None
+        self._others: asyncio.Future[list[None]] | None = None
 
     async def run(self) -> memoryview:
-        """Every byte of the blob, in a buffer of its size."""
+        """Every byte of the blob, in a buffer of its size.
+
+        The other ranges are asked for as soon as the first response gives the size
+        (:meth:`_read_others`), while the first range's body still arrives; a blob of one
+        range costs no task.
+        """
+        try:
+            await self._read_range(0, self._transfer.range_size)
+        except BaseException:
+            if self._others is not None:
+                self._others.cancel()
+                await asyncio.gather(self._others, return_exceptions=True)
+            raise
+        if self._others is not None:
+            await self._others  # cancelling the caller cancels it, and gather_all its ranges
+        return self._filled()
+
+    def _read_others(self, total: int) -> None:
+        """Start reading the ranges after the first one of a blob of ``total`` bytes."""
         size = self._transfer.range_size
-        await self._read_range(0, size)
-        buffer = self._filled()
-        total = len(buffer)
-        if total > size:
-            ranges = asyncio.Semaphore(RANGES_IN_FLIGHT)
+        if total <= size:
+            return
+        ranges = asyncio.Semaphore(max(RANGES_IN_FLIGHT - 1, 1))  # the first range is the other one
 
-            async def read_one(offset: int) -> None:
-                async with ranges:
-                    await self._read_range(offset, min(size, total - offset))
+        async def read_one(offset: int) -> None:
+            async with ranges:
+                await self._read_range(offset, min(size, total - offset))
 
-            await gather_all(read_one(offset) for offset in range(size, total, size))
-        return buffer
+        others = gather_all(read_one(offset) for offset in range(size, total, size))
+        self._others = asyncio.ensure_future(others)
 
     def _filled(self) -> memoryview:
         if self._buffer is None:  # pragma: no cover - set by the first response
@@ -200,7 +205,7 @@ class _BlobDownload:
         response = await self._open(offset, length)
         self._transfer.answered = True
         try:
-            into = self._destination(response, offset, length)
+            into = await self._destination(response, offset, length)
             return await _read_body(response, into)
         finally:
             await response.close()
@@ -231,7 +236,7 @@ class _BlobDownload:
         request = HttpRequest("GET", self._url, headers=headers)
         return (await self._pipeline.run(request, stream=True)).http_response
 
-    def _destination(self, response: Any, offset: int, length: int) -> memoryview:
+    async def _destination(self, response: Any, offset: int, length: int) -> memoryview:
         """Where this response's body goes; the first response sizes the buffer."""
         if self._buffer is None:
             headers = response.headers
@@ -240,22 +245,33 @@ class _BlobDownload:
                 total = int(content_range.rpartition("/")[2])
             else:
                 total = int(headers.get("Content-Length", 0))
-            self._buffer = _buffer_of(total)
+            if total < _POPULATED_FROM:
+                self._buffer = _buffer_of(total)
+            else:
+                self._buffer = await asyncio.to_thread(_buffer_of, total)
             self._etag = headers.get("ETag")
+            self._read_others(total)
         return self._buffer[offset : min(offset + length, len(self._buffer))]
 
 
 def _buffer_of(size: int) -> memoryview:
     """A writable buffer of ``size`` bytes, to be written once.
 
-    From :data:`_MAPPED_FROM` bytes on, anonymous memory: its pages stay the kernel's
-    zero page until the range that brings them writes them, so nothing is cleared up
-    front on the event loop (a ``bytearray`` is) and no huge pages are asked for (numpy
-    does, and the kernel may then stall a write to compact memory).
+    From :data:`_MAPPED_FROM` bytes on, private anonymous memory: nothing cleared on the
+    event loop (a ``bytearray`` is), no shared-memory pages (``mmap``'s default, dearer
+    to make) and no huge pages asked for (numpy does, and the kernel may then stall a
+    write to compact memory). From :data:`_POPULATED_FROM` on, its pages are made in one
+    call (``MAP_POPULATE``), cheaper than one fault per 4 KiB paid on the event loop as
+    the bytes arrive; callers make those buffers in a worker thread.
     """
     if size < _MAPPED_FROM:
         return memoryview(bytearray(size))
-    return memoryview(mmap.mmap(-1, size))
+    if not hasattr(mmap, "MAP_PRIVATE"):  # Windows
+        return memoryview(mmap.mmap(-1, size))
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
+    if size >= _POPULATED_FROM:
+        flags |= getattr(mmap, "MAP_POPULATE", 0)  # Linux only; elsewhere made on first write
+    return memoryview(mmap.mmap(-1, size, flags=flags))
 
 
 async def _read_body(response: Any, into: memoryview) -> int:

@@ -12,6 +12,7 @@ from typing import Any
 
 from ...errors import ConfigurationError
 from ...models import OptionSpec, Secret
+from ...writing import READ_ONLY_OPTION
 from .auth import AUTH_METHODS, connection_string_parts, infer_auth, split_account_url
 
 __all__ = ["OPTION_SPECS", "check_options", "normalize_options"]
@@ -77,6 +78,7 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
     OptionSpec("max_listing", int, "rows a listing returns at most unless a limit is given", default=10_000),
     OptionSpec("range_size_mb", int, "MiB per request when a large blob is read in ranges", default=16),
     OptionSpec("show_progress", bool, "show a progress bar for long reads", default=True),
+    READ_ONLY_OPTION,
 )
 _SPECS = {spec.name: spec for spec in OPTION_SPECS}
 

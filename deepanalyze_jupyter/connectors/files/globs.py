@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-__all__ = ["glob_matcher", "glob_prefix", "is_glob"]
+__all__ = ["glob_escape", "glob_matcher", "glob_prefix", "is_glob"]
 
 _WILDCARDS = frozenset("*?[")
 
@@ -19,6 +19,14 @@ _WILDCARDS = frozenset("*?[")
 def is_glob(text: str) -> bool:
     """Tell whether ``text`` holds a wildcard (``*``, ``?`` or ``[``)."""
     return any(char in _WILDCARDS for char in text)
+
+
+def glob_escape(path: str) -> str:
+    """A pattern matching exactly the file ``path``, even when its name holds ``*``, ``?`` or ``[``.
+
+    ``data[1].csv`` -> ``data[[]1].csv``; a path without a wildcard is returned as it is.
+    """
+    return "".join(f"[{char}]" if char in _WILDCARDS else char for char in path)
 
 
 def glob_prefix(pattern: str) -> str:

@@ -35,7 +35,8 @@ import psycopg
 import pyarrow as pa
 
 from . import oids
-from .types import Column, ColumnKind, ColumnPlan, ConversionError, python_column
+from .columns import Column, Loaded
+from .types import ColumnKind, ColumnPlan, ConversionError
 
 __all__ = ["BINARY_GAIN", "binary_gain", "decodable", "decode_binary_copy", "prefer_binary"]
 
@@ -362,7 +363,6 @@ def _loaded(plan: ColumnPlan, fields: _Fields, lengths: np.ndarray) -> Column:
     if load is None:
         raise ConversionError(f"cannot load column {plan.name!r} from binary COPY")
     try:
-        values = [None if raw is None else load(raw) for raw in fields.raw(lengths)]
+        return Loaded([None if raw is None else load(raw) for raw in fields.raw(lengths)])
     except (psycopg.DataError, ValueError, TypeError) as error:
         raise ConversionError(f"cannot load column {plan.name!r}: {error}") from error
-    return python_column(plan, values)

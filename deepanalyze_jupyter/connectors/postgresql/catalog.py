@@ -13,8 +13,9 @@ import pandas as pd
 import psycopg
 
 from ...errors import ItemNotFound
+from .columns import frame_from_values
 from .query import result_fields
-from .types import PlanSettings, frame_from_values, plan_columns
+from .types import PlanSettings, plan_columns
 
 __all__ = ["describe_relation", "list_relations"]
 
@@ -27,7 +28,7 @@ _KINDS = (
 _USER_SCHEMA = "left(n.nspname, 3) <> 'pg_' AND n.nspname <> 'information_schema'"
 
 _SCHEMAS = f"""
-SELECT NULL::text AS schema, n.nspname::text AS name, 'schema' AS kind, NULL::int8 AS estimated_rows
+SELECT NULL::text AS schema, n.nspname::text AS name, 'schema' AS kind, NULL::int8 AS rows
 FROM pg_namespace n
 WHERE {_USER_SCHEMA}
 ORDER BY n.nspname
@@ -36,7 +37,7 @@ LIMIT %(limit)s
 
 _RELATIONS = f"""
 SELECT n.nspname::text AS schema, c.relname::text AS name, {_KINDS} AS kind,
-       CASE WHEN c.relkind <> 'v' AND c.reltuples >= 0 THEN c.reltuples::int8 END AS estimated_rows
+       CASE WHEN c.relkind <> 'v' AND c.reltuples >= 0 THEN c.reltuples::int8 END AS rows
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND NOT c.relispartition
@@ -104,7 +105,7 @@ async def list_relations(
         exists = await conn.execute(_SCHEMA_EXISTS, [schema])
         if await exists.fetchone() is None:
             raise ItemNotFound(f"no schema named {schema!r}", source=source)
-    frame["estimated_rows"] = frame["estimated_rows"].astype("Int64")
+    frame["rows"] = frame["rows"].astype("Int64")
     truncated = limit is not None and len(frame) > limit
     return (frame.iloc[:limit].reset_index(drop=True) if truncated else frame), truncated
 

@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from ...errors import ConfigurationError
+from ...errors import ConfigurationError, quoted
 
 __all__ = [
     "DEFAULT_APPLICATION_NAME",
@@ -109,7 +109,7 @@ def check_setting(setting: str, *, source: str) -> str:
     name, equals, value = setting.partition("=")
     if not equals or not _SETTING_NAME_RE.fullmatch(name.strip()):
         raise ConfigurationError(
-            f"option 'set' takes name=value (e.g. timezone=UTC), got {setting[:80]!r}", source=source
+            f"option 'set' takes name=value (e.g. timezone=UTC), got {quoted(setting, 80)}", source=source
         )
     return f"{name.strip()}={value}"
 

@@ -35,9 +35,25 @@ _SETTING_TEXT_RE = re.compile(
 _LIBPQ_NOISE_RE = re.compile(r"^(connection failed:\s*)+|\b(FATAL|ERROR):\s+", re.IGNORECASE)
 
 
+_SENTENCE_ENDS = (".", "!", "?", ":", ";", ",")
+
+
 def one_line(text: str) -> str:
-    """``text`` squeezed into one line."""
-    return " ".join(text.split())
+    """``text`` in one line, each of its lines read as a sentence.
+
+    libpq writes one sentence a line and ends only some of them (``...failed: Connection
+    refused`` then ``Is the server running...?``): a line that does not end a sentence
+    gets a full stop before the next one.
+    """
+    sentences: list[str] = []
+    for line in text.splitlines():
+        words = " ".join(line.split())
+        if not words:
+            continue
+        if sentences and not sentences[-1].endswith(_SENTENCE_ENDS):
+            sentences[-1] += "."
+        sentences.append(words)
+    return " ".join(sentences)
 
 
 def connect_error(error: psycopg.Error, *, source: str, target: str) -> ConnectionFailed | ConfigurationError:

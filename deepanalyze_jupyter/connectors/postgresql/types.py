@@ -1,4 +1,4 @@
-"""How each PostgreSQL result column becomes a pandas column.
+"""How each PostgreSQL result column becomes a pandas column (or an Arrow one).
 
 A :class:`ColumnPlan` is made per result column from its type oid and modifier. Both
 ways of reading a result use the same plans, so a query gives the same dtypes whether
@@ -10,8 +10,14 @@ PostgreSQL                pandas dtype                             how
 ========================  =======================================  =====================
 int2, int4, int8, oid     ``int64`` (``Int64`` with NULLs)         native
 float4, float8            ``float64`` (``Float64`` with NULLs)     native
-numeric(p, s)             ``decimal128(p, s)[pyarrow]`` (exact)    native
-numeric                   ``object`` of ``Decimal``                Python
+numeric(p, s)             ``decimal128(p, s)[pyarrow]`` (exact;    native
+                          ``decimal256`` up to 76 digits, then as
+                          unconstrained ``numeric``)
+numeric (unconstrained)   ``decimal128(38, s)[pyarrow]``, ``s``    Python
+                          the most decimals among the values
+                          (exact; ``decimal256(76, s)`` past 38
+                          digits; ``object`` of ``Decimal`` if a
+                          value is NaN, infinite, over 76 digits)
 numeric, as float         ``float64`` (``Float64`` with NULLs)     native
 bool                      ``bool`` (``boolean`` with NULLs)        native
 text, varchar, char,      ``string`` (pyarrow-backed)              text
@@ -30,41 +36,38 @@ inet, ...
 are taken as strings; *Python* columns are loaded value by value with psycopg's own
 loaders. A native column whose values pyarrow cannot parse (``infinity`` dates, ``NaN``
 in a ``numeric(p, s)``) is loaded the Python way instead.
+
+An Arrow result (``output="arrow"``) is made of the same columns, without pandas: the
+parsed Arrow columns as they are (text as ``large_string``, the type pandas' text holds),
+and the Python columns as the Arrow type ``pa.Table.from_pandas`` gives their pandas
+column (:func:`.columns.arrow_column`; the columns and results are built in :mod:`.columns`).
 """
 
 from __future__ import annotations
 
 import enum
-import functools
 import zoneinfo
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeAlias
+from typing import Any
 
-import numpy as np
-import pandas as pd
-import psycopg
 import pyarrow as pa
 from psycopg import pq
 from psycopg.adapt import AdaptersMap
 
 from ... import frames
-from ...frames import PandasColumn, pandas_column
 from . import oids
 
 __all__ = [
-    "Column",
+    "MAX_DECIMAL128_DIGITS",
+    "MAX_DECIMAL256_DIGITS",
     "ColumnKind",
     "ColumnPlan",
     "ConversionError",
     "PlanCache",
     "PlanSettings",
-    "frame_from_columns",
-    "frame_from_values",
-    "loaded_column",
     "plan_columns",
-    "python_column",
     "session_time_zone",
 ]
 
@@ -86,8 +89,8 @@ _TEXT_OIDS = frozenset(
 )
 _DATE_TIME_OIDS = frozenset({oids.DATE, oids.TIME, oids.TIMESTAMP, oids.TIMESTAMPTZ})
 _NUMERIC_HEADER = 4  # VARHDRSZ, added to a numeric's type modifier
-_MAX_DECIMAL128_DIGITS = 38
-_MAX_DECIMAL256_DIGITS = 76
+MAX_DECIMAL128_DIGITS = 38
+MAX_DECIMAL256_DIGITS = 76
 
 
 class ConversionError(ValueError):
@@ -132,13 +135,13 @@ class ColumnPlan:
 
 
 def session_time_zone(name: str | None) -> str:
-    """The session's TimeZone if pandas and pyarrow know it, else UTC."""
+    """The session's TimeZone if pandas and pyarrow know it (UTC by any name spelled ``UTC``), else UTC."""
     if name:
         try:
             zoneinfo.ZoneInfo(name)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             return "UTC"
-        return name
+        return frames.zone_name(name)
     return "UTC"
 
 
@@ -211,9 +214,9 @@ def _decimal_type(modifier: int) -> pa.DataType | None:
     scale = (((modifier - _NUMERIC_HEADER) & 0x7FF) ^ 1024) - 1024  # signed since PostgreSQL 15
     if not 0 <= scale <= precision:
         return None
-    if precision <= _MAX_DECIMAL128_DIGITS:
+    if precision <= MAX_DECIMAL128_DIGITS:
         return pa.decimal128(precision, scale)
-    if precision <= _MAX_DECIMAL256_DIGITS:
+    if precision <= MAX_DECIMAL256_DIGITS:
         return pa.decimal256(precision, scale)
     return None
 
@@ -228,101 +231,3 @@ def _loader(
 
 def _decode_text(data: bytes) -> str:
     return data.decode("utf-8")
-
-
-# -- building columns and frames --------------------------------------------------------
-
-#: A finished column: Arrow data (parsed by pyarrow), or a pandas column.
-Column: TypeAlias = "pa.ChunkedArray | pa.Array | PandasColumn"
-
-
-def python_column(plan: ColumnPlan, values: Sequence[Any]) -> PandasColumn:
-    """Python values (as psycopg loads them) as the pandas column their plan asks for.
-
-    The dtypes are those :func:`~deepanalyze_jupyter.frames.arrow_to_frame` gives the
-    plan's Arrow type (``Int64``/``boolean`` when there are NULLs, ``string``, tz-aware
-    timestamps...), built without going through Arrow, which costs more for few rows.
-    Values that do not fit the type (``Decimal('NaN')`` in a ``numeric(p, s)``) stay
-    Python objects.
-    """
-    arrow_type = plan.arrow_type
-    if plan.kind is ColumnKind.TEXT:
-        texts = [v if v is None or isinstance(v, str) else str(v) for v in values]
-        return pd.arrays.ArrowStringArray(pa.array(texts, pa.large_string()))
-    if arrow_type is None:
-        return _object_array(values)
-    try:
-        if pa.types.is_integer(arrow_type) or pa.types.is_boolean(arrow_type):
-            return _exact_array(values, np.int64 if pa.types.is_integer(arrow_type) else np.bool_)
-        if pa.types.is_floating(arrow_type):
-            floats = np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
-            return frames.nullable_floats(floats, [v is None for v in values]) if None in values else floats
-        if pa.types.is_decimal(arrow_type):  # through Arrow, which refuses NaN instead of nulling it
-            return pd.arrays.ArrowExtensionArray(pa.array(values, arrow_type))
-        if pa.types.is_timestamp(arrow_type) or pa.types.is_duration(arrow_type):
-            return pandas_column(pa.array(values, arrow_type))
-    except (TypeError, ValueError, OverflowError, pa.ArrowInvalid, pa.ArrowTypeError):
-        pass  # e.g. Decimal('NaN') in a numeric(p, s): keep the Python objects
-    return _object_array(values)  # dates and times too, as arrow_to_frame gives them
-
-
-def loaded_column(plan: ColumnPlan, texts: Sequence[str | None]) -> PandasColumn:
-    """Load a column of PostgreSQL text values with the plan's loader (the COPY path)."""
-    load = plan.load
-    try:
-        values = [None if text is None else load(text.encode("utf-8")) for text in texts]
-    except (psycopg.DataError, ValueError, TypeError) as error:
-        raise ConversionError(f"cannot load column {plan.name!r}: {error}") from error
-    return python_column(plan, values)
-
-
-def _exact_array(values: Sequence[Any], kind: type[np.int64] | type[np.bool_]) -> PandasColumn:
-    """int64/bool, or ``Int64``/``boolean`` (value and mask) when there are NULLs."""
-    if None not in values:
-        return np.array(values, dtype=kind)
-    mask = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
-    data: Any = np.array([kind(0) if v is None else v for v in values], dtype=kind)
-    if kind is np.bool_:
-        return pd.arrays.BooleanArray(data, mask)
-    return pd.arrays.IntegerArray(data, mask)
-
-
-def _object_array(values: Sequence[Any]) -> np.ndarray[Any, Any]:
-    array = np.empty(len(values), dtype=object)
-    array[:] = values
-    return array
-
-
-def frame_from_values(
-    plans: Sequence[ColumnPlan], columns: Sequence[Sequence[Any]], num_rows: int
-) -> pd.DataFrame:
-    """The result frame from Python values, one sequence per column."""
-    arrays = [python_column(plan, values) for plan, values in zip(plans, columns, strict=True)]
-    return frames.frame_from_columns(_labels(plans), arrays, num_rows)
-
-
-def frame_from_columns(plans: Sequence[ColumnPlan], columns: Sequence[Column], num_rows: int) -> pd.DataFrame:
-    """The result frame from parsed columns (Arrow ones converted as ``arrow_to_frame`` does)."""
-    arrays = [
-        pandas_column(column) if isinstance(column, pa.Array | pa.ChunkedArray) else column
-        for column in columns
-    ]
-    return frames.frame_from_columns(_labels(plans), arrays, num_rows)
-
-
-def _labels(plans: Sequence[ColumnPlan]) -> pd.Index:
-    """The result's column names, as given (duplicates too).
-
-    Each frame gets its own ``Index`` object (renaming one frame's columns leaves the
-    others alone): a view of one made once per set of names, since building an
-    ``Index`` is about a quarter of the cost of a one-row frame.
-    """
-    return _label_index(tuple(plan.name for plan in plans)).view()
-
-
-@functools.lru_cache(maxsize=256)
-def _label_index(names: tuple[str, ...]) -> pd.Index:
-    values = np.array(names, dtype=object)
-    values.flags.writeable = False  # shared by every view: ``columns.values[0] = ...`` must fail
-    labels: pd.Index = pd.Index(values, dtype=object, copy=False)
-    return labels

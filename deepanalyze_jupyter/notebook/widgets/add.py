@@ -10,6 +10,7 @@ from ...models import DataSourceConfig
 from ...registry import DataSourceRegistry
 from ...session import Session
 from .fields import SourceFields
+from .save_choice import SaveForLater
 from .sealed import SealedPassword
 from .status import StatusLine, field_layout, run_action
 
@@ -51,6 +52,7 @@ class AddSourceForm(widgets.VBox):  # type: ignore[misc]
         )
         self.add_button = widgets.Button(description="Add", button_style="primary", icon="plus")
         self.status = StatusLine()
+        self.save_for_later = SaveForLater()
         self.test_button.on_click(lambda _: self.test())
         self.add_button.on_click(lambda _: self.add())
         self.type_select.observe(self._show_type, names="value")
@@ -66,6 +68,7 @@ class AddSourceForm(widgets.VBox):  # type: ignore[misc]
                 self.name_field,
                 self.fields_box,
                 self.test_on_add,
+                self.save_for_later,
                 buttons,
                 self.status,
             ],
@@ -152,15 +155,18 @@ class AddSourceForm(widgets.VBox):  # type: ignore[misc]
 
     def _register(self) -> str:
         config = self.config()
+        references = self.save_for_later.references(config.secrets)  # checked before anything is added
         testing = bool(self.test_on_add.value)
         stored = self.session.run(self.session.registry.register_data_source(config, test_connection=testing))
         kind = self._connector_classes[stored.type].display_name
         checked = "connection tested" if testing else "connection not tested"
-        return f"Added {stored.id!r} ({kind}, {checked}). Use it as %datasource ls {stored.id}"
+        saved = self.save_for_later.save(self.session, stored.id, references)
+        return f"Added {stored.id!r} ({kind}, {checked}). Use it as %datasource ls {stored.id}{saved}"
 
     def _show_type(self, change: object = None) -> None:
         fields = self.fields
         self.fields_box.children = () if fields is None else (fields.box,)
+        self.save_for_later.show_secrets(() if fields is None else fields.specs)
 
     def _controls(self) -> list[widgets.DOMWidget]:
         return [self.test_button, self.add_button, self.type_select]

@@ -9,8 +9,10 @@ import io
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -20,6 +22,7 @@ from uuid import uuid4
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 from azure.storage.blob import (
@@ -43,7 +46,7 @@ from deepanalyze_jupyter.errors import (
     FormatError,
     ItemNotFound,
 )
-from deepanalyze_jupyter.frames import is_truncated
+from deepanalyze_jupyter.frames import arrow_to_frame, is_truncated
 from deepanalyze_jupyter.models import Secret
 from deepanalyze_jupyter.progress import Progress
 from tests.services import AzuriteServer
@@ -418,7 +421,7 @@ def test_missing_blob_is_not_found_naming_it(blobs: Session, data_container: str
     with pytest.raises(ItemNotFound) as caught:
         blobs.read("blobs", "sales/2024/missing.csv")
     assert str(caught.value) == f"blobs: no blob 'sales/2024/missing.csv' in container '{data_container}'"
-    with pytest.raises(ItemNotFound, match=r"no blob matches 'nowhere/\*\.csv'"):
+    with pytest.raises(ItemNotFound, match=r"^blobs: no files match 'nowhere/\*\.csv'$"):
         blobs.read("blobs", "nowhere/*.csv")
     with pytest.raises(ItemNotFound, match=r"no blob 'nope\.json'"):
         blobs.describe("blobs", "nope.json")
@@ -818,13 +821,33 @@ def test_cancelling_a_read_cancels_every_download(azurite: AzuriteServer, data_c
     asyncio.run(scenario())
 
 
-def test_interrupted_read_through_the_session_returns_nothing(blobs: Session) -> None:
-    result: pd.DataFrame | None = None
-    with pytest.raises(TimeoutError):
-        result = blobs.run(blobs.registry.read("blobs", ["big/large.csv"] * 1), timeout=0.001)
-    assert result is None
-    assert blobs.run(_pending_tasks()) == 0
-    assert len(blobs.read("blobs", "sales/2024/q1.csv")) == 2
+def test_interrupted_read_through_the_session_returns_nothing(
+    session: Session, recorder: ProgressRecorder, azurite: AzuriteServer, data_container: str
+) -> None:
+    _add_container_source(session, azurite, data_container, "slow", range_size_mb=1, max_concurrency=1)
+    main_thread = threading.main_thread().ident
+    assert main_thread is not None
+    interrupted = threading.Event()
+
+    def interrupt_once() -> None:  # a real SIGINT to the waiting thread, as Ctrl-C or a kernel sends
+        if not interrupted.is_set():
+            interrupted.set()
+            signal.pthread_kill(main_thread, signal.SIGINT)
+
+    recorder.on_bytes = interrupt_once  # once the first bytes of the blob have arrived
+    # Python's own handler, even when the test run was started with SIGINT ignored.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            session.read("slow", "big/large.csv", limit=None)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert interrupted.is_set()
+    report = recorder.reports[-1]
+    assert report.closed
+    assert 0 < report.nbytes < len(_large_csv(LARGE_ROWS))  # stopped mid-way, not after the blob
+    assert session.run(_pending_tasks()) == 0
+    assert len(session.read("slow", "sales/2024/q1.csv")) == 2
 
 
 async def _pending_tasks() -> int:
@@ -875,7 +898,7 @@ def test_a_latin_1_blob_is_refused_with_its_offset_and_read_with_its_encoding(
         session.read("latin", name)
     assert str(raised.value) == (
         f"latin: cannot parse {name} as csv: byte 0xeb at offset 12 is not valid utf-8; "
-        "give the file's encoding (--encoding latin-1, or encoding='latin-1')"
+        "give the file's encoding (encoding='latin-1')"
     )
     frame = session.read("latin", name, encoding="latin-1")
     assert frame.to_dict("list") == {"name": ["Zoë"], "city": ["Köln"]}
@@ -903,7 +926,7 @@ def many_blobs(azurite: AzuriteServer) -> Iterator[str]:
 @pytest.fixture
 def fetched(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
     """The blobs the connector downloads (name and bytes), recorded around its download path."""
-    from deepanalyze_jupyter.connectors.azure_blob import connector as azure_blob
+    from deepanalyze_jupyter.connectors.azure_blob import reading as azure_blob
 
     record: list[tuple[str, int]] = []
     original = azure_blob.fetch_blob
@@ -988,3 +1011,68 @@ def test_a_row_limit_keeps_memory_flat_over_many_large_blobs(azurite: AzuriteSer
             service.delete_container(name)
     growth = float(ran.stdout.strip().splitlines()[-1])
     assert growth < 16, f"peak RSS grew by {growth:.0f} MiB"
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("nope/*.csv", r"^blobs: no files match 'nope/\*\.csv'$"),
+        ("nope/**/*.csv", r"^blobs: no files match 'nope/\*\*/\*\.csv'$"),
+        ("sales/*.parquet", r"^blobs: no files match 'sales/\*\.parquet'$"),
+        ("nope/", r"^blobs: no files in folder 'nope/'$"),
+    ],
+)
+def test_a_glob_or_folder_that_is_not_there_is_one_line_as_for_a_local_folder(
+    blobs: Session, path: str, message: str
+) -> None:
+    with pytest.raises(ItemNotFound, match=message):
+        blobs.read("blobs", path)
+    assert blobs.list_items("blobs", "nope/*.csv").empty
+
+
+@pytest.fixture(scope="module")
+def flights_container(azurite: AzuriteServer) -> Iterator[str]:
+    """``flights/month=1..12/carrier=../part.parquet``, two rows each, and a marker file."""
+    name = f"flights-{uuid4().hex[:16]}"
+    with BlobServiceClient.from_connection_string(azurite.connection_string) as service:
+        container = service.create_container(name)
+        for month in range(1, 13):
+            carrier = "AA" if month % 2 else "B%2FC"
+            rows = [{"delay": month * 10}, {"delay": month * 10 + 1}]
+            container.upload_blob(f"flights/month={month}/carrier={carrier}/part.parquet", _parquet(rows))
+        container.upload_blob("flights/_SUCCESS", b"")
+    yield name
+    with BlobServiceClient.from_connection_string(azurite.connection_string) as service:
+        service.delete_container(name)
+
+
+@pytest.mark.parametrize("path", ["flights/", "flights/**/*.parquet"])
+def test_partition_folders_become_columns_read_in_natural_order(
+    session: Session,
+    azurite: AzuriteServer,
+    flights_container: str,
+    fetched: list[tuple[str, int]],
+    path: str,
+    tmp_path: Any,
+) -> None:
+    _add_container_source(session, azurite, flights_container, "flights")
+    frame = session.read("flights", path, limit=3)
+    assert is_truncated(frame)
+    assert frame["month"].tolist() == [1, 1, 2]  # not month=1, then month=10
+    assert frame["delay"].tolist() == [10, 11, 20]
+    assert sorted(name.split("/")[1] for name, _ in fetched)[:2] == ["month=1", "month=2"]
+    whole = session.read("flights", path, limit=None)
+    assert whole["month"].tolist() == [month for month in range(1, 13) for _ in range(2)]
+    # The same frame pyarrow's own dataset reading makes of these folders (types included).
+    with BlobServiceClient.from_connection_string(azurite.connection_string) as service:
+        container = service.get_container_client(flights_container)
+        for blob in container.list_blobs(name_starts_with="flights/month="):
+            local = tmp_path / blob.name
+            local.parent.mkdir(parents=True, exist_ok=True)
+            local.write_bytes(container.download_blob(blob.name).readall())
+    dataset = ds.dataset(tmp_path / "flights", format="parquet", partitioning="hive")
+    expected = arrow_to_frame(dataset.to_table())
+    pd.testing.assert_frame_equal(
+        whole.sort_values("delay", ignore_index=True), expected.sort_values("delay", ignore_index=True)
+    )
+    assert whole["carrier"].tolist()[2:4] == ["B/C", "B/C"]

@@ -418,7 +418,7 @@ def test_text_that_is_not_utf8_is_refused_naming_the_file_the_offset_and_the_opt
         parse_bytes(data, path=f"names/x.{format}", source="files")
     assert str(raised.value) == (
         f"files: cannot parse names/x.{format} as {format}: byte 0xeb at offset {offset} is not valid "
-        "utf-8; give the file's encoding (--encoding latin-1, or encoding='latin-1')"
+        "utf-8; give the file's encoding (encoding='latin-1')"
     )
 
 

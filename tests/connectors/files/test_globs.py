@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from deepanalyze_jupyter.connectors.files.globs import glob_matcher, glob_prefix, is_glob
+from deepanalyze_jupyter.connectors.files.globs import glob_escape, glob_matcher, glob_prefix, is_glob
 
 
 @pytest.mark.parametrize(
@@ -110,3 +110,14 @@ def test_every_match_starts_with_the_prefix(pattern: str, segments: list[str]) -
     path = "/".join(segments)
     if glob_matcher(pattern)(path):
         assert path.startswith(glob_prefix(pattern))
+
+
+@pytest.mark.parametrize(
+    ("name", "other"),
+    [("data[1].csv", "data1.csv"), ("what?.csv", "whatX.csv"), ("star*.csv", "starry.csv"), ("**", "a/b")],
+)
+def test_an_escaped_name_matches_that_name_only(name: str, other: str) -> None:
+    matches = glob_matcher(glob_escape(name))
+    assert matches(name)
+    assert not matches(other)
+    assert glob_escape("plain/name.csv") == "plain/name.csv"

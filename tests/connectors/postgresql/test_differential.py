@@ -24,15 +24,20 @@ from uuid import UUID
 
 import pandas as pd
 import psycopg
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from deepanalyze_jupyter import frames as frames_module
+from deepanalyze_jupyter.connectors.postgresql import columns as pg_columns
 from deepanalyze_jupyter.connectors.postgresql import copy as _pg_copy
-from deepanalyze_jupyter.connectors.postgresql import query as _pg_query
+from deepanalyze_jupyter.connectors.postgresql import copy_query as _pg_copy_query
+from deepanalyze_jupyter.connectors.postgresql.cursor_query import run_with_cursor
 from deepanalyze_jupyter.connectors.postgresql.query import CopyFormats, plan_settings, run_query
-from deepanalyze_jupyter.connectors.postgresql.types import ColumnPlan, plan_columns
+from deepanalyze_jupyter.connectors.postgresql.types import ColumnPlan, ConversionError, plan_columns
 from deepanalyze_jupyter.progress import NullProgress
+from deepanalyze_jupyter.results import convert_result
 from tests.services import PostgresServer
 
 PATHS = ("small", "pieces", "binary", "cursor")
@@ -137,21 +142,45 @@ class AlwaysBinary(CopyFormats):
         return True
 
 
-async def read(conn: psycopg.AsyncConnection[Any], statement: str, path: str) -> pd.DataFrame:
-    """The frame of ``statement`` read on ``path``."""
+async def read(
+    conn: psycopg.AsyncConnection[Any], statement: str, path: str, *, arrow: bool = False
+) -> pd.DataFrame | pa.Table:
+    """The frame of ``statement`` read on ``path`` (its Arrow table if ``arrow``)."""
     settings = plan_settings(conn, numeric_as_float=False)
 
     def planner(fields: Sequence[tuple[str, int, int]]) -> list[ColumnPlan]:
         return plan_columns(fields, conn.adapters, settings)
 
     if path == "cursor":
-        result = await _pg_query._run_with_cursor(conn, statement, None, limit=None, planner=planner)
+        result = await run_with_cursor(conn, statement, None, limit=None, planner=planner)
     else:
         formats = AlwaysBinary() if path == "binary" else CopyFormats()
         result = await run_query(
             conn, statement, None, limit=None, planner=planner, progress=NullProgress(), formats=formats
         )
-    return await result.frame()
+    return await (result.table() if arrow else result.frame())
+
+
+def read_on_every_path(
+    statement: str,
+    connection: psycopg.AsyncConnection[Any],
+    loop: asyncio.AbstractEventLoop,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    arrow: bool = False,
+) -> dict[str, Any]:
+    """The frames of ``statement`` read on each of ``PATHS`` (Arrow tables if ``arrow``)."""
+    frames = {}
+    for path in PATHS:
+        with monkeypatch.context() as patch:
+            if path == "small":  # every result parsed in Python
+                patch.setattr(_pg_copy_query, "SMALL_RESULT_BYTES", 1 << 40)
+            elif path == "pieces":  # every result parsed by pyarrow, in pieces of a few rows
+                patch.setattr(_pg_copy_query, "SMALL_RESULT_BYTES", 0)
+                patch.setattr(_pg_copy, "FIRST_CHUNK_BYTES", 1024)
+                patch.setattr(_pg_copy, "LARGEST_CHUNK_BYTES", 4096)
+            frames[path] = loop.run_until_complete(read(connection, statement, path, arrow=arrow))
+    return frames
 
 
 def normal(value: Any) -> Any:
@@ -212,16 +241,147 @@ def test_frames_hold_what_psycopg_loads_on_every_path(
         return [column.name for column in cursor.description], await cursor.fetchall()
 
     names, rows = loop.run_until_complete(expected())
-    frames = {}
+    frames = read_on_every_path(statement, connection, loop, monkeypatch)
     for path in PATHS:
-        with monkeypatch.context() as patch:
-            if path == "small":  # every result parsed in Python
-                patch.setattr(_pg_query, "SMALL_RESULT_BYTES", 1 << 40)
-            elif path == "pieces":  # every result parsed by pyarrow, in pieces of a few rows
-                patch.setattr(_pg_query, "SMALL_RESULT_BYTES", 0)
-                patch.setattr(_pg_copy, "FIRST_CHUNK_BYTES", 1024)
-                patch.setattr(_pg_copy, "LARGEST_CHUNK_BYTES", 4096)
-            frames[path] = loop.run_until_complete(read(connection, statement, path))
         check(frames[path], rows, names, path)
     for path in PATHS[1:]:
         pd.testing.assert_frame_equal(frames[path], frames["small"], obj=f"{path} against small")
+
+
+def test_numeric_aggregates_are_exact_decimals_on_every_path(
+    connection: psycopg.AsyncConnection[Any], loop: asyncio.AbstractEventLoop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    statement = (
+        "SELECT g % 50 AS k, avg(g::numeric(8, 2) / 3) AS mean, "
+        "max(CASE WHEN g % 50 = 7 THEN NULL ELSE g * 1.5 END) AS top, sum(g::numeric) * 1e40 AS wide "
+        "FROM generate_series(1, 20000) AS g GROUP BY g % 50 ORDER BY k"
+    )
+    cursor = loop.run_until_complete(connection.execute(statement))
+    rows = loop.run_until_complete(cursor.fetchall())
+    frames = read_on_every_path(statement, connection, loop, monkeypatch)
+    for path, frame in frames.items():
+        for position, name in enumerate(["mean", "top", "wide"], start=1):
+            values = [row[position] for row in rows]
+            scale = max(-value.as_tuple().exponent for value in values if value is not None)
+            width = "decimal256(76" if name == "wide" else "decimal128(38"
+            assert str(frame[name].dtype) == f"{width}, {scale})[pyarrow]", (path, name)
+            assert [None if pd.isna(v) else v for v in frame[name]] == values, (path, name)
+        assert frame["top"].isna().sum() == 1, path
+        assert frame["mean"].mean() == sum(row[1] for row in rows) / len(rows), path
+    for path in PATHS[1:]:
+        pd.testing.assert_frame_equal(frames[path], frames["small"], obj=f"{path} against small")
+
+
+def arrow_holds(values: Sequence[Any]) -> bool:
+    """Whether one Arrow column can hold ``values`` as psycopg loads them.
+
+    Not a numeric wider than Arrow's widest decimal (76 digits), nor a JSON array mixing
+    kinds of values: those results are refused as Arrow, as ``pa.Table.from_pandas`` of
+    the frame refuses them.
+    """
+    for value in values:
+        if isinstance(value, Decimal) and value.is_finite():
+            _, digits, exponent = value.as_tuple()
+            assert isinstance(exponent, int)
+            precision = len(digits) + exponent if exponent >= 0 else max(len(digits), -exponent)
+            if precision > 76:
+                return False
+        if isinstance(value, list) and len({type(item) for item in value if item is not None}) > 1:
+            return False
+    return True
+
+
+def normal_arrow(value: Any) -> Any:
+    """A value of psycopg's as an Arrow table gives it back (Arrow has no NaN decimal)."""
+    if isinstance(value, Decimal) and value.is_nan():
+        return None
+    return normal(value)
+
+
+def check_table(table: pa.Table, rows: list[tuple[Any, ...]], names: list[str], path: str) -> None:
+    """``table`` holds ``rows``: the same values, of the same Python types."""
+    assert table.column_names == names, path
+    assert table.num_rows == len(rows), path
+    for position, name in enumerate(names):
+        ours = [normal(value) for value in table.column(position).to_pylist()]
+        theirs = [normal_arrow(row[position]) for row in rows]
+        for number, (mine, expected) in enumerate(zip(ours, theirs, strict=True)):
+            where = f"{path}: column {name}, row {number}: {mine!r:.200} != {expected!r:.200}"
+            assert type(mine) is type(expected), where
+            assert mine == expected, where
+            if isinstance(expected, dt.datetime):
+                assert (mine.tzinfo is None) == (expected.tzinfo is None), where
+
+
+@settings(
+    max_examples=15,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
+@given(statement=results())
+def test_arrow_tables_hold_what_psycopg_loads_on_every_path(
+    statement: str,
+    connection: psycopg.AsyncConnection[Any],
+    loop: asyncio.AbstractEventLoop,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Arrow results, built with no pandas step, against psycopg's rows and against the frames.
+
+    Each table holds psycopg's values; its types are those ``pa.Table.from_pandas`` gives the
+    frame of the same result (where that knows one: a column of NULLs only has none there).
+    """
+
+    async def expected() -> tuple[list[str], list[tuple[Any, ...]]]:
+        cursor = await connection.execute(statement)
+        assert cursor.description is not None
+        return [column.name for column in cursor.description], await cursor.fetchall()
+
+    names, rows = loop.run_until_complete(expected())
+    if not all(arrow_holds([row[position] for row in rows]) for position in range(len(names))):
+        with pytest.raises(ConversionError, match="cannot be held in Arrow"):
+            read_on_every_path(statement, connection, loop, monkeypatch, arrow=True)
+        return
+    tables = read_on_every_path(statement, connection, loop, monkeypatch, arrow=True)
+    frames = read_on_every_path(statement, connection, loop, monkeypatch)
+    for path in PATHS:
+        table = convert_result(tables[path], "arrow")
+        check_table(table, rows, names, path)
+        from_pandas = convert_result(frames[path], "arrow")
+        for position, column in enumerate(from_pandas.schema):
+            if not pa.types.is_null(column.type):
+                assert table.schema.field(position).type == column.type, (path, column.name)
+    for path in PATHS[1:]:
+        assert tables[path].schema == tables["small"].schema, f"{path} against small"
+
+
+def test_an_arrow_result_builds_no_pandas_frame(
+    connection: psycopg.AsyncConnection[Any],
+    loop: asyncio.AbstractEventLoop,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    statement = (
+        "SELECT g, g * 0.5 AS f, md5(g::text) AS t, g::numeric(10, 2) AS n, "
+        "timestamptz '2024-01-01 00:00+00' + g * interval '1 minute' AS at, "
+        "json_build_object('g', g) AS j, CASE WHEN g % 3 = 0 THEN NULL ELSE g END AS maybe "
+        "FROM generate_series(1, 30000) AS g"
+    )
+    expected = read_on_every_path(statement, connection, loop, monkeypatch, arrow=True)
+
+    def no_pandas(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a pandas column was built")
+
+    for module in (pg_columns, frames_module):
+        monkeypatch.setattr(module, "pandas_column", no_pandas)
+        monkeypatch.setattr(module, "frame_from_columns", no_pandas)
+    monkeypatch.setattr(pg_columns, "python_column", no_pandas)
+    monkeypatch.setattr(pg_columns, "frame_from_values", no_pandas)
+    tables = read_on_every_path(statement, connection, loop, monkeypatch, arrow=True)
+    for path in PATHS:
+        assert tables[path].equals(expected[path]), path
+        assert tables[path].num_rows == 30000, path

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -19,12 +20,15 @@ from uuid import uuid4
 import pytest
 
 from deepanalyze_jupyter import Session
-from deepanalyze_jupyter.connectors.postgresql import query as query_module
+from deepanalyze_jupyter.connectors.postgresql import copy_query as copy_query_module
 from deepanalyze_jupyter.connectors.postgresql.query import BuildCancelled
 from deepanalyze_jupyter.errors import AuthenticationFailed, ConnectionFailed, DataSourceError, QueryError
 from tests.connectors.postgresql.postgres import admin, copy_formats, source_options
 from tests.services import PostgresServer
 from tests.services.process import free_loopback_port
+
+#: The connect timeout of the test that waits for it, in seconds (libpq's least is 2).
+CONNECT_TIMEOUT = 2
 
 
 @pytest.fixture
@@ -95,7 +99,7 @@ def test_a_wrong_password_inside_a_dsn_is_not_shown_either(
     assert_clean(caught.value, wrong, uri)
 
 
-def test_an_unreachable_port_is_a_connection_error_within_the_timeout(session: Session) -> None:
+def test_a_refused_port_is_a_connection_error_at_once(session: Session) -> None:
     port = free_loopback_port()
     started = time.monotonic()
     with pytest.raises(ConnectionFailed) as caught:
@@ -111,6 +115,44 @@ def test_an_unreachable_port_is_a_connection_error_within_the_timeout(session: S
     assert type(caught.value) is ConnectionFailed
     assert str(caught.value).startswith(f"pg: cannot connect to 127.0.0.1:{port}")
     assert_clean(caught.value)
+
+
+def test_a_refused_connection_reads_as_sentences(session: Session) -> None:
+    port = free_loopback_port()
+    with pytest.raises(ConnectionFailed) as caught:
+        session.add("pg", "postgresql", host="127.0.0.1", port=port, secrets={"password": "unused-pw-4821"})
+    message = str(caught.value)
+    assert f"port {port} failed: Connection refused. Is the server running" in message
+    assert "\n" not in message
+    assert "  " not in message
+
+
+def test_a_server_that_never_answers_is_a_connection_error_within_the_connect_timeout(
+    session: Session,
+) -> None:
+    # A socket that listens but never accepts: the TCP handshake completes (the backlog takes
+    # it) and then nothing ever answers, as with a server that hangs or a firewall that drops.
+    with socket.create_server(("127.0.0.1", 0), backlog=8) as silent:
+        port = silent.getsockname()[1]
+        started = time.monotonic()
+        with pytest.raises(ConnectionFailed) as caught:
+            session.add(
+                "pg",
+                "postgresql",
+                host="127.0.0.1",
+                port=port,
+                connect_timeout=CONNECT_TIMEOUT,
+                secrets={"password": "unused-pw-4821"},
+            )
+        waited = time.monotonic() - started
+    assert CONNECT_TIMEOUT - 0.5 <= waited < CONNECT_TIMEOUT + 3  # it waited for the timeout, no longer
+    assert type(caught.value) is ConnectionFailed
+    message = str(caught.value)
+    assert message.startswith(f"pg: cannot connect to 127.0.0.1:{port}")
+    assert "timeout" in message
+    assert "\n" not in message
+    assert_clean(caught.value)
+    assert not session.registry.exists("pg")
 
 
 # -- bad SQL -------------------------------------------------------------------------------------
@@ -224,6 +266,8 @@ INTERRUPTED_QUERIES = """
 import json, os, signal, sys, threading, time
 from deepanalyze_jupyter import Session
 
+signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started with SIGINT ignored
+
 def rss():
     with open("/proc/self/status") as status:
         return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
@@ -275,11 +319,104 @@ def test_an_interrupted_query_gives_its_memory_back(pg_server: PostgresServer) -
     assert max(growth) < 80, growth
 
 
+#: Run in a fresh interpreter: one large result (~75 MiB as a frame), dropped; prints the
+#: RSS growth with the frame and 0.3 s after ``del`` of it, in MiB.
+DROPPED_FRAME = """
+import gc, json, os, time
+from deepanalyze_jupyter import Session
+
+def rss():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
+
+session = Session()
+session.add("pg", "postgresql", secrets={"password": os.environ["SOURCE_PASSWORD"]},
+            **json.loads(os.environ["SOURCE_OPTIONS"]))
+session.query("pg", "SELECT 1 AS one")
+start = rss()
+frame = session.query("pg", "SELECT g, g / 2.0::float8 AS f, 'row ' || g AS t, now() AS at "
+                      "FROM generate_series(1, 1500000) g", limit=None)
+held = rss() - start
+del frame
+gc.collect()
+time.sleep(0.3)
+print(json.dumps([round(held), round(rss() - start)]))
+"""
+
+
+def test_a_dropped_large_frame_gives_its_memory_back(pg_server: PostgresServer) -> None:
+    env = {
+        **os.environ,
+        "SOURCE_OPTIONS": json.dumps(source_options(pg_server)),
+        "SOURCE_PASSWORD": pg_server.password,
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(DROPPED_FRAME)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    held, kept = json.loads(done.stdout.strip().splitlines()[-1])
+    assert held > 60, held  # the frame was there
+    # before, the C library's heaps and Arrow's default pool kept about 40 MiB of it
+    assert kept < 25, (held, kept)
+
+
+#: Run in a fresh interpreter: one 1M-row result of mixed types; prints the peak RSS growth
+#: while it is read and the size of its frame, in MiB.
+PEAK_OF_A_LARGE_RESULT = """
+import json, os
+from deepanalyze_jupyter import Session
+
+def status(field):
+    with open("/proc/self/status") as lines:
+        return next(int(line.split()[1]) for line in lines if line.startswith(field + ":")) / 1024
+
+session = Session()
+session.add("pg", "postgresql", secrets={"password": os.environ["SOURCE_PASSWORD"]},
+            **json.loads(os.environ["SOURCE_OPTIONS"]))
+session.query("pg", "SELECT 1 AS one")
+start = status("VmRSS")
+frame = session.query("pg", "SELECT g::int8 AS id, g * 0.37::float8 AS f8, "
+                      "substr(md5(g::text), 1, 20) AS txt, "
+                      "timestamptz '2024-01-01 00:00+00' + g * interval '1 second' AS ts, "
+                      "(g % 100000 / 100.0)::numeric(12, 2) AS num, g % 2 = 0 AS flag, "
+                      "CASE WHEN g % 3 = 0 THEN NULL ELSE g % 100000 END::int4 AS nint "
+                      "FROM generate_series(1, 1000000) AS g", limit=None)
+print(json.dumps([status("VmHWM") - start, frame.memory_usage(deep=True).sum() / 2**20]))
+"""
+
+
+def test_a_large_result_is_never_held_twice(pg_server: PostgresServer) -> None:
+    """The raw rows, their Arrow columns and the frame are never all in memory at once."""
+    env = {
+        **os.environ,
+        "SOURCE_OPTIONS": json.dumps(source_options(pg_server)),
+        "SOURCE_PASSWORD": pg_server.password,
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(PEAK_OF_A_LARGE_RESULT)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    peak, frame = json.loads(done.stdout.strip().splitlines()[-1])
+    assert frame > 60, frame  # the frame is as large as meant (about 74 MiB)
+    # before, the raw COPY text, the parsed tables and the frame were held together: 2.4x
+    assert peak < 1.6 * frame, (peak, frame)
+
+
 def test_an_interrupt_while_the_frame_is_built_stops_the_build(
     pg: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     building, outcome = threading.Event(), []
-    build = query_module._frame_from_copy
+    build = copy_query_module._columns_from_pieces
 
     def observed(*args: Any, **kwargs: Any) -> Any:
         building.set()
@@ -289,7 +426,7 @@ def test_an_interrupt_while_the_frame_is_built_stops_the_build(
             outcome.append(error)
             raise
 
-    monkeypatch.setattr(query_module, "_frame_from_copy", observed)
+    monkeypatch.setattr(copy_query_module, "_columns_from_pieces", observed)
     # twelve columns loaded in Python, one after the other: seconds of work
     columns = ", ".join(f"('[' || g || ', {n}]')::jsonb AS j{n}" for n in range(12))
     sql = f"SELECT {columns} FROM generate_series(1, 200000) AS g"

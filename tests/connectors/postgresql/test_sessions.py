@@ -7,17 +7,21 @@ unused connections are closed.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 from uuid import uuid4
 
 import pytest
 
 from deepanalyze_jupyter import Session
+from deepanalyze_jupyter.connectors.postgresql import connections as connections_module
 from deepanalyze_jupyter.connectors.postgresql.connector import PostgresConnector
+from deepanalyze_jupyter.connectors.postgresql.pool import reset_connection
 from deepanalyze_jupyter.errors import ConfigurationError, ConnectionFailed, QueryError
 from deepanalyze_jupyter.notebook.magic_args import OptionValues, add_parser
 from tests.connectors.postgresql.postgres import admin, source_options
@@ -190,7 +194,36 @@ def test_a_sources_own_settings_stay_after_a_users_set(pg: Session) -> None:
 
 def test_an_advisory_lock_is_released_after_the_query(pg: Session, pg_server: PostgresServer) -> None:
     pg.query("pg", "SELECT pg_advisory_lock(424242)")
-    assert admin(pg_server, "SELECT pg_try_advisory_lock(424242)") == [(True,)]
+    deadline = time.monotonic() + 5  # the reset follows the query by a round trip
+    while admin(pg_server, "SELECT pg_try_advisory_lock(424242)") != [(True,)]:
+        assert time.monotonic() < deadline, "the advisory lock is still held"
+        time.sleep(0.02)
+
+
+def test_a_query_returns_before_its_reset_and_the_next_one_waits_for_it(
+    session: Session, pg_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reset's round trip is off the query's path, yet no query gets a connection before it."""
+    slow = 2.0
+
+    async def slow_reset(conn: Any, *, read_only: bool, reset: Any = None) -> None:
+        await asyncio.sleep(slow)
+        await reset_connection(conn, read_only=read_only, reset=reset)
+
+    monkeypatch.setattr(connections_module, "reset_connection", slow_reset)
+    options = source_options(pg_server, pool_max_size=1, application_name=f"reset-{uuid4().hex[:8]}")
+    session.add("one", "postgresql", secrets={"password": pg_server.password}, **options)
+    session.query("one", "SELECT 1 AS x")  # connected, and the connection back in the pool
+    time.sleep(slow + 0.5)
+    started = time.monotonic()
+    session.query("one", "SELECT set_config('TimeZone', 'Asia/Tokyo', false) AS tz")
+    returned = time.monotonic() - started
+    tz = session.query("one", "SELECT current_setting('TimeZone') AS tz")["tz"].tolist()
+    assert returned < slow / 2
+    assert time.monotonic() - started >= slow  # the next query waited for the reset
+    assert tz != ["Asia/Tokyo"]
+    session.remove("one")  # waits for a reset under way; nothing is left open
+    assert _backends(pg_server, options["application_name"]) == 0
 
 
 def _backends(pg_server: PostgresServer, application: str) -> int:

@@ -14,32 +14,37 @@ import psycopg
 import pyarrow as pa
 import pytest
 
+from deepanalyze_jupyter.connectors.postgresql import copy as pg_copy
 from deepanalyze_jupyter.connectors.postgresql.binary import (
     binary_gain,
     decodable,
     decode_binary_copy,
     prefer_binary,
 )
+from deepanalyze_jupyter.connectors.postgresql.columns import (
+    Loaded,
+    frame_from_columns,
+    frame_from_values,
+    python_column,
+)
 from deepanalyze_jupyter.connectors.postgresql.connector import PostgresConnector
 from deepanalyze_jupyter.connectors.postgresql.copy import (
     ParseFailure,
     finish_columns,
     parse_copy_text,
+    parse_piece,
     parse_small_copy_text,
     unescape_copy_text,
 )
 from deepanalyze_jupyter.connectors.postgresql.dsn import connection_params, describe_target, split_dsn
 from deepanalyze_jupyter.connectors.postgresql.errors import connect_error
-from deepanalyze_jupyter.connectors.postgresql.query import CopyFormats, _frame_from_copy
+from deepanalyze_jupyter.connectors.postgresql.query import CopyFormats
 from deepanalyze_jupyter.connectors.postgresql.types import (
     ColumnKind,
     ConversionError,
     PlanCache,
     PlanSettings,
-    frame_from_columns,
-    frame_from_values,
     plan_columns,
-    python_column,
 )
 from deepanalyze_jupyter.errors import AuthenticationFailed, ConfigurationError, ConnectionFailed
 from deepanalyze_jupyter.models import Secret
@@ -287,11 +292,26 @@ def test_a_parse_error_no_column_explains_is_one_error() -> None:
         parse_copy_text(b"a\tb\n", text_only)  # more fields than columns
 
 
-def test_the_text_fallback_ends_when_no_column_is_left_to_read_as_text() -> None:
+def test_the_text_fallback_ends_when_no_column_is_left_to_read_as_text(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     plans = plans_for(("t", 25, -1))
-    failure = ParseFailure(frozenset({0}))  # names a column already read as text
+
+    def failing(data: bytes, plans: Any) -> pa.Table:
+        raise ParseFailure(frozenset({0}))  # names a column already read as text
+
+    monkeypatch.setattr(pg_copy, "parse_copy_text", failing)
     with pytest.raises(ConversionError, match="cannot parse the rows"):
-        _frame_from_copy([bytearray(b"a\n")], [failure], plans, rows=1, kept=1, checkpoint=lambda: None)
+        parse_piece(b"a\n", plans)
+
+
+def test_a_column_pyarrow_cannot_parse_is_read_as_text_in_that_piece_only() -> None:
+    plans = plans_for(("d", 1082, -1), ("n", 1700, NUMERIC_12_2))
+    table, used = parse_piece(b"infinity\t1.00\n", plans)
+    assert [plan.kind for plan in used] == [ColumnKind.PYTHON, ColumnKind.NATIVE]
+    assert table.schema.types == [pa.large_string(), pa.decimal128(12, 2)]
+    table, used = parse_piece(b"2024-01-02\t2.00\n", plans)
+    assert used == plans
 
 
 def test_a_wide_numeric_is_parsed_exactly_and_a_nan_in_it_loads() -> None:
@@ -300,9 +320,10 @@ def test_a_wide_numeric_is_parsed_exactly_and_a_nan_in_it_loads() -> None:
     exact = "12345678901234567890123456789012345678901234567.891"
     table = parse_copy_text(f"{exact}\n\\N\n".encode(), [plan])
     assert finish_columns(table, [plan])[0].to_pylist() == [Decimal(exact), None]
-    with_nan = finish_columns(parse_copy_text(b"NaN\n1.000\n", [plan]), [plan])[0]
-    assert with_nan[0].is_nan()
-    assert with_nan[1] == Decimal("1.000")
+    (with_nan,) = finish_columns(parse_copy_text(b"NaN\n1.000\n", [plan]), [plan])
+    assert isinstance(with_nan, Loaded)  # loaded by psycopg, as Arrow holds no NaN decimal
+    assert with_nan.values[0].is_nan()
+    assert with_nan.values[1] == Decimal("1.000")
 
 
 def test_a_nan_in_a_constrained_numeric_stays_a_decimal_object() -> None:
@@ -356,10 +377,10 @@ def test_unescaping_copy_text() -> None:
 def test_pool_warnings_print_only_where_logging_is_configured(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from deepanalyze_jupyter.connectors.postgresql.connector import _quiet_pool_warnings
+    from deepanalyze_jupyter.connectors.postgresql.pool import quiet_pool_warnings
 
-    _quiet_pool_warnings()
-    _quiet_pool_warnings()  # installed once
+    quiet_pool_warnings()
+    quiet_pool_warnings()  # installed once
     pool_logger = logging.getLogger("psycopg.pool")
     assert sum(type(found).__name__ == "_QuietPoolWarnings" for found in pool_logger.filters) == 1
     with caplog.at_level(logging.WARNING, logger="psycopg.pool"):

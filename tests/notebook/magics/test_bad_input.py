@@ -16,16 +16,21 @@ from .conftest import run, usage_error
 BAD_INPUT = [
     ("%datasource frobnicate", "unknown subcommand 'frobnicate'"),
     ("%datasource add x --type nosuchtype --host h", "unknown source type 'nosuchtype'"),
+    ("%datasource add x --type postgres", "unknown source type 'postgres'; did you mean postgresql?"),
     ("%datasource add --type fakesql --host ok", "missing the source id"),
     ("%datasource add w --type fakesql --host ok", "w: a data source with this id is already registered"),
     ("%datasource add x --type fakesql --host ok --colour blue", "unknown option --colour"),
     ("%datasource add x --type fakesql --host ok --hots ok2", "unknown option --hots; did you mean --host?"),
-    ("%datasource add x --type fakesql --host ok --port abc", "x: option 'port' must be a whole number"),
+    (
+        "%datasource add x --type fakesql --host ok --Pa55w0rd!",  # a secret typed as a flag is not repeated
+        "unknown option (not repeated here: its name has characters no option name has)",
+    ),
+    ("%datasource add x --type fakesql --host ok --port abc", "x: option --port must be a whole number"),
     ("%datasource add x --type fakesql --host ok --port", "argument --port: expected one argument"),
-    ("%datasource add x --type fakesql", "x: missing required option 'host'"),
+    ("%datasource add x --type fakesql", "x: missing required option --host"),
     ("%datasource add x --host ok", "missing --type; known types:"),
     ("%datasource add 9bad --type fakesql --host ok", "invalid source id '9bad'"),
-    ("%datasource add x --type fakesql --host ok --read-only maybe", "'read_only' must be true or false"),
+    ("%datasource add x --type fakesql --host ok --read-only maybe", "--read-only must be true or false"),
     ("%datasource add x --type fakesql --host down", "x: cannot reach down:5432"),
     ("%datasource add x --type fakesql --host ok --password-env NO_SUCH_VARIABLE_XYZ", "is not set"),
     (
@@ -43,7 +48,7 @@ BAD_INPUT = [
     ("%datasource remove nope", "nope: no such data source"),
     ("%datasource remove w extra", "unexpected argument 'extra'"),
     ("%datasource update nope --port 1", "nope: no such data source"),
-    ("%datasource update w --port notaport", "w: option 'port' must be a whole number"),
+    ("%datasource update w --port notaport", "w: option --port must be a whole number"),
     ("%datasource update w --colour red", "unknown option --colour"),
     ("%datasource ls", "the following arguments are required: ID"),
     ("%datasource ls nope", "nope: no such data source"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import re
 import sqlite3
 from pathlib import Path
 
@@ -57,7 +58,10 @@ def test_add_list_info_test_remove(shell: InteractiveShell, session: Session) ->
     assert fields["option host"] == "ok"
     assert fields["secret password"] == "********"
     assert fields["status"] == "connected"
-    assert fields["last success"] == listing.loc[0, "last_success"].isoformat(timespec="seconds")
+    # the same moments, written as the listing shows them: to the second, in UTC
+    assert fields["last success"] == str(listing.loc[0, "last_success"])
+    assert fields["created"] == str(listing.loc[0, "created"])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\+00:00", fields["created"])
     assert GOOD_PASSWORD not in info.to_string()
     assert run(shell, "%datasource test w").out.strip() == "w: OK: Fake SQL at ok:5432"
     assert run(shell, "%datasource remove w").out.strip() == "Removed data source 'w'."
@@ -159,7 +163,7 @@ def test_ls_read_and_cache_clear_on_a_local_folder(shell: InteractiveShell, tmp_
     assert shell.user_ns["sales"] is frame
     cleared = run(shell, "%datasource cache clear files").out.strip()
     assert cleared.startswith("Cleared ")
-    assert cleared.endswith(" cached item(s) of 'files'.")
+    assert cleared.endswith(" cached result(s) of 'files'.")
     assert run(shell, "%datasource cache clear").error is None
 
 
@@ -171,7 +175,7 @@ def test_read_of_latin_1_text_names_the_byte_and_encoding_reads_it(
     assert run(shell, f"%datasource add files --type local --path '{tmp_path}'").error is None
     assert usage_error(shell, "%datasource read files names/x.csv") == (
         "files: cannot parse names/x.csv as csv: byte 0xeb at offset 7 is not valid utf-8; "
-        "give the file's encoding (--encoding latin-1, or encoding='latin-1')"
+        "give the file's encoding (--encoding latin-1)"
     )
     frame = run(shell, "%datasource read files names/x.csv --encoding latin-1").result
     assert frame["name"].tolist() == ["Zoë", "Jürgen"]
@@ -223,9 +227,12 @@ def test_add_without_arguments_shows_the_form(shell: InteractiveShell) -> None:
     assert "%datasource add" in ran.out
 
 
-def test_browse_shows_the_form(shell: InteractiveShell) -> None:
+def test_browse_in_a_terminal_says_where_the_form_shows_and_what_to_use_here(shell: InteractiveShell) -> None:
     run(shell, ADD_W)
-    assert run(shell, "%datasource browse w").error is None
+    ran = run(shell, "%datasource browse w")  # a kernel shows the form: tests/notebooks/
+    assert ran.error is None
+    assert "browse form needs a Jupyter front end" in ran.out
+    assert "%datasource ls ID" in ran.out
     assert usage_error(shell, "%datasource browse nope").startswith("nope: no such data source")
 
 

@@ -143,7 +143,7 @@ def test_an_unexpected_error_keeps_its_traceback_without_the_secret(
     def broken_query(*args: object, **kwargs: object) -> None:
         raise KeyError("postgresql://bob:" + "leaky-" + "secret-77@db/x")  # not one literal in the source
 
-    monkeypatch.setattr(session, "query", broken_query)
+    monkeypatch.setattr(session, "query_result", broken_query)
     ran = run(shell, "%%dsquery w\nSELECT 1")
     assert isinstance(ran.error, KeyError)
     assert "Traceback" in ran.text
@@ -158,6 +158,7 @@ def test_variables_are_not_expanded_in_the_line(shell: InteractiveShell, warehou
     assert run(shell, "%%dsquery w -o out\nSELECT '$x {x}'").result.loc[0, "sql"] == "SELECT '$x {x}'"
 
 
+@pytest.mark.usefixtures("ctrl_c")
 def test_an_interrupt_shows_one_line_and_stops_the_cell(shell: InteractiveShell, shop: str) -> None:
     """Ctrl-C during a query: the cell stops, the user reads one line, the source still works."""
     endless = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n"

@@ -20,7 +20,11 @@ SECRET = "hunter2-Very-Secret"
 
 
 def history_copies(shell: InteractiveShell, history_file: Path) -> list[str]:
-    """Every copy of the inputs the shell keeps: lists, variables, cache and file rows."""
+    """Every copy of the inputs the shell keeps: lists, variables, cache and file rows.
+
+    Only this history session's rows of the file: the shell is shared by the tests, and an
+    earlier test may type the secret into a cell on purpose.
+    """
     manager = shell.history_manager
     manager.writeout_cache()
     copies = [*shell.user_ns["In"], *shell.user_ns["_ih"], *manager.input_hist_raw]
@@ -30,7 +34,9 @@ def history_copies(shell: InteractiveShell, history_file: Path) -> list[str]:
     copies += [manager._i00, manager._i, manager._ii, manager._iii]
     copies += [text for entry in manager.db_input_cache for text in entry[1:]]
     with closing(sqlite3.connect(history_file)) as connection, connection:
-        rows = connection.execute("SELECT source, source_raw FROM history").fetchall()
+        rows = connection.execute(
+            "SELECT source, source_raw FROM history WHERE session = ?", (manager.session_number,)
+        ).fetchall()
     copies += [text for row in rows for text in row]
     return copies
 

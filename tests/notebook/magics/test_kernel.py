@@ -219,9 +219,12 @@ def test_the_magics_in_a_kernel(
     assert not [row for row in rows if LITERAL_SECRET in "".join(row)]
 
     completion = kernel.client.complete("%datasource ls wa")
-    reply = kernel.client.get_shell_msg(timeout=TIMEOUT)["content"]
-    assert completion
+    answer = kernel.client.get_shell_msg(timeout=TIMEOUT)
+    assert answer["parent_header"]["msg_id"] == completion  # the reply to this request
+    reply = answer["content"]
+    assert reply["status"] == "ok"
     assert "warehouse" in reply["matches"]
+    assert reply["cursor_end"] == len("%datasource ls wa")
 
     for cell in cells:
         for secret in (pg_server.password, azurite.account_key, sas, LITERAL_SECRET):

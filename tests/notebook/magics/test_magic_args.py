@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from IPython.core.error import UsageError
 from IPython.utils.process import arg_split  # type: ignore[attr-defined]
@@ -221,6 +221,7 @@ def test_a_row_limit_is_in_bounds_or_refused_in_one_short_line(text: str) -> Non
 
 
 @given(NUMBER_TEXT)
+@example("\x00" * 60)  # its quoted form is four times as long
 def test_a_timeout_is_finite_and_in_bounds_or_refused_in_one_short_line(text: str) -> None:
     value, message = outcome(positive_float, text)
     if value is None:

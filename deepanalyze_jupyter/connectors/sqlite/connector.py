@@ -16,30 +16,28 @@ the running statement at once and leaves the connection usable.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import os
 import sqlite3
 import sys
 import threading
-import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, suppress
-from decimal import Decimal
 from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-import numpy as np
 import pandas as pd
-import pyarrow as pa
 
-from ..errors import ConfigurationError, ConnectionFailed, ItemNotFound, OperationCancelled, QueryError
-from ..frames import arrow_to_frame, mark_result
-from ..models import OptionSpec, Secret
-from ..sqlparams import missing_parameters
-from .base import Connector, SourceContext, absolute_path
-from .files.globs import glob_matcher, is_glob
+from ...errors import ConfigurationError, ConnectionFailed, ItemNotFound, OperationCancelled, QueryError
+from ...frames import mark_result
+from ...models import OptionSpec, Secret
+from ...results import with_info
+from ...sqlparams import missing_parameters
+from ..base import Connector, SourceContext, absolute_path
+from .authorizer import is_refusal, read_only_authorizer
+from .catalog import COLUMN_INFO_COLUMNS, LISTING_COLUMNS, describe_table, filter_tables, list_tables
+from .values import bindable, rows_to_frame, rows_to_table
 
 __all__ = ["MEMORY", "SqliteConnector"]
 
@@ -51,15 +49,6 @@ MEMORY = ":memory:"
 #: How many SQLite VM steps run between two checks for a cancel request.
 _PROGRESS_STEPS = 10_000
 
-_LISTING_COLUMNS = {"schema": "string", "name": "string", "kind": "string", "rows": "Int64"}
-_COLUMN_INFO_COLUMNS = {
-    "name": "string",
-    "type": "string",
-    "nullable": "boolean",
-    "default": "string",
-    "primary_key": "boolean",
-}
-
 
 class SqliteConnector(Connector):
     """A SQLite database file, read-only unless ``read_only=False``."""
@@ -67,6 +56,7 @@ class SqliteConnector(Connector):
     type_name = "sqlite"
     display_name = "SQLite"
     kind = "sql"
+    native_outputs = frozenset({"arrow"})
     option_specs = (
         OptionSpec("path", str, "database file path, or :memory:", required=True, label="Database file"),
         OptionSpec(
@@ -149,7 +139,7 @@ class SqliteConnector(Connector):
             raise ConnectionFailed(f"cannot open {self.path}: {error}", source=self.source_id) from error
         connection.set_progress_handler(self._stop_requested, _PROGRESS_STEPS)
         if self.read_only:
-            connection.set_authorizer(_read_only_authorizer)
+            connection.set_authorizer(read_only_authorizer)
             if sys.version_info >= (3, 11):  # a second guard where Python exposes the limit
                 connection.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
         try:
@@ -198,49 +188,26 @@ class SqliteConnector(Connector):
         """
         rows = await self._call(self._tables)
         if prefix:
-            rows = _filter_tables(rows, prefix)
+            rows = filter_tables(rows, prefix)
         truncated = limit is not None and len(rows) > limit
         if limit is not None:
             rows = rows[:limit]
         frame = pd.DataFrame(
-            [(schema, name, kind, None) for schema, name, kind in rows], columns=list(_LISTING_COLUMNS)
-        ).astype(_LISTING_COLUMNS)
+            [(schema, name, kind, None) for schema, name, kind in rows], columns=list(LISTING_COLUMNS)
+        ).astype(LISTING_COLUMNS)
         return mark_result(frame, source=self.source_id, truncated=truncated, limit=limit)
 
     def _tables(self) -> list[tuple[str, str, str]]:
-        connection = self._require_connection()
-        schemas = [row[1] for row in connection.execute("PRAGMA database_list")]
-        found: list[tuple[str, str, str]] = []
-        for schema in schemas:
-            found.extend(
-                (schema, name, kind)
-                for name, kind in connection.execute(
-                    f"SELECT name, type FROM {quote_identifier(schema)}.sqlite_master "
-                    "WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
-                )
-            )
-        return found
+        return list_tables(self._require_connection())
 
     async def describe(self, item: str) -> pd.DataFrame:
         """A table's or view's columns: name, type, nullable, default, primary_key."""
         rows = await self._call(self._columns, item)
-        frame = pd.DataFrame(rows, columns=list(_COLUMN_INFO_COLUMNS)).astype(_COLUMN_INFO_COLUMNS)
+        frame = pd.DataFrame(rows, columns=list(COLUMN_INFO_COLUMNS)).astype(COLUMN_INFO_COLUMNS)
         return mark_result(frame, source=self.source_id, truncated=False, limit=None)
 
     def _columns(self, item: str) -> list[tuple[str, str, bool, str | None, bool]]:
-        connection = self._require_connection()
-        tables = self._tables()
-        schema, table = _resolve_table(item, tables, source=self.source_id)
-        info = connection.execute(
-            'SELECT name, type, "notnull", dflt_value, pk '
-            "FROM pragma_table_info(:table, :schema) ORDER BY cid",
-            {"table": table, "schema": schema},
-        ).fetchall()
-        keys = sum(1 for *_, pk in info if pk)
-        return [
-            (name, kind, not (notnull or _is_rowid_alias(kind, pk, keys)), default, pk > 0)
-            for name, kind, notnull, default, pk in info
-        ]
+        return describe_table(self._require_connection(), item, source=self.source_id)
 
     # -- data ----------------------------------------------------------------------
 
@@ -258,6 +225,7 @@ class SqliteConnector(Connector):
         Only ``limit + 1`` rows are fetched; ``attrs["truncated"]`` says whether there were
         more. A ``timeout`` (seconds) interrupts the statement and raises :class:`QueryError`.
         """
+        output = options.pop("output", "pandas")
         self.refuse_query_options(options)
         if limit is not None and limit < 0:
             raise ConfigurationError(f"the row limit must be at least 0, got {limit}", source=self.source_id)
@@ -265,7 +233,7 @@ class SqliteConnector(Connector):
         if missing:
             listed = ", ".join(f":{name}" for name in missing)
             raise QueryError(f"no value given for parameter {listed}", source=self.source_id)
-        bound = {name: _bindable(name, value, self.source_id) for name, value in (params or {}).items()}
+        bound = {name: bindable(name, value, self.source_id) for name, value in (params or {}).items()}
         work = self._call(self._run_query, sql, bound, limit)
         try:
             names, rows, truncated = await (work if timeout is None else asyncio.wait_for(work, timeout))
@@ -273,7 +241,10 @@ class SqliteConnector(Connector):
             raise QueryError(
                 f"the query did not finish within {timeout:g} s and was stopped", source=self.source_id
             ) from None
-        frame = _rows_to_frame(names, rows)
+        if output == "arrow":
+            table = rows_to_table(names, rows, source=self.source_id)
+            return with_info(table, {"source": self.source_id, "truncated": truncated, "row_limit": limit})  # type: ignore[no-any-return]
+        frame = rows_to_frame(names, rows)
         return mark_result(frame, source=self.source_id, truncated=truncated, limit=limit)
 
     def _run_query(
@@ -312,7 +283,7 @@ class SqliteConnector(Connector):
             return OperationCancelled("the query was interrupted", source=self.source_id)
         if "no such table" in text:
             return ItemNotFound(text, source=self.source_id)
-        if self.read_only and (text in _REFUSALS or text.startswith("not authorized to use function")):
+        if self.read_only and is_refusal(text):
             text = "the source is read-only: the statement would write or attach a database, and was refused"
         elif "readonly database" in text:
             text += " (the source is read-only; add it with read_only=False to write)"
@@ -364,137 +335,3 @@ class SqliteConnector(Connector):
         """SQLite's progress handler: a non-zero answer interrupts the statement."""
         stop = self._stop
         return 1 if stop is not None and stop.is_set() else 0
-
-
-#: The authorizer's actions a read-only connection allows: reading, functions, transactions.
-_READ_ACTIONS = frozenset(
-    {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE, sqlite3.SQLITE_TRANSACTION}
-    | {sqlite3.SQLITE_SAVEPOINT}
-)
-#: SQLite's texts for a statement its authorizer refused.
-_REFUSALS = frozenset({"not authorized", "authorization denied"})
-#: The schema tables, which SQLite never lets a statement change without writable_schema.
-_SCHEMA_TABLES = frozenset({"sqlite_master", "sqlite_temp_master", "sqlite_schema", "sqlite_temp_schema"})
-#: Pragmas that only read, even when given an argument (the table or index they describe).
-_PRAGMAS_READING_ARGUMENT = frozenset(
-    {"table_info", "table_xinfo", "table_list", "index_info", "index_xinfo", "index_list"}
-    | {"foreign_key_list", "foreign_key_check", "integrity_check", "quick_check"}
-)
-#: Pragmas that write (or checkpoint, or analyse) even without an argument.
-_PRAGMAS_WRITING_ALONE = frozenset({"optimize", "wal_checkpoint", "incremental_vacuum"})
-
-
-def _read_only_authorizer(action: int, first: str | None, second: str | None, *_: str | None) -> int:
-    """SQLite's authorizer of a read-only source: allow what reads, deny all else.
-
-    Denied: every write, ``CREATE``/``DROP``/``ALTER`` (temporary objects too), ``ATTACH``
-    (which ``VACUUM INTO`` uses), ``DETACH``, ``ANALYZE``, ``REINDEX``, virtual tables,
-    ``load_extension()``, and a pragma that sets a value or changes the file.
-    """
-    if action in _READ_ACTIONS:
-        return sqlite3.SQLITE_OK
-    if action == sqlite3.SQLITE_UPDATE and first in _SCHEMA_TABLES:
-        # Asked when a table-valued pragma (pragma_table_info) is prepared; SQLite itself
-        # refuses a real change of the schema table unless writable_schema, which is denied.
-        return sqlite3.SQLITE_OK
-    if action == sqlite3.SQLITE_FUNCTION:
-        return sqlite3.SQLITE_DENY if (second or "").lower() == "load_extension" else sqlite3.SQLITE_OK
-    if action == sqlite3.SQLITE_PRAGMA:
-        name = (first or "").lower()
-        reads = (
-            name in _PRAGMAS_READING_ARGUMENT if second is not None else name not in _PRAGMAS_WRITING_ALONE
-        )
-        return sqlite3.SQLITE_OK if reads else sqlite3.SQLITE_DENY
-    return sqlite3.SQLITE_DENY
-
-
-def quote_identifier(name: str) -> str:
-    """``name`` as a double-quoted SQL identifier (mixed case, dots and quotes kept)."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _unquote(part: str) -> str:
-    if len(part) >= 2 and part[0] == part[-1] == '"':
-        return part[1:-1].replace('""', '"')
-    return part
-
-
-def _split_qualified(item: str) -> list[tuple[str | None, str]]:
-    """The ``(schema, table)`` readings of ``item``: ``t``, ``s.t``, ``"s"."t.x"``..."""
-    readings: list[tuple[str | None, str]] = [(None, _unquote(item))]
-    position = 0
-    in_quotes = False
-    for position, char in enumerate(item):
-        if char == '"':
-            in_quotes = not in_quotes
-        elif char == "." and not in_quotes:
-            readings.append((_unquote(item[:position]), _unquote(item[position + 1 :])))
-    return readings
-
-
-def _resolve_table(item: str, tables: Sequence[tuple[str, str, str]], *, source: str) -> tuple[str, str]:
-    """The schema and name of the table ``item`` names; a plain name prefers ``main``."""
-    known = {(schema, name) for schema, name, _ in tables}
-    for schema, name in _split_qualified(item.strip()):
-        if schema is not None and (schema, name) in known:
-            return schema, name
-        if schema is None:
-            matches = [pair for pair in known if pair[1] == name]
-            if matches:
-                return next((pair for pair in matches if pair[0] == "main"), sorted(matches)[0])
-    raise ItemNotFound(f"no table or view named {item!r}", source=source)
-
-
-def _is_rowid_alias(declared_type: str, primary_key_position: int, primary_key_columns: int) -> bool:
-    """Whether a column is the table's ``INTEGER PRIMARY KEY`` (the rowid), which is never NULL."""
-    return primary_key_position == 1 and primary_key_columns == 1 and declared_type.upper() == "INTEGER"
-
-
-def _filter_tables(rows: list[tuple[str, str, str]], prefix: str) -> list[tuple[str, str, str]]:
-    schemas = {schema for schema, _, _ in rows}
-    if prefix in schemas:
-        return [row for row in rows if row[0] == prefix]
-    if is_glob(prefix):
-        matches = glob_matcher(prefix)
-        return [row for row in rows if matches(row[1]) or matches(f"{row[0]}.{row[1]}")]
-    return [row for row in rows if row[1].startswith(prefix)]
-
-
-def _bindable(name: str, value: Any, source: str) -> Any:
-    """``value`` as something :mod:`sqlite3` binds without deprecated adapters."""
-    if value is None or isinstance(value, (str, int, float, bytes)):
-        return value
-    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", None) == 0:
-        return _bindable(name, value.item(), source)  # numpy scalars
-    if value is pd.NaT:
-        return None
-    if isinstance(value, dt.datetime):
-        return value.isoformat(sep=" ")
-    if isinstance(value, (dt.date, dt.time)):
-        return value.isoformat()
-    if isinstance(value, (Decimal, uuid.UUID)):
-        return str(value)
-    if isinstance(value, (bytearray, memoryview)):
-        return bytes(value)
-    kind = type(value).__name__
-    raise QueryError(f"parameter :{name} has a type SQLite cannot bind: {kind}", source=source)
-
-
-def _rows_to_frame(names: list[str], rows: list[tuple[Any, ...]]) -> pd.DataFrame:
-    """Rows of SQLite values into a DataFrame with exact integers and nullable dtypes.
-
-    A column whose values mix types (SQLite allows it) stays an ``object`` column.
-    """
-    columns: list[list[Any]] = [[row[position] for row in rows] for position in range(len(names))]
-    arrays: list[pa.Array] = []
-    mixed: dict[int, list[Any]] = {}
-    for position, values in enumerate(columns):
-        try:
-            arrays.append(pa.array(values))
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-            arrays.append(pa.nulls(len(values)))
-            mixed[position] = values
-    frame = arrow_to_frame(pa.Table.from_arrays(arrays, names=names))
-    for position, values in mixed.items():
-        frame.isetitem(position, np.array(values, dtype=object))
-    return frame

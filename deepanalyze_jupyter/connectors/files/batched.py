@@ -1,0 +1,178 @@
+"""The filesystem one SQL statement on a file source reads through: small files come in one batch.
+
+DuckDB opens the files a glob matched one after another, each open a round trip from its
+thread to the source's loop and, for a blob container, to the service. Over many small
+files those round trips are the query's time. So when a glob matches files, the small
+ones (up to ``SMALL_FILE_BYTES`` each, :data:`BATCH_BYTES` in all) start downloading at
+once, concurrently and in the order DuckDB reads them, and DuckDB's reads of a file wait
+only for that file: DuckDB works on the first files while the later ones arrive.
+
+Only files that would have been fetched whole anyway (see ``SourceFileSystem._open``)
+are batched, so a query fetches the same bytes as before; a larger file is still read in
+exact ranges (Parquet footers and the column chunks a query needs). The memory is the
+statement's: :meth:`StatementFileSystem.close` stops what is still downloading and lets
+it go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import copy
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ...errors import OperationCancelled, QueryError
+from ...filesystem import _WHOLE_FILE_BYTES as SMALL_FILE_BYTES
+from ...filesystem import SourceFileSystem, _ConnectorAccess
+from ...runner import gather_all
+
+if TYPE_CHECKING:
+    from ..base import Connector
+
+__all__ = ["BATCH_BYTES", "SMALL_FILE_BYTES", "StatementFileSystem"]
+
+#: At most this many bytes of small files are held for one statement.
+BATCH_BYTES = 64 << 20
+#: Reads of one batch in flight at once, unless the source sets its own ``max_concurrency``.
+_CONCURRENT_READS = 32
+
+_Arriving = concurrent.futures.Future  # the bytes of one file of a batch, set on the source's loop
+
+
+class StatementFileSystem(SourceFileSystem):
+    """A :class:`SourceFileSystem` for one statement on one source (see the module)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: The small files of the batches, by ``SOURCE/path``: their bytes once they arrive.
+        self._held: dict[str, _Arriving[bytes | memoryview]] = {}
+        self._held_bytes = 0
+        self._batches: list[concurrent.futures.Future[None]] = []
+        self._closed = False
+        self._lock = threading.Lock()
+        self._globbed: dict[tuple[str, int | None, str], Any] = {}
+
+    @classmethod
+    def for_statement(cls, connector: Connector, loop: asyncio.AbstractEventLoop) -> StatementFileSystem:
+        """The filesystem of one statement on ``connector``'s source, used from DuckDB's threads."""
+        return cls(_access=_ConnectorAccess(connector, loop))
+
+    def glob(self, path: str, maxdepth: int | None = None, **kwargs: Any) -> Any:
+        """The files matching ``path``, listed once per statement; the small ones start downloading.
+
+        Folders are left out, as DuckDB's own globs leave them (``**`` matches them too). DuckDB
+        globs a pattern again when it runs what it bound; the answer is the same.
+        """
+        key = (path, maxdepth, repr(sorted(kwargs.items())))
+        found = self._globbed.get(key)
+        if found is None:
+            matches = super().glob(path, maxdepth=maxdepth, detail=True, **kwargs)
+            found = self._globbed[key] = [name for name, info in matches.items() if info["type"] == "file"]
+            self._start_batch(list(found))
+        return copy.copy(found)
+
+    def read_range(self, source_id: str, relative: str, start: int, end: int) -> bytes:
+        """Bytes ``start`` to ``end`` of a file: from its batch when one brings it."""
+        held = self._held.get(f"{source_id}/{relative}")
+        if held is not None:
+            return bytes(held.result()[start:end])
+        return super().read_range(source_id, relative, start, end)
+
+    def close(self) -> None:
+        """Stop the downloads still running, fail the reads waiting for them, count what came."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        for batch in self._batches:
+            batch.cancel()
+        stopped = OperationCancelled("the query was stopped", source=self._source_id)
+        for arriving in self._held.values():
+            _settle(arriving, error=stopped)
+            if not arriving.cancelled() and arriving.exception() is None:
+                self.bytes_fetched += len(arriving.result())
+
+    @property
+    def _source_id(self) -> str | None:
+        access = self._access
+        return access.connector.source_id if isinstance(access, _ConnectorAccess) else None
+
+    def _start_batch(self, paths: Sequence[str]) -> None:
+        """Start fetching the small files among ``paths`` (listed, not yet held) concurrently."""
+        access = self._access
+        if not isinstance(access, _ConnectorAccess):
+            return
+        source_id = access.connector.source_id
+        with self._lock:  # DuckDB may glob from two threads; close() may come meanwhile
+            files = [] if self._closed else self._small_files(source_id, paths)
+            if len(files) < 2:
+                return  # one file gains nothing from a batch
+            batch: list[tuple[str, int, _Arriving[bytes | memoryview]]] = []
+            for relative, size in files:
+                arriving: _Arriving[bytes | memoryview] = concurrent.futures.Future()
+                self._held[f"{source_id}/{relative}"] = arriving
+                self._held_bytes += size
+                batch.append((relative, size, arriving))
+            fetching = asyncio.run_coroutine_threadsafe(_fetch_batch(access.connector, batch), access.loop)
+            self._batches.append(fetching)
+
+    def _small_files(self, source_id: str, paths: Sequence[str]) -> list[tuple[str, int]]:
+        """(path, size) of the listed small files of ``source_id`` among ``paths``, not yet held."""
+        files: list[tuple[str, int]] = []
+        room = BATCH_BYTES - self._held_bytes
+        for path in paths:
+            name = self._strip_protocol(path)
+            entry = self._listed.get(name)
+            if entry is None or name in self._held or not 0 < entry["size"] <= SMALL_FILE_BYTES:
+                continue
+            owner, relative = self._split(name)
+            if owner != source_id or entry["size"] > room:
+                continue  # another source's file is refused by the read itself, in its own words
+            room -= entry["size"]
+            files.append((relative, entry["size"]))
+        return files
+
+
+async def _fetch_batch(
+    connector: Connector, files: Sequence[tuple[str, int, _Arriving[bytes | memoryview]]]
+) -> None:
+    """Fetch ``files`` (path, size, where its bytes go), at most the source's concurrency at once."""
+    slots = asyncio.Semaphore(int(connector.options.get("max_concurrency", _CONCURRENT_READS)))
+
+    async def fetch(relative: str, size: int, arriving: _Arriving[bytes | memoryview]) -> None:
+        try:
+            async with slots:
+                data = await connector.read_whole(relative, size)
+            if len(data) != size:
+                raise QueryError(
+                    f"{relative!r} changed while the query read it (it had {size} bytes when listed): "
+                    "run the query again",
+                    source=connector.source_id,
+                )
+        except asyncio.CancelledError:
+            _settle(arriving, error=OperationCancelled("the query was stopped", source=connector.source_id))
+            raise
+        except Exception as error:  # the read of this file fails with it; the others go on
+            _settle(arriving, error=error)
+        else:
+            _settle(arriving, data=data)
+
+    await gather_all(fetch(*file) for file in files)
+
+
+def _settle(
+    arriving: _Arriving[bytes | memoryview],
+    *,
+    data: bytes | memoryview = b"",
+    error: BaseException | None = None,
+) -> None:
+    """Give a waiting read its bytes or its error, unless it already has one."""
+    try:
+        if error is None:
+            arriving.set_result(data)
+        else:
+            arriving.set_exception(error)
+    except concurrent.futures.InvalidStateError:
+        pass

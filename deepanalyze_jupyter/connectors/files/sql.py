@@ -1,0 +1,417 @@
+"""SQL on a file source, run by DuckDB in this process.
+
+``SELECT region, sum(revenue) FROM 'sales/*.parquet' GROUP BY 1`` on source ``lake``
+reads ``dsrc://lake/sales/*.parquet`` through :class:`~deepanalyze_jupyter.filesystem.
+SourceFileSystem`, so the source's own listing and ranged reads serve DuckDB (a Parquet
+query fetches only the footers and the column chunks it needs).
+
+Each query gets its own in-memory DuckDB connection, sandboxed before the SQL runs:
+
+* relative paths in file positions (``FROM 'x.csv'``, the first arguments of
+  ``read_csv``/``read_parquet``/...) become paths in the source; absolute paths and URLs
+  written there are refused before anything runs;
+* ``enable_external_access = false`` with ``allowed_directories = ['dsrc://SOURCE/']``:
+  no local file, other source, network URL, ``ATTACH``, ``COPY ... TO``, ``INSTALL`` or
+  ``LOAD`` (DuckDB refuses them), and the filesystem itself only reads;
+* extension auto-install and auto-load off (nothing is downloaded; the Parquet, CSV and
+  JSON readers are built in), Python replacement scans off (a table name never picks up
+  a Python variable), and ``lock_configuration = true`` so no ``SET`` undoes any of it.
+
+DataFrames are joined only when given by name (``frames={"orders": df}``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from ...errors import ConfigurationError, OperationCancelled, QueryError
+from ...filesystem import source_url
+from ...frames import arrow_to_frame, mark_result
+from ...results import with_info
+from ...sqlparams import missing_parameters, strip_terminator, to_numbered
+from ..base import Connector
+
+__all__ = ["FILE_FUNCTIONS", "SqlOverFiles", "query_file_batches", "query_files", "rewrite_paths"]
+
+#: DuckDB's table functions whose leading string arguments are paths.
+FILE_FUNCTIONS = frozenset(
+    {
+        "read_csv",
+        "read_csv_auto",
+        "read_parquet",
+        "parquet_scan",
+        "parquet_metadata",
+        "parquet_schema",
+        "parquet_file_metadata",
+        "parquet_kv_metadata",
+        "read_json",
+        "read_json_auto",
+        "read_ndjson",
+        "read_ndjson_auto",
+        "read_json_objects",
+        "read_ndjson_objects",
+        "read_text",
+        "read_blob",
+        "sniff_csv",
+        "glob",
+    }
+)
+#: Seconds between two looks at DuckDB's progress during a query.
+_PROGRESS_EVERY = 0.25
+#: Seconds a stopped statement's worker thread is given to end.
+_STOP_WAIT = 5.0
+#: The name of a Python exception class before its message on the last line of a traceback.
+_PYTHON_ERROR = re.compile(r"^[A-Za-z_][\w.]*: ")
+_SETUP = (
+    # query_progress() answers only with the progress bar on; DuckDB itself prints nothing.
+    "SET enable_progress_bar = true",
+    "SET enable_progress_bar_print = false",
+    "SET enable_external_access = false",
+    "SET lock_configuration = true",
+)
+
+
+class SqlOverFiles(Connector):
+    """A file connector whose :meth:`query` runs SQL over the source's files (see the module)."""
+
+    async def query(
+        self,
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        limit: int | None = None,
+        timeout: float | None = None,
+        **options: Any,
+    ) -> pd.DataFrame:
+        """Run ``sql`` over the source's files; ``frames={"name": df}`` adds DataFrames as tables."""
+        return await query_files(self, sql, params, limit=limit, timeout=timeout, **options)
+
+    def query_batches(
+        self,
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        rows: int,
+        timeout: float | None = None,
+        **options: Any,
+    ) -> AsyncIterator[pa.Table]:
+        """Run ``sql`` over the source's files; its rows as Arrow tables of at most ``rows`` rows."""
+        return query_file_batches(self, sql, params, rows=rows, timeout=timeout, **options)
+
+
+async def query_files(
+    connector: Connector,
+    sql: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    limit: int | None = None,
+    timeout: float | None = None,
+    frames: Mapping[str, pd.DataFrame] | None = None,
+    output: str = "pandas",
+    **options: Any,
+) -> pd.DataFrame | pa.Table:
+    """Run ``sql`` over the files of ``connector``'s source; at most ``limit`` rows come back.
+
+    ``frames`` names DataFrames the SQL may use as tables. ``attrs["bytes_fetched"]`` tells
+    how many bytes of the source's files the query read. ``output="arrow"`` returns DuckDB's
+    Arrow table itself, as :func:`query_file_batches` gives its batches.
+    """
+    source = connector.source_id
+    if limit is not None and limit < 0:
+        raise ConfigurationError(f"the row limit must be at least 0, got {limit}", source=source)
+    text, values, filesystem, connection = _prepared(connector, sql, params, frames, options)
+    progress = connector.context.progress(f"Querying files of {source}", total_bytes=None, total_items=100)
+    work = asyncio.ensure_future(asyncio.to_thread(_run, connection, text, values, limit, source))
+    try:
+        table, truncated = await asyncio.wait_for(_watch(work, connection, progress), timeout)
+    except (TimeoutError, asyncio.TimeoutError):
+        raise QueryError(
+            f"the query did not finish within {timeout:g} s and was stopped", source=source
+        ) from None
+    except asyncio.CancelledError:
+        connection.interrupt()
+        filesystem.close()
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(asyncio.shield(work), 5)
+        raise
+    finally:
+        progress.close()
+        if not work.done():
+            connection.interrupt()
+            filesystem.close()
+        with contextlib.suppress(BaseException):
+            await asyncio.shield(work)
+        filesystem.close()
+        connection.close()
+    if output == "arrow":  # as it came from DuckDB: the session converts an Arrow result once
+        info = {"source": source, "truncated": truncated, "row_limit": limit}
+        return with_info(table, {**info, "bytes_fetched": filesystem.bytes_fetched})
+    frame = arrow_to_frame(table)
+    frame.attrs["bytes_fetched"] = filesystem.bytes_fetched
+    return mark_result(frame, source=source, truncated=truncated, limit=limit)
+
+
+async def query_file_batches(
+    connector: Connector,
+    sql: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    rows: int,
+    timeout: float | None = None,
+    frames: Mapping[str, pd.DataFrame] | None = None,
+    **options: Any,
+) -> AsyncIterator[pa.Table]:
+    """The rows of ``sql`` over the source's files as Arrow tables of at most ``rows`` rows.
+
+    The statement runs in the sandbox of :func:`query_files`; DuckDB's reader is read one
+    batch at a time in a worker thread, so only that batch (and what DuckDB itself holds,
+    such as a GROUP BY's groups) is in memory. Closing early or cancelling interrupts DuckDB
+    and frees the connection and the statement's filesystem. ``timeout`` covers the whole read.
+    """
+    source = connector.source_id
+    if rows < 1:
+        raise ConfigurationError(f"the batch size must be at least 1 row, got {rows}", source=source)
+    text, values, filesystem, connection = _prepared(connector, sql, params, frames, options)
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout is None else loop.time() + timeout
+    reader: list[pa.RecordBatchReader] = []
+    try:
+        while True:
+            work = asyncio.ensure_future(
+                asyncio.to_thread(_next_batch, connection, reader, text, values, rows, source)
+            )
+            try:
+                remaining = None if deadline is None else max(deadline - loop.time(), 0)
+                batch = await asyncio.wait_for(asyncio.shield(work), remaining)
+            except (TimeoutError, asyncio.TimeoutError):
+                await _stop(work, connection, filesystem)
+                raise QueryError(
+                    f"the query did not finish within {timeout:g} s and was stopped", source=source
+                ) from None
+            except BaseException:
+                await _stop(work, connection, filesystem)
+                raise
+            if batch is None:
+                return
+            yield batch
+    finally:
+        connection.interrupt()
+        filesystem.close()
+        for opened in reader:
+            with contextlib.suppress(Exception):
+                opened.close()
+        connection.close()
+
+
+def _next_batch(
+    connection: duckdb.DuckDBPyConnection,
+    reader: list[pa.RecordBatchReader],
+    sql: str,
+    values: list[Any],
+    rows: int,
+    source: str,
+) -> pa.Table | None:
+    """The next batch of the statement (in a worker thread), running it on the first call."""
+    try:
+        if not reader:
+            relation: duckdb.DuckDBPyRelation | None = connection.sql(sql, params=values or None)
+            reader.append(pa.table({}).to_reader() if relation is None else relation.to_arrow_reader(rows))
+        batch = reader[0].read_next_batch()
+    except StopIteration:
+        return None
+    except duckdb.InterruptException:
+        raise OperationCancelled("the query was interrupted", source=source) from None
+    except duckdb.Error as error:
+        raise _query_error(error, source) from None
+    return pa.Table.from_batches([batch])
+
+
+async def _stop(work: asyncio.Future[Any], connection: duckdb.DuckDBPyConnection, filesystem: Any) -> None:
+    """Interrupt DuckDB and the statement's downloads, and wait for the worker thread to end.
+
+    DuckDB forgets an interrupt that comes before its query runs, so it is repeated until
+    the worker is done (at most ``_STOP_WAIT`` seconds).
+    """
+    filesystem.close()
+    for _ in range(int(_STOP_WAIT / _PROGRESS_EVERY)):
+        connection.interrupt()
+        done, _ = await asyncio.wait({work}, timeout=_PROGRESS_EVERY)
+        if done:
+            with contextlib.suppress(BaseException):
+                work.result()
+            return
+
+
+def _prepared(
+    connector: Connector,
+    sql: str,
+    params: Mapping[str, Any] | None,
+    frames: Mapping[str, pd.DataFrame] | None,
+    options: Mapping[str, Any],
+) -> tuple[str, list[Any], Any, duckdb.DuckDBPyConnection]:
+    """The statement's text and values, its filesystem and its sandboxed connection."""
+    from .batched import StatementFileSystem
+
+    source = connector.source_id
+    connector.refuse_query_options(dict(options))
+    missing = missing_parameters(sql, params)
+    if missing:
+        raise QueryError(f"no value given for parameter {', '.join(':' + m for m in missing)}", source=source)
+    bound, names = to_numbered(strip_terminator(sql))
+    text = rewrite_paths(bound.text, source)
+    values = [(params or {})[name] for name in names]
+    filesystem = StatementFileSystem.for_statement(connector, asyncio.get_running_loop())
+    return text, values, filesystem, _sandboxed(filesystem, source, frames or {})
+
+
+async def _watch(work: asyncio.Future[Any], connection: duckdb.DuckDBPyConnection, progress: Any) -> Any:
+    """Wait for ``work``, reporting DuckDB's percentage of the query done meanwhile."""
+    shown = 0
+    while True:
+        done, _ = await asyncio.wait({work}, timeout=_PROGRESS_EVERY)
+        if done:
+            return work.result()
+        with contextlib.suppress(duckdb.Error):
+            percent = int(connection.query_progress())
+            if percent > shown:
+                progress.update(items=percent - shown)
+                shown = percent
+
+
+def _sandboxed(filesystem: Any, source: str, frames: Mapping[str, pd.DataFrame]) -> duckdb.DuckDBPyConnection:
+    """An in-memory connection that can read only ``source``'s files and the ``frames`` given."""
+    connection = duckdb.connect(
+        config={
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            "python_enable_replacements": False,
+        }
+    )
+    try:
+        connection.register_filesystem(filesystem)
+        for name, frame in frames.items():
+            connection.register(name, frame)
+        connection.execute("SET allowed_directories = $1", [[f"{filesystem.protocol}://{source}/"]])
+        for statement in _SETUP:
+            connection.execute(statement)
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def _run(
+    connection: duckdb.DuckDBPyConnection, sql: str, values: list[Any], limit: int | None, source: str
+) -> tuple[pa.Table, bool]:
+    """Run the statement (in a worker thread); a ``SELECT`` gets ``LIMIT limit + 1`` pushed in."""
+    try:
+        relation: duckdb.DuckDBPyRelation | None = connection.sql(sql, params=values or None)
+        if relation is None:  # a statement without a result (CREATE, SET)
+            return pa.table({}), False
+        if limit is not None:
+            relation = relation.limit(limit + 1)
+        table = relation.to_arrow_table()
+    except duckdb.InterruptException:
+        raise OperationCancelled("the query was interrupted", source=source) from None
+    except duckdb.Error as error:
+        raise _query_error(error, source) from None
+    truncated = limit is not None and table.num_rows > limit
+    return (table.slice(0, limit) if truncated else table), truncated
+
+
+def _query_error(error: duckdb.Error, source: str) -> QueryError:
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    if any(line.startswith("Traceback (most recent call last)") for line in lines):
+        # The Python error a filesystem call raised, "ItemNotFound: lake: no file 'x.csv'": its message.
+        lines = [_PYTHON_ERROR.sub("", lines[-1], count=1)]
+    first = (lines or [type(error).__name__])[0]
+    named = _PYTHON_ERROR.match(first)
+    if named and first[named.end() :].startswith(f"{source}: "):
+        first = first[named.end() :]  # the same error as DuckDB 1.x gives it: without the traceback
+    text = first.removeprefix(f"{source}: ") + _csv_detail(lines, source)
+    if isinstance(error, duckdb.PermissionException) or "disabled by configuration" in text:
+        text = f"refused: SQL on this source reads only its own files ({text})"
+    elif "configuration has been locked" in text:
+        text = f"refused: the sandbox's settings cannot be changed ({text})"
+    return QueryError(text, source=source)
+
+
+def _csv_detail(lines: list[str], source: str) -> str:
+    """Which file and what value a CSV error of DuckDB is about (it says so lines further down)."""
+    prefix = f"file = {source_url(source)}"
+    file = next((line[len(prefix) :] for line in lines[1:] if line.startswith(prefix)), None)
+    what = next((line for line in lines[1:] if line.startswith("Error when converting")), None)
+    return (f" of {file!r}" if file else "") + (f": {what}" if what else "")
+
+
+# -- paths in the SQL ------------------------------------------------------------------
+
+
+def rewrite_paths(sql: str, source: str) -> str:
+    """``sql`` with the string literals in file positions made ``dsrc://SOURCE/...`` paths.
+
+    A file position is a literal right after ``FROM`` or ``JOIN``, or a positional
+    argument (or a member of a list argument) of one of :data:`FILE_FUNCTIONS`. Absolute
+    paths, URLs and ``..`` there are refused with :class:`QueryError`.
+    """
+    tokens = _tokens(sql)
+    out: list[str] = []
+    position = 0
+    calls: list[str | None] = []  # for each open "(": the function it calls, if any
+    for index, (start, end, kind) in enumerate(tokens):
+        word = sql[start:end]
+        previous = sql[tokens[index - 1][0] : tokens[index - 1][1]] if index else ""
+        before = sql[tokens[index - 2][0] : tokens[index - 2][1]].lower() if index > 1 else ""
+        if word == "(":
+            calls.append(previous.lower() if index and tokens[index - 1][2] != "operator" else None)
+        elif word == ")" and calls:
+            calls.pop()
+        if kind != "string_const" or not word.startswith("'"):
+            continue
+        in_file_call = bool(calls) and calls[-1] in FILE_FUNCTIONS and previous in ("(", ",", "[")
+        if previous == "," and before == "=":
+            in_file_call = False
+        if previous.lower() in ("from", "join") or in_file_call:
+            out.append(sql[position:start])
+            out.append(_literal(_source_path(word[1:-1].replace("''", "'"), source)))
+            position = end
+    out.append(sql[position:])
+    return "".join(out)
+
+
+def _tokens(sql: str) -> list[tuple[int, int, str]]:
+    """(start, end, kind) of each token of ``sql`` (comments left out)."""
+    found = duckdb.tokenize(sql)
+    result = []
+    for index, (start, kind) in enumerate(found):
+        end = found[index + 1][0] if index + 1 < len(found) else len(sql)
+        text = sql[start:end].rstrip()
+        name = str(kind).rsplit(".", 1)[-1]
+        if name == "comment":
+            continue
+        if name == "operator" and len(text) > 1 and text[0] in "(),[]":
+            text = text[0]  # DuckDB gives "()" and "(['" style runs of punctuation as one token
+        result.append((start, start + len(text), name))
+    return result
+
+
+def _source_path(path: str, source: str) -> str:
+    if "://" in path or path.startswith(("/", "\\", "~")) or (len(path) > 1 and path[1] == ":"):
+        raise QueryError(
+            f"refused: {path!r} is not a path in this source; write paths relative to it", source=source
+        )
+    if "\x00" in path or ".." in path.replace("\\", "/").split("/"):
+        raise QueryError(f"refused: {path!r} leads outside the source ('..')", source=source)
+    return source_url(source, path)
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

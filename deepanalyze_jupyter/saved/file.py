@@ -1,0 +1,246 @@
+"""Sources files: the TOML that keeps source definitions across kernel restarts.
+
+::
+
+    [sources.warehouse]
+    type = "postgresql"
+    name = "Sales warehouse"
+
+    [sources.warehouse.options]
+    host = "db.internal"
+    dbname = "sales"
+    user = "analyst"
+
+    [sources.warehouse.secrets]
+    password = "env:PGPASSWORD"      # or "prompt", "keyring:SERVICE/USERNAME", "none"
+
+A secret field holds a reference, never a value (:mod:`.references`). Files are written
+atomically (a temporary file renamed over the old one) with owner-only permissions,
+under an exclusive lock on their folder, so that two kernels saving at once lose neither
+write.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from ..errors import ConfigurationError, unknown_name
+from .references import SecretReference, parse_reference
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+__all__ = [
+    "PROJECT_FILE_NAME",
+    "SavedSource",
+    "SourcesFile",
+    "project_sources_file",
+    "read_sources_file",
+    "update_sources_file",
+    "user_sources_file",
+]
+
+#: The project file, next to the notebook (the kernel's working directory).
+PROJECT_FILE_NAME = ".deepanalyze-sources.toml"
+#: The keys a source's table may hold.
+_ENTRY_KEYS = frozenset({"type", "name", "options", "secrets"})
+_HEADER = (
+    "# deepanalyze-jupyter saved data sources (%datasource save / load / forget).\n"
+    "# No secret is ever written here: a secret field holds a reference only\n"
+    "# (env:VAR, prompt, keyring:SERVICE/USERNAME or none).\n\n"
+)
+
+
+def user_sources_file() -> Path:
+    """The user's sources file, in the Jupyter config directory (``jupyter --config-dir``)."""
+    from jupyter_core.paths import jupyter_config_dir
+
+    return Path(jupyter_config_dir()) / "deepanalyze" / "sources.toml"
+
+
+def project_sources_file(directory: str | os.PathLike[str] | None = None) -> Path:
+    """The project's sources file in ``directory`` (default: the working directory)."""
+    return Path(directory if directory is not None else os.getcwd()) / PROJECT_FILE_NAME
+
+
+@dataclass(frozen=True)
+class SavedSource:
+    """One source as a sources file defines it: no secret, only references."""
+
+    id: str
+    type: str
+    file: Path
+    name: str = ""
+    options: Mapping[str, Any] = field(default_factory=dict)
+    references: Mapping[str, SecretReference] = field(default_factory=dict)
+
+    def to_table(self) -> dict[str, Any]:
+        """The TOML table of this source."""
+        table: dict[str, Any] = {"type": self.type}
+        if self.name and self.name != self.id:
+            table["name"] = self.name
+        if self.options:
+            table["options"] = dict(self.options)
+        if self.references:
+            table["secrets"] = {key: str(reference) for key, reference in self.references.items()}
+        return table
+
+
+@dataclass
+class SourcesFile:
+    """What one file holds: the sources that read well, and one line per problem."""
+
+    path: Path
+    sources: list[SavedSource] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def read_sources_file(path: Path) -> SourcesFile:
+    """Read ``path``; a missing file holds nothing. Nothing is raised: problems are listed.
+
+    A file that is not valid TOML (or cannot be read) gives one problem naming it and the
+    line, and no source at all; a malformed source gives one problem and is left out.
+    """
+    result = SourcesFile(path)
+    try:
+        document = _parse(path)
+    except ConfigurationError as error:
+        result.problems.append(str(error))
+        return result
+    for source_id, table in document.items():
+        try:
+            result.sources.append(_saved_source(path, source_id, table))
+        except ConfigurationError as error:
+            result.problems.append(f"{path}: {error}")
+    return result
+
+
+def _parse(path: Path) -> dict[str, Any]:
+    """The ``sources`` table of ``path`` (empty when the file does not exist)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except PermissionError:
+        raise ConfigurationError(
+            f"{path}: cannot be read (permission denied); nothing was loaded from it"
+        ) from None
+    except (OSError, UnicodeDecodeError) as error:
+        problem = type(error).__name__
+        raise ConfigurationError(f"{path}: cannot be read ({problem}); nothing was loaded from it") from None
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        # The decoder's message names the line and column and quotes nothing of the file.
+        raise ConfigurationError(f"{path}: not valid TOML: {error}; nothing was loaded from it") from None
+    sources = document.get("sources", {})
+    if not isinstance(sources, dict):
+        raise ConfigurationError(f"{path}: 'sources' must be a table of sources; nothing was loaded from it")
+    return sources
+
+
+def _saved_source(path: Path, source_id: str, table: object) -> SavedSource:
+    if not isinstance(table, dict):
+        raise ConfigurationError("must be a table ([sources.ID])", source=source_id)
+    unknown = sorted(set(table) - _ENTRY_KEYS)
+    if unknown:
+        raise ConfigurationError(
+            f"{unknown_name('key', unknown[0])} (a source takes {', '.join(sorted(_ENTRY_KEYS))})",
+            source=source_id,
+        )
+    source_type, name = table.get("type"), table.get("name", "")
+    options, secrets = table.get("options", {}), table.get("secrets", {})
+    if not isinstance(source_type, str) or not source_type:
+        raise ConfigurationError('missing its type (type = "postgresql", ...)', source=source_id)
+    if not isinstance(name, str):
+        raise ConfigurationError("its name must be text", source=source_id)
+    for key, value in (("options", options), ("secrets", secrets)):
+        if not isinstance(value, dict):
+            raise ConfigurationError(f"{key!r} must be a table", source=source_id)
+    references = {key: parse_reference(value, source=source_id, field=key) for key, value in secrets.items()}
+    return SavedSource(source_id, source_type, path, name, options, references)
+
+
+def update_sources_file(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    """Apply ``change`` to the ``sources`` table of ``path`` and write it back.
+
+    Read, change and write happen under an exclusive lock, so that two kernels updating
+    the file at once lose neither change; the write is atomic and owner-only. A file that
+    cannot be parsed is left as it is (the change is refused) so that nothing is lost. A file
+    that is a symbolic link (kept with one's dotfiles) is written where it points.
+    """
+    path = path.resolve()
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with _locked(path):
+        try:
+            document = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigurationError(
+                f"{path}: not valid TOML: {error}; fix it first, nothing was written"
+            ) from None
+        except OSError as error:
+            problem = type(error).__name__
+            raise ConfigurationError(f"{path}: cannot be read ({problem}); nothing was written") from None
+        sources = document.setdefault("sources", {})
+        if not isinstance(sources, dict):
+            raise ConfigurationError(f"{path}: 'sources' is not a table; fix it first, nothing was written")
+        change(sources)
+        _write_atomically(path, _HEADER + tomli_w.dumps(document))
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock for updating ``path`` while the block runs.
+
+    The lock is taken on the folder holding it (the file itself is replaced by each write,
+    so it cannot carry the lock), which leaves no lock file beside a project's file. Windows,
+    which cannot lock a folder, locks a ``.lock`` file beside it instead.
+    """
+    if sys.platform == "win32":  # pragma: no cover
+        descriptor = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    else:
+        descriptor = os.open(path.parent, os.O_RDONLY)
+    try:
+        _lock_exclusively(descriptor)
+        yield
+    finally:
+        os.close(descriptor)  # closing releases the lock
+
+
+def _lock_exclusively(descriptor: int) -> None:
+    """Wait for, then take, an exclusive lock on the open file or folder ``descriptor``."""
+    if sys.platform == "win32":  # pragma: no cover
+        import msvcrt
+
+        msvcrt.locking(descriptor, msvcrt.LK_LOCK, 1)
+    else:
+        import fcntl
+
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to a new owner-only file beside ``path``, then rename it over ``path``."""
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, 0o600)
+        os.replace(temporary, path)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(temporary)
+        raise

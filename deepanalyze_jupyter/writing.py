@@ -1,0 +1,146 @@
+"""What every write shares: the request, the read-only guard and the frame's checks.
+
+A DataFrame is checked and turned into an Arrow table once, before any connector sees
+it: duplicate column names, names a source cannot hold and dtypes no writer can store
+are refused here, so nothing is sent to a service for a frame that cannot be written.
+Connectors then write Arrow (:mod:`.connectors.postgresql.write`,
+:mod:`.connectors.files.write`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+import pandas as pd
+import pyarrow as pa
+
+from .errors import ConfigurationError, DataSourceError
+from .models import OptionSpec
+
+__all__ = [
+    "READ_ONLY_OPTION",
+    "WRITE_MODES",
+    "WriteMode",
+    "WriteRequest",
+    "frame_to_arrow",
+    "nothing_written",
+    "refuse_read_only",
+    "write_request",
+]
+
+WriteMode = Literal["create", "append", "replace"]
+WRITE_MODES: tuple[str, ...] = get_args(WriteMode)
+
+#: The option that allows writes, for sources that hold files (PostgreSQL and SQLite have their own).
+READ_ONLY_OPTION = OptionSpec("read_only", bool, "refuse writes (set false to allow them)", default=True)
+
+
+@dataclass(frozen=True)
+class WriteRequest:
+    """How to write: ``mode`` (tables), ``format`` (files), SQL ``types`` per column."""
+
+    target: str
+    mode: WriteMode = "create"
+    format: str | None = None
+    types: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def replaces(self) -> bool:
+        """Whether an existing table or file may be replaced."""
+        return self.mode == "replace"
+
+
+def write_request(
+    target: str,
+    *,
+    mode: str,
+    overwrite: bool,
+    format: str | None,
+    types: Mapping[str, str] | None,
+    source: str,
+) -> WriteRequest:
+    """Check the write's arguments; ``overwrite`` is ``mode="replace"`` said for files."""
+    if mode not in WRITE_MODES:
+        raise ConfigurationError(
+            f"unknown write mode {mode!r}; use one of {', '.join(WRITE_MODES)}", source=source
+        )
+    if not str(target).strip():
+        raise ConfigurationError("give a table or path to write to", source=source)
+    if overwrite and mode == "append":
+        raise ConfigurationError(
+            "overwrite replaces the target; it cannot go with mode 'append'", source=source
+        )
+    chosen: WriteMode = "replace" if overwrite else mode  # type: ignore[assignment]
+    return WriteRequest(str(target).strip(), chosen, format, dict(types or {}))
+
+
+def nothing_written(error: DataSourceError, target: str) -> DataSourceError:
+    """``error`` (of the same class) saying that nothing was written to ``target``."""
+    return type(error)(f"{error.message}; nothing was written to {target}", source=error.source)
+
+
+def refuse_read_only(options: Mapping[str, Any], *, source: str) -> None:
+    """Refuse a write to a source registered read-only, naming the setting that allows it."""
+    if options.get("read_only", True):
+        raise ConfigurationError(
+            "the source is read-only: nothing was written; register it with read_only=False "
+            "(%datasource add/update ... --read-only false) to allow writes",
+            source=source,
+        )
+
+
+def frame_to_arrow(frame: pd.DataFrame, *, index: bool, source: str) -> pa.Table:
+    """``frame`` (with its index as columns if ``index``) as an Arrow table, or one clear refusal."""
+    if not isinstance(frame, pd.DataFrame):
+        raise ConfigurationError(
+            f"only a DataFrame can be written, not {type(frame).__name__}", source=source
+        )
+    data = frame.reset_index() if index else frame
+    names = [str(name) for name in data.columns]
+    _check_names(names, source)
+    columns = [_arrow_column(name, data.iloc[:, position], source) for position, name in enumerate(names)]
+    return pa.Table.from_arrays(columns, names=names)
+
+
+def _check_names(names: list[str], source: str) -> None:
+    duplicates = sorted(name for name, count in Counter(names).items() if count > 1)
+    if duplicates:
+        raise ConfigurationError(
+            f"the frame has duplicate column names ({', '.join(map(repr, duplicates))}); "
+            "rename them before writing",
+            source=source,
+        )
+    if not names:
+        raise ConfigurationError("the frame has no columns: nothing to write", source=source)
+    if any(not name for name in names):
+        raise ConfigurationError("the frame has a column with an empty name", source=source)
+
+
+def _arrow_column(name: str, column: pd.Series[Any], source: str) -> pa.Array:
+    """One column as Arrow; categories become their values, anything Arrow cannot hold is refused."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        column = column.astype(column.dtype.categories.dtype)
+    if pd.api.types.is_timedelta64_dtype(column.dtype) or pd.api.types.is_complex_dtype(column.dtype):
+        raise _unsupported(name, str(column.dtype), source)
+    if isinstance(column.dtype, (pd.PeriodDtype, pd.IntervalDtype, pd.SparseDtype)):
+        raise _unsupported(name, str(column.dtype), source)
+    # NaN in a float column stays NaN (PostgreSQL's 'NaN', not NULL): it reads back the same.
+    keep_nan = pd.api.types.is_float_dtype(column.dtype)
+    try:
+        return pa.array(column, from_pandas=not keep_nan)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as error:
+        reason = str(error).splitlines()[0][:120]
+        raise ConfigurationError(
+            f"column {name!r} ({column.dtype}) cannot be written: {reason}", source=source
+        ) from None
+
+
+def _unsupported(name: str, dtype: str, source: str) -> ConfigurationError:
+    return ConfigurationError(
+        f"column {name!r} has dtype {dtype}, which cannot be written; convert it first "
+        "(e.g. to string or float)",
+        source=source,
+    )

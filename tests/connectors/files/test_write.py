@@ -1,0 +1,258 @@
+"""Writing DataFrames as files into local folders and blob containers (real Azurite)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from azure.storage.blob import BlobServiceClient
+
+from deepanalyze_jupyter import Session
+from deepanalyze_jupyter.errors import ConfigurationError, FormatError, WriteConflict
+from deepanalyze_jupyter.progress import NullProgress, Progress
+from deepanalyze_jupyter.writing import write_request
+from tests.services import AzuriteServer
+
+
+def sample() -> pd.DataFrame:
+    """Columns of the dtypes a Parquet file keeps exactly, NULLs included."""
+    return pd.DataFrame(
+        {
+            "id": np.arange(3, dtype=np.int64),
+            "count": pd.array([1, None, 3], dtype="Int64"),
+            "ratio": [0.1 + 0.2, float("nan"), 1e300],
+            "flag": pd.array([True, None, False], dtype="boolean"),
+            "name": pd.array(['a "quoted", text', None, ""], dtype="string[pyarrow]"),
+            "at": pd.to_datetime(["2024-01-01 10:00:00.123456", "2024-06-01", None], format="ISO8601")
+            .as_unit("us")
+            .tz_localize("UTC"),
+            "price": pd.array(
+                [Decimal("1.25"), None, Decimal("-3.50")], dtype=pd.ArrowDtype(pa.decimal128(9, 2))
+            ),
+        }
+    )
+
+
+@pytest.fixture
+def folder(session: Session, tmp_path: Path) -> Session:
+    session.add("out", "local", path=str(tmp_path), read_only=False)
+    return session
+
+
+def test_parquet_round_trips_every_dtype_exactly(folder: Session, tmp_path: Path) -> None:
+    frame = sample()
+    line = folder.write("out", "exports/sample.parquet", frame)
+    assert line == "out: 3 row(s) written to exports/sample.parquet (parquet)"
+    back = folder.read("out", "exports/sample.parquet")
+    pd.testing.assert_frame_equal(back, frame, check_column_type=False)
+    assert sorted(os.listdir(tmp_path / "exports")) == ["sample.parquet"]  # no temporary file left
+
+
+@pytest.mark.parametrize("path", ["t.csv", "t.csv.gz", "t.tsv", "t.jsonl", "t.jsonl.gz"])
+def test_text_formats_by_extension_read_back(folder: Session, path: str) -> None:
+    frame = pd.DataFrame({"id": [1, 2], "name": pd.array(["x, y", "z"], dtype="string[pyarrow]")})
+    folder.write("out", path, frame)
+    back = folder.read("out", path)
+    assert back["id"].tolist() == [1, 2]
+    assert back["name"].tolist() == ["x, y", "z"]
+
+
+def test_format_given_explicitly_wins_over_the_name(folder: Session, tmp_path: Path) -> None:
+    folder.write("out", "data.out", pd.DataFrame({"a": [1]}), format="csv")
+    assert (tmp_path / "data.out").read_text() == '"a"\n1\n'
+    with pytest.raises(FormatError, match="cannot write json files"):
+        folder.write("out", "data.json", pd.DataFrame({"a": [1]}))
+
+
+def test_an_existing_file_needs_overwrite(folder: Session, tmp_path: Path) -> None:
+    folder.write("out", "a.csv", pd.DataFrame({"a": [1]}))
+    with pytest.raises(WriteConflict, match=r"a.csv exists: nothing was written; pass overwrite=True"):
+        folder.write("out", "a.csv", pd.DataFrame({"a": [2]}))
+    assert (tmp_path / "a.csv").read_text() == '"a"\n1\n'
+    folder.write("out", "a.csv", pd.DataFrame({"a": [3]}), overwrite=True)
+    assert (tmp_path / "a.csv").read_text() == '"a"\n3\n'
+
+
+def test_paths_cannot_leave_the_folder(folder: Session, tmp_path: Path) -> None:
+    for path in ("../escape.csv", "/tmp/escape.csv"):
+        with pytest.raises(ConfigurationError, match=r"outside the folder|absolute path"):
+            folder.write("out", path, pd.DataFrame({"a": [1]}))
+    assert not (tmp_path.parent / "escape.csv").exists()
+
+
+def test_a_read_only_folder_refuses(session: Session, tmp_path: Path) -> None:
+    session.add("ro", "local", path=str(tmp_path))
+    with pytest.raises(
+        ConfigurationError, match=r"ro: the source is read-only: nothing was written; .*read_only=False"
+    ):
+        session.write("ro", "a.csv", pd.DataFrame({"a": [1]}))
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.usefixtures("ctrl_c")
+def test_an_interrupted_local_write_leaves_no_file_and_the_old_one_intact(
+    folder: Session, tmp_path: Path
+) -> None:
+    folder.write("out", "big.csv", pd.DataFrame({"a": [1]}))
+    big = pd.DataFrame({"id": np.arange(4_000_000), "value": np.random.default_rng(1).random(4_000_000)})
+    main_thread = threading.main_thread().ident
+    assert main_thread is not None
+
+    def interrupt_once_writing() -> None:  # Ctrl-C once the write's temporary file is there
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if set(os.listdir(tmp_path)) - {"big.csv"}:
+                signal.pthread_kill(main_thread, signal.SIGINT)
+                return
+            time.sleep(0.002)
+
+    for target, overwrite in (("big.csv", True), ("new.csv", False)):
+        watcher = threading.Thread(target=interrupt_once_writing, daemon=True)
+        watcher.start()
+        with pytest.raises(KeyboardInterrupt):
+            folder.write("out", target, big, overwrite=overwrite)
+        watcher.join()
+    assert sorted(os.listdir(tmp_path)) == ["big.csv"]  # no new file, no temporary file
+    assert (tmp_path / "big.csv").read_text() == '"a"\n1\n'
+
+
+# -- blob containers ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def lake(session: Session, azurite: AzuriteServer, blob_container: str) -> Session:
+    session.add(
+        "lake",
+        "azure_blob",
+        container=blob_container,
+        read_only=False,
+        secrets={"connection_string": azurite.connection_string},
+    )
+    return session
+
+
+def blob_bytes(azurite: AzuriteServer, container: str, name: str) -> bytes:
+    with BlobServiceClient.from_connection_string(azurite.connection_string) as service:
+        return service.get_blob_client(container, name).download_blob().readall()
+
+
+def put_blob(azurite: AzuriteServer, container: str, name: str, data: bytes) -> None:
+    with BlobServiceClient.from_connection_string(azurite.connection_string) as service:
+        service.get_blob_client(container, name).upload_blob(data, overwrite=True)
+
+
+def test_a_blob_round_trips_and_needs_overwrite(
+    lake: Session, azurite: AzuriteServer, blob_container: str
+) -> None:
+    frame = sample()
+    assert (
+        lake.write("lake", "exports/s.parquet", frame)
+        == "lake: 3 row(s) written to exports/s.parquet (parquet)"
+    )
+    pd.testing.assert_frame_equal(lake.read("lake", "exports/s.parquet"), frame, check_column_type=False)
+    with pytest.raises(WriteConflict, match=r"exports/s\.parquet exists: nothing was written"):
+        lake.write("lake", "exports/s.parquet", frame.head(1))
+    assert len(lake.read("lake", "exports/s.parquet")) == 3
+    lake.write("lake", "exports/s.parquet", frame.head(1), overwrite=True)
+    assert len(lake.read("lake", "exports/s.parquet")) == 1
+    lake.write("lake", "exports/s.csv.gz", frame[["id"]])
+    assert blob_bytes(azurite, blob_container, "exports/s.csv.gz")[:2] == b"\x1f\x8b"
+
+
+class _OtherWriter:
+    """A progress report that lets another writer change the blob while ours is being staged."""
+
+    def __init__(self, azurite: AzuriteServer, container: str, name: str) -> None:
+        self.azurite, self.container, self.name, self.done = azurite, container, name, False
+
+    def __call__(
+        self, description: str, *, total_bytes: int | None, total_items: int | None, items: str = "files"
+    ) -> Progress:
+        writer = self
+
+        class Report(NullProgress):
+            def update(self, nbytes: int = 0, items: int = 0) -> None:
+                if nbytes and not writer.done:
+                    writer.done = True
+                    put_blob(writer.azurite, writer.container, writer.name, b"theirs")
+
+        return Report()
+
+
+@pytest.mark.parametrize("overwrite", [False, True], ids=["new-blob", "replacing"])
+def test_two_writers_cannot_overwrite_each_other(
+    lake: Session, azurite: AzuriteServer, blob_container: str, overwrite: bool
+) -> None:
+    if overwrite:
+        put_blob(azurite, blob_container, "race.csv", b"first")
+    lake.registry.progress = _OtherWriter(azurite, blob_container, "race.csv")
+    lake.run(lake.registry.disconnect("lake"))  # the next connect takes the new progress factory
+    with pytest.raises(WriteConflict, match="nothing was written") as raised:
+        lake.write("lake", "race.csv", pd.DataFrame({"a": [1]}), overwrite=overwrite)
+    assert str(raised.value).count("\n") == 0
+    assert blob_bytes(azurite, blob_container, "race.csv") == b"theirs"  # the other writer's blob is kept
+
+
+def test_a_read_only_container_refuses(session: Session, azurite: AzuriteServer, blob_container: str) -> None:
+    session.add(
+        "ro", "azure_blob", container=blob_container, secrets={"connection_string": azurite.connection_string}
+    )
+    with pytest.raises(ConfigurationError, match="read-only: nothing was written") as raised:
+        session.write("ro", "a.csv", pd.DataFrame({"a": [1]}))
+    assert "AccountKey" not in str(raised.value)
+    with BlobServiceClient.from_connection_string(azurite.connection_string) as service:
+        assert list(service.get_container_client(blob_container).list_blobs()) == []
+
+
+class Recorder:
+    """A progress factory that keeps what each report was told."""
+
+    def __init__(self) -> None:
+        self.reports: list[tuple[str, int | None, list[int], list[bool]]] = []
+
+    def __call__(self, description: str, *, total_bytes: int | None, total_items: int | None) -> Progress:
+        done: list[int] = []
+        closed: list[bool] = []
+        self.reports.append((description, total_items, done, closed))
+
+        class Report(NullProgress):
+            def update(self, nbytes: int = 0, items: int = 0) -> None:
+                done.append(items)
+
+            def close(self) -> None:
+                closed.append(True)
+
+        return Report()
+
+
+def test_a_large_write_reports_progress(tmp_path: Path) -> None:
+    recorder = Recorder()
+    with Session(progress=recorder) as session:
+        session.add("out", "local", path=str(tmp_path), read_only=False)
+        session.write("out", "big.csv", pd.DataFrame({"id": np.arange(200_000)}))
+    ((description, total, items, closed),) = recorder.reports
+    assert description == "out: writing big.csv"
+    assert total == 200_000
+    assert sum(items) == 200_000
+    assert len(items) > 1  # batch by batch
+    assert closed == [True]
+
+
+def test_an_interrupted_blob_write_leaves_the_blob_as_it_was(
+    lake: Session, azurite: AzuriteServer, blob_container: str
+) -> None:
+    put_blob(azurite, blob_container, "kept.csv", b"a\n1\n")
+    big = pd.DataFrame({"id": np.arange(12_000_000), "value": np.random.default_rng(2).random(12_000_000)})
+    request = write_request("kept.csv", mode="create", overwrite=True, format=None, types=None, source="lake")
+    with pytest.raises(TimeoutError):
+        lake.runner.run_sync(lake.registry.write("lake", request, big, index=False), timeout=0.5)
+    assert blob_bytes(azurite, blob_container, "kept.csv") == b"a\n1\n"
+    assert lake.read("lake", "kept.csv")["a"].tolist() == [1]

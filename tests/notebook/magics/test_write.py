@@ -1,0 +1,80 @@
+"""``%datasource write`` against the real PostgreSQL server and a local folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+from tests.connectors.postgresql.postgres import admin
+from tests.services import PostgresServer
+
+from .conftest import run, usage_error
+
+
+def add_postgres(shell: InteractiveShell, pg_server: PostgresServer, *flags: str) -> None:
+    line = (
+        f"%datasource add scratch --type postgresql --host {pg_server.host} --port {pg_server.port} "
+        f"--dbname {pg_server.dbname} --user {pg_server.user} --password-env PGPASSWORD {' '.join(flags)}"
+    )
+    ran = run(shell, line)
+    assert ran.error is None, ran.text
+
+
+@pytest.fixture
+def with_password(pg_server: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PGPASSWORD", pg_server.password)
+
+
+@pytest.mark.usefixtures("with_password")
+def test_write_a_variable_into_a_table_in_each_mode(
+    shell: InteractiveShell, pg_server: PostgresServer, pg_schema: str
+) -> None:
+    add_postgres(shell, pg_server, "--read-only false")
+    shell.user_ns["by_region"] = pd.DataFrame({"region": ["EU", "US"], "total": [10.5, 20.25]})
+    target = f"{pg_schema}.region_totals"
+    ran = run(shell, f"%datasource write scratch {target} by_region")
+    assert ran.error is None, ran.text
+    assert ran.out.strip() == f"scratch: 2 row(s) written, table {target} created"
+    assert "already exists" in usage_error(shell, f"%datasource write scratch {target} by_region")
+    assert run(shell, f"%datasource write scratch {target} by_region --mode append").error is None
+    assert admin(pg_server, f"SELECT count(*) FROM {target}") == [(4,)]
+    ran = run(
+        shell, f"%datasource write scratch {target} by_region --mode replace --types total=numeric(6,2)"
+    )
+    assert ran.error is None, ran.text
+    assert admin(pg_server, f"SELECT region, total::text FROM {target} ORDER BY 1") == [
+        ("EU", "10.50"),
+        ("US", "20.25"),
+    ]
+
+
+@pytest.mark.usefixtures("with_password")
+def test_a_read_only_source_refuses_naming_the_flag(
+    shell: InteractiveShell, pg_server: PostgresServer, pg_schema: str
+) -> None:
+    add_postgres(shell, pg_server)
+    shell.user_ns["frame"] = pd.DataFrame({"a": [1]})
+    line = usage_error(shell, f"%datasource write scratch {pg_schema}.nope frame")
+    assert line.startswith("scratch: the source is read-only: nothing was written")
+    assert "--read-only false" in line
+    assert pg_server.password not in line
+    assert admin(pg_server, "SELECT to_regclass(%s)", f"{pg_schema}.nope") == [(None,)]
+
+
+def test_write_a_file_and_bad_variables(shell: InteractiveShell, tmp_path: Path) -> None:
+    assert run(shell, f"%datasource add out --type local --path {tmp_path} --read-only false").error is None
+    shell.user_ns["frame"] = pd.DataFrame({"a": [1, 2]}, index=pd.Index(["x", "y"], name="key"))
+    ran = run(shell, "%datasource write out exports/frame.csv frame --index")
+    assert ran.out.strip() == "out: 2 row(s) written to exports/frame.csv (csv)"
+    assert (tmp_path / "exports" / "frame.csv").read_text() == '"key","a"\n"x",1\n"y",2\n'
+    assert "exists: nothing was written" in usage_error(
+        shell, "%datasource write out exports/frame.csv frame"
+    )
+    assert run(shell, "%datasource write out exports/frame.csv frame --overwrite").error is None
+    assert "no variable 'missing'" in usage_error(shell, "%datasource write out x.csv missing")
+    shell.user_ns["number"] = 3
+    assert "'number' is a int, not a DataFrame" in usage_error(shell, "%datasource write out x.csv number")
+    assert "--types takes COLUMN=TYPE" in usage_error(shell, "%datasource write out x.csv frame --types a")

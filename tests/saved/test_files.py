@@ -1,0 +1,291 @@
+"""Sources files: what is written, where, with which permissions; bad files; two writers at once."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+
+from deepanalyze_jupyter import Session
+from deepanalyze_jupyter.errors import DataSourceError
+
+from .conftest import Places, read_toml
+
+CANARY = "Saved-Canary-Secret-7f3a9c21"
+
+
+def _pg(session: Session, source_id: str = "warehouse") -> None:
+    session.add(
+        source_id,
+        "postgresql",
+        host="db.internal",
+        dbname="sales",
+        user="analyst",
+        secrets={"password": CANARY},
+        test=False,
+    )
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_save_writes_references_only_owner_only(places: Places, session: Session, shop_db: Path) -> None:
+    _pg(session)
+    session.add("shop", "sqlite", path=str(shop_db), name="Shop")
+    written = session.save("warehouse", "shop", references={"password": "env:PGPASSWORD"})
+
+    assert written == places.user_file
+    document = read_toml(written)
+    assert document["sources"]["warehouse"] == {
+        "type": "postgresql",
+        "options": {"host": "db.internal", "dbname": "sales", "user": "analyst"},
+        "secrets": {"password": "env:PGPASSWORD"},
+    }
+    assert document["sources"]["shop"] == {
+        "type": "sqlite",
+        "name": "Shop",
+        "options": {"path": str(shop_db)},
+    }
+    assert stat.S_IMODE(written.stat().st_mode) == 0o600
+    assert stat.S_IMODE(written.parent.stat().st_mode) == 0o700
+    for path in places.written():
+        assert CANARY not in path.read_text(errors="replace"), path
+
+
+def test_save_refuses_a_typed_secret_without_a_reference(places: Places, session: Session) -> None:
+    _pg(session)
+    with pytest.raises(DataSourceError) as refused:
+        session.save("warehouse")
+    message = str(refused.value)
+    assert message.startswith("warehouse: its password was typed")
+    assert "env:VAR" in message
+    assert CANARY not in message
+    assert not places.user_file.exists()
+
+
+def test_save_refuses_a_value_given_as_a_reference(places: Places, session: Session) -> None:
+    _pg(session)
+    with pytest.raises(DataSourceError) as refused:
+        session.save("warehouse", references={"password": CANARY})
+    assert "is not a reference" in str(refused.value)
+    assert CANARY not in str(refused.value)
+    assert not places.user_file.exists()
+
+
+def test_project_file_wins_and_load_connects_nothing(places: Places, session: Session, shop_db: Path) -> None:
+    session.add("shop", "sqlite", path=str(shop_db), name="user copy")
+    session.save("shop")
+    session.remove("shop")
+    session.add("shop", "sqlite", path=str(shop_db), name="project copy")
+    assert session.save("shop", project=True) == places.project_file
+
+    with Session() as fresh:
+        lines = fresh.load()
+        assert lines == [
+            f"shop: defined in {places.user_file} and in {places.project_file}; "
+            f"the one in {places.project_file} is used",
+            f"shop: loaded from {places.project_file}",
+        ]
+        assert fresh.sources()["name"].tolist() == ["project copy"]
+        assert fresh.registry.status("shop") == "not connected"
+        assert fresh.query("shop", "SELECT count(*) AS n FROM orders")["n"].tolist() == [2]
+
+
+def test_load_does_not_replace_a_source_of_the_kernel(
+    places: Places, session: Session, shop_db: Path
+) -> None:
+    session.add("shop", "sqlite", path=str(shop_db), name="saved")
+    session.save("shop")
+    with Session() as fresh:
+        fresh.add("shop", "sqlite", path=":memory:", name="in the kernel")
+        lines = fresh.load()
+        assert lines == ["shop: already in this kernel; the saved definition was not loaded"]
+        assert fresh.sources()["name"].tolist() == ["in the kernel"]
+        assert fresh.saved_sources()["status"].tolist() == ["in this kernel; ready"]
+
+
+def test_forget_removes_from_the_file_not_from_the_kernel(
+    places: Places, session: Session, shop_db: Path
+) -> None:
+    session.add("shop", "sqlite", path=str(shop_db))
+    session.add("other", "sqlite", path=str(shop_db))
+    session.save(all_sources=True)
+    session.forget("shop")
+    assert list(read_toml(places.user_file)["sources"]) == ["other"]
+    assert session.registry.exists("shop")
+    with pytest.raises(DataSourceError, match="shop: not saved in"):
+        session.forget("shop")
+
+
+BAD_ENTRIES = {
+    "unknown type": ('[sources.bad]\ntype = "oracle"\n', "bad: unknown source type 'oracle'"),
+    "unknown option": (
+        '[sources.bad]\ntype = "sqlite"\n[sources.bad.options]\npath = "x.db"\ncolour = "red"\n',
+        "bad: unknown option 'colour' for a sqlite source",
+    ),
+    "unknown key": ('[sources.bad]\ntype = "sqlite"\ncolour = "red"\n', "bad: unknown key 'colour'"),
+    "secret value": (
+        f'[sources.bad]\ntype = "postgresql"\n[sources.bad.secrets]\npassword = "{CANARY}"\n',
+        "bad: the value of secret 'password' is not a reference",
+    ),
+    "secret in options": (
+        f'[sources.bad]\ntype = "postgresql"\n[sources.bad.options]\npassword = "{CANARY}"\n',
+        "bad: option 'password' holds a secret",
+    ),
+    "secret in a connection string": (
+        f'[sources.bad]\ntype = "postgresql"\n[sources.bad.options]\nhost = "db"\n'
+        f'options = "-c x=1"\napplication_name = "postgresql://u:{CANARY}@db/x"\n',
+        "bad: option 'application_name' holds a secret",
+    ),
+    "a secret typed as an option name": (
+        f'[sources.bad]\ntype = "sqlite"\n[sources.bad.options]\npath = "x.db"\n"{CANARY}" = "x"\n',
+        "bad: unknown option (not repeated here: its name has characters no option name has)",
+    ),
+    "a secret typed as a key": (
+        f'[sources.bad]\ntype = "sqlite"\n"{CANARY}" = "x"\n',
+        "bad: unknown key (not repeated here: its name has characters no key name has)",
+    ),
+    "not a secret field": (
+        '[sources.bad]\ntype = "sqlite"\n[sources.bad.options]\npath = "x.db"\n[sources.bad.secrets]\n'
+        'password = "env:X"\n',
+        "bad: 'password' is not a secret field of a sqlite source",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_ENTRIES))
+def test_a_bad_source_is_left_out_with_one_line(places: Places, shop_db: Path, case: str) -> None:
+    text, expected = BAD_ENTRIES[case]
+    good = f'[sources.shop]\ntype = "sqlite"\n[sources.shop.options]\npath = "{shop_db}"\n\n'
+    _write(places.user_file, good + text)
+    with Session() as fresh:
+        lines = fresh.load()
+        assert fresh.registry.source_ids == ["shop"]
+        problems = [line for line in lines if not line.startswith("shop: loaded")]
+        assert len(problems) == 1, lines
+        assert problems[0].startswith(f"{places.user_file}: {expected}"), problems
+        assert "\n" not in problems[0]
+        assert CANARY not in problems[0]
+        listed = fresh.saved_sources()
+        assert listed["id"].tolist() == ["shop"]
+        assert listed.attrs["problems"] == problems
+
+
+def test_a_malformed_file_names_its_line_and_the_other_file_still_loads(
+    places: Places, shop_db: Path
+) -> None:
+    _write(places.user_file, '[sources.shop]\ntype = "sqlite"\npath = \n')
+    _write(
+        places.project_file, f'[sources.lake]\ntype = "sqlite"\n[sources.lake.options]\npath = "{shop_db}"\n'
+    )
+    with Session() as fresh:
+        lines = fresh.load()
+        assert fresh.registry.source_ids == ["lake"]
+    problem = lines[0]
+    assert problem.startswith(f"{places.user_file}: not valid TOML: ")
+    assert "(at line 3, column 8)" in problem
+    assert problem.endswith("nothing was loaded from it")
+
+
+def test_saving_into_a_malformed_file_changes_nothing(
+    places: Places, session: Session, shop_db: Path
+) -> None:
+    broken = '[sources.mine]\ntype = "sqlite"\npath = \n'
+    _write(places.user_file, broken)
+    session.add("shop", "sqlite", path=str(shop_db))
+    with pytest.raises(DataSourceError, match=r"not valid TOML.*line 3.*nothing was written"):
+        session.save("shop")
+    assert places.user_file.read_text() == broken
+
+
+def test_an_unreadable_file_gives_one_line(places: Places, monkeypatch: pytest.MonkeyPatch) -> None:
+    _write(places.user_file, '[sources.shop]\ntype = "sqlite"\n')
+    places.user_file.chmod(0)
+    if os.geteuid() == 0:  # root reads any file: make the read fail as it does for a user
+        original = Path.read_text
+
+        def denied(path: Path, *args: object, **kwargs: object) -> str:
+            if path == places.user_file:
+                raise PermissionError(13, "Permission denied")
+            return original(path, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(Path, "read_text", denied)
+    with Session() as fresh:
+        assert fresh.load() == [
+            f"{places.user_file}: cannot be read (permission denied); nothing was loaded from it"
+        ]
+        assert len(fresh.registry) == 0
+
+
+def _save_many(config_dir: str, database: str, prefix: str, count: int) -> None:
+    os.environ["JUPYTER_CONFIG_DIR"] = config_dir
+    with Session(discover=False) as session:
+        for number in range(count):
+            source_id = f"{prefix}{number}"
+            session.add(source_id, "sqlite", path=database, test=False)
+            session.save(source_id)
+
+
+def test_two_kernels_saving_at_once_lose_no_write(
+    places: Places, shop_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An IPython shell made by another test replaces __main__ with a module spawn cannot read.
+    monkeypatch.setattr(sys.modules["__main__"], "__spec__", None, raising=False)
+    context = multiprocessing.get_context("spawn")
+    writers = [
+        context.Process(target=_save_many, args=(str(places.config_dir), str(shop_db), prefix, 25))
+        for prefix in ("a", "b", "c")
+    ]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(timeout=120)
+        assert writer.exitcode == 0
+    saved = read_toml(places.user_file)["sources"]
+    assert sorted(saved) == sorted(f"{prefix}{number}" for prefix in "abc" for number in range(25))
+    assert [path.name for path in places.user_file.parent.iterdir()] == ["sources.toml"]
+
+
+def test_a_reference_for_no_secret_field_is_refused(places: Places, session: Session, shop_db: Path) -> None:
+    session.add("shop", "sqlite", path=str(shop_db))
+    with pytest.raises(DataSourceError, match=r"^'pasword' is not a secret field of shop; nothing"):
+        session.save("shop", references={"pasword": "env:X"})
+    assert not places.user_file.exists()
+
+
+def test_a_secret_replaced_after_loading_is_not_saved_with_its_old_reference(
+    places: Places, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _pg(session)
+    session.save("warehouse", references={"password": "env:OLD_PASSWORD"})
+    with Session() as fresh:
+        fresh.load()
+        fresh.save("warehouse")  # the reference it was loaded with
+        fresh.update("warehouse", secrets={"password": CANARY}, test=False)
+        with pytest.raises(DataSourceError, match=r"^warehouse: its password was typed"):
+            fresh.save("warehouse")
+        fresh.update("warehouse", secrets={"password": ""}, test=False)
+        fresh.save("warehouse")
+    assert "secrets" not in read_toml(places.user_file)["sources"]["warehouse"]
+
+
+def test_a_sources_file_that_is_a_link_is_written_through_it(
+    places: Places, session: Session, shop_db: Path, tmp_path: Path
+) -> None:
+    kept = tmp_path / "dotfiles" / "sources.toml"  # a file kept elsewhere, linked into place
+    kept.parent.mkdir()
+    kept.write_text('[sources.old]\ntype = "sqlite"\n[sources.old.options]\npath = "old.db"\n')
+    places.user_file.parent.mkdir(parents=True)
+    places.user_file.symlink_to(kept)
+    session.add("shop", "sqlite", path=str(shop_db))
+    session.save("shop")
+    assert places.user_file.is_symlink()
+    assert sorted(read_toml(kept)["sources"]) == ["old", "shop"]
+    assert [path.name for path in kept.parent.iterdir()] == ["sources.toml"]

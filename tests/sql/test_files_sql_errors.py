@@ -1,0 +1,31 @@
+"""A CSV value DuckDB cannot convert, deep in one of many files: the one line says which file and what."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from deepanalyze_jupyter import QueryError, Session
+from tests.sql.test_batched_edges import _blob, _local
+
+
+@pytest.fixture(params=["local", pytest.param("blob", marks=[pytest.mark.integration, pytest.mark.azurite])])
+def bad_value(request: pytest.FixtureRequest, session: Session, tmp_path: Path) -> Session:
+    rows = "a,b\n" + "1,2\n" * 30_000  # past DuckDB's type-sniffing sample
+    files = {f"c/d{day}.csv": rows for day in range(3)}
+    files["c/d3.csv"] = rows + "x,2\n"
+    if request.param == "local":
+        _local(session, tmp_path / "lake", dict(files))
+    else:
+        _blob(request, session, files)
+    return session
+
+
+def test_a_csv_value_that_does_not_convert_names_its_file_and_value(bad_value: Session) -> None:
+    with pytest.raises(QueryError) as raised:
+        bad_value.query("lake", "SELECT sum(a) FROM read_csv('c/*.csv')")
+    message = str(raised.value)
+    assert message.startswith("lake: Conversion Error: CSV Error on Line: 30002 of 'c/d3.csv': ")
+    assert """Could not convert string "x" to 'BIGINT'""" in message
+    assert "\n" not in message
