@@ -22,6 +22,7 @@ from .connectors.files.write import writable_format, write_local_batches
 from .errors import FormatError
 from .registry import DataSourceRegistry
 from .source_paths import split_source_url
+from .streaming import read_ahead
 from .writing import write_request
 
 __all__ = ["export_batches"]
@@ -35,18 +36,23 @@ async def export_batches(
     overwrite: bool,
     source: str,
 ) -> str:
-    """Write ``batches`` (of source ``source``) to ``to``; the line that tells what was written."""
+    """Write ``batches`` (of source ``source``) to ``to``; the line that tells what was written.
+
+    The next batch is read while the last one is encoded (:func:`.streaming.read_ahead`).
+    """
+    ahead = read_ahead(batches)
     try:
         in_source = split_source_url(os.fspath(to))
         if in_source is None:
-            return await _to_local_path(registry, batches, os.fspath(to), overwrite=overwrite, source=source)
+            return await _to_local_path(registry, ahead, os.fspath(to), overwrite=overwrite, source=source)
         target_source, path = in_source
         request = write_request(
             path, mode="create", overwrite=overwrite, format=None, types=None, source=target_source
         )
         _refuse_zipped_parquet(path, source=target_source)
-        return await registry.write_batches(target_source, request, batches)
+        return await registry.write_batches(target_source, request, ahead)
     finally:
+        await ahead.aclose()
         aclose = getattr(batches, "aclose", None)
         if aclose is not None:
             await aclose()

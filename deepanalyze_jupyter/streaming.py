@@ -16,8 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterator, Mapping, Sequence
-from typing import IO, Any, TypeVar
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Generator,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from typing import IO, Any, TypeVar, cast
 
 import pandas as pd
 import pyarrow as pa
@@ -33,7 +42,14 @@ from .frames import frame_from_columns, pandas_column
 from .registry import DataSourceRegistry
 from .results import convert_result
 
-__all__ = ["BATCH_OUTPUTS", "DEFAULT_BATCH_ROWS", "iterate_batches", "query_batches", "read_batches"]
+__all__ = [
+    "BATCH_OUTPUTS",
+    "DEFAULT_BATCH_ROWS",
+    "iterate_batches",
+    "query_batches",
+    "read_ahead",
+    "read_batches",
+]
 
 T = TypeVar("T")
 
@@ -66,6 +82,40 @@ async def _close(batches: AsyncIterator[Any]) -> None:
     aclose = getattr(batches, "aclose", None)
     if aclose is not None:
         await aclose()
+
+
+async def read_ahead(batches: AsyncIterator[T]) -> AsyncGenerator[T, None]:
+    """The items of ``batches``, the next one read while the caller works on the current one.
+
+    A writer encodes one batch while the source reads and parses the next, so the two
+    overlap; one batch more than the caller holds is in memory. Closing early, or an
+    error or a cancel in the caller, cancels the read under way (which stops the source's
+    work, as it would without this) and closes ``batches``.
+    """
+    pending: asyncio.Task[tuple[bool, T | None]] | None = None
+    try:
+        pending = asyncio.ensure_future(_next_or_end(batches))
+        while True:
+            more, item = await pending
+            if not more:
+                return
+            pending = asyncio.ensure_future(_next_or_end(batches))
+            yield cast(T, item)
+    finally:
+        if pending is not None and not pending.done():
+            pending.cancel()
+            await asyncio.wait({pending})
+        if pending is not None and not pending.cancelled():
+            pending.exception()  # seen: an error after the caller stopped is not logged
+        await _close(batches)
+
+
+async def _next_or_end(batches: AsyncIterator[T]) -> tuple[bool, T | None]:
+    """``(True, item)``, or ``(False, None)`` at the end (a task cannot end in StopAsyncIteration)."""
+    try:
+        return True, await batches.__anext__()
+    except StopAsyncIteration:
+        return False, None
 
 
 async def query_batches(

@@ -137,10 +137,11 @@ def arrow_column(plan: ColumnPlan, values: Sequence[Any]) -> pa.Array:
     """Python values (as psycopg loads them) as the Arrow column of an Arrow result.
 
     The Arrow type of the pandas column :func:`python_column` makes of them: the plan's
-    own type where the values fit it (a float NaN stays NaN), ``large_string`` for text,
-    and for the rest what Arrow infers, as ``pa.Table.from_pandas`` does (a NaN
-    ``Decimal`` becomes null there). Values Arrow cannot hold in one column (JSON values
-    of several kinds) raise :class:`ConversionError`.
+    own type where the values fit it (a float NaN stays NaN; a NaN ``Decimal``, which
+    Arrow cannot hold, becomes null, as ``pa.Table.from_pandas`` makes it), ``large_string``
+    for text, and for the rest what Arrow infers. So every batch of one result has the
+    same type whatever values it holds. Values Arrow cannot hold in one column (JSON
+    values of several kinds) raise :class:`ConversionError`.
     """
     if plan.kind is ColumnKind.TEXT:
         return pa.array([v if v is None or isinstance(v, str) else str(v) for v in values], pa.large_string())
@@ -148,10 +149,11 @@ def arrow_column(plan: ColumnPlan, values: Sequence[Any]) -> pa.Array:
     if arrow_type is None and plan.oid == oids.NUMERIC:
         arrow_type = _decimal_holding(values)
     if arrow_type is not None:
-        try:
-            return pa.array(values, arrow_type)
-        except _UNFIT:
-            pass  # e.g. Decimal('NaN') in a numeric(p, s)
+        for as_pandas in (False, True):  # then Decimal('NaN') as null, in the column's own type
+            try:
+                return pa.array(values, arrow_type, from_pandas=as_pandas)
+            except _UNFIT:
+                pass
     try:
         return pa.array(values)
     except _UNFIT:

@@ -3,13 +3,16 @@
 The statement is described and run as ``COPY (SELECT * FROM (<sql>) AS q) TO STDOUT``
 like a whole read (:mod:`.copy_query`), but the connection reads only ``rows`` rows at a
 time: nothing more is taken off the socket until the caller asks for the next batch,
-so the server waits and memory holds one batch. Closing the batches early (or an
+so the server waits and memory holds about two batches (one is parsed in a worker
+thread while the next one's rows are read; parses run one after another, in order, so
+that a column one batch had to read as text is text in every later batch). Closing the batches early (or an
 interrupt while one is read) cancels the query on the server and drains what it sent,
 so the connection goes back to the pool idle.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, Generator, Sequence
 
 import pyarrow as pa
@@ -45,15 +48,27 @@ async def stream_copy(
     plans = list(planner(result_fields(described)))
     pgconn.send_query_params(f"COPY ({subquery}) TO STDOUT".encode(), None)
     finished = False
-    sent = 0
+    started = False
+    parsing: asyncio.Future[pa.Table] | None = None  # the last batch read, parsed in a worker thread
+    loop = asyncio.get_running_loop()
     try:  # the server may hold the start of the COPY until its first rows fill a buffer
         await conn.wait(_start_copy(pgconn))
         while not finished:
             data, count, finished = await conn.wait(_read_rows(pgconn, rows))
-            if count or not sent:  # an empty result is one empty batch: its columns
-                sent += 1
-                yield _batch(data, count, plans)
+            if count or not started:  # an empty result is one empty batch: its columns
+                started = True
+                parsed = None if parsing is None else await parsing
+                parsing = loop.run_in_executor(None, _batch, data, count, plans)
+                if parsed is not None:
+                    yield parsed
+        if parsing is not None:
+            parsed, parsing = await parsing, None
+            yield parsed
     finally:
+        if parsing is not None:  # the caller stopped: the parse is left to end, its table dropped
+            await asyncio.wait({parsing})
+            if not parsing.cancelled():
+                parsing.exception()
         if not finished:
             await _cancel(conn)
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import signal
 import threading
+from decimal import Decimal
+from pathlib import Path
 from uuid import uuid4
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from deepanalyze_jupyter import Session
@@ -136,3 +139,22 @@ def test_utc_is_spelled_utc_in_batches_arrow_results_and_frames_alike(
     assert str(frame["at"].dtype) == "datetime64[us, UTC]"
     assert session.query("utc", sql, output="arrow").schema.field("at").type == pa.timestamp("us", tz="UTC")
     assert str(session.query("utc", sql)["at"].dtype) == "datetime64[us, UTC]"
+
+
+def test_every_batch_has_the_columns_types_whatever_values_it_holds(pg: Session, tmp_path: Path) -> None:
+    # the NaN that pyarrow's parser refuses in a numeric(12, 2) comes in the second of four batches,
+    # which are parsed in a worker thread while the next one is read
+    sql = """
+    SELECT g AS id, (CASE WHEN g = 150 THEN 'NaN' ELSE g * 1.25 END)::numeric(12, 2) AS amount
+    FROM generate_series(1, 400) AS g ORDER BY g
+    """
+    tables = list(pg.query_batches("pg", sql, rows=100))
+    assert [table.num_rows for table in tables] == [100] * 4
+    assert {table.schema.field("amount").type for table in tables} == {pa.decimal128(12, 2)}
+    amounts = [value for table in tables for value in table.column("amount").to_pylist()]
+    assert amounts[149] is None  # Arrow holds no decimal NaN: null, as in a whole Arrow result
+    assert amounts[:149] + amounts[150:] == [Decimal(g) * Decimal("1.25") for g in range(1, 401) if g != 150]
+    whole = pg.query("pg", sql, limit=None, output="arrow")
+    assert whole.column("amount").to_pylist() == amounts
+    pg.export("pg", sql, tmp_path / "amounts.parquet")
+    assert pq.read_table(tmp_path / "amounts.parquet").column("amount").to_pylist() == amounts
