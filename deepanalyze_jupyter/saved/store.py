@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -27,6 +27,9 @@ from .file import (
     user_sources_file,
 )
 from .references import REFERENCE_FORMS, SecretReference, SecretResolver, parse_reference
+
+if TYPE_CHECKING:
+    from ..connectors.base import Connector
 
 __all__ = ["SavedSources"]
 
@@ -84,10 +87,7 @@ class SavedSources:
                 )
         literal = [key for key in saved.options if key in secret_fields or _holds_secret(saved.options[key])]
         if not literal:
-            _, literal_secrets = connector_class.prepare(
-                saved.id, saved.options, {}, present_secrets=frozenset(saved.references)
-            )
-            literal = sorted(literal_secrets)
+            literal = sorted(_literal_secrets(connector_class, saved))
         if literal:
             raise ConfigurationError(
                 f"option {literal[0]!r} holds a secret, and a sources file holds only references: "
@@ -155,6 +155,11 @@ class SavedSources:
         ids = list(self.registry.source_ids if all_sources else dict.fromkeys(source_ids))
         if not ids:
             raise ConfigurationError("nothing to save: name the sources to save, or save them all")
+        if references and len(ids) > 1:
+            raise ConfigurationError(
+                f"references are given for one source at a time, and this save names {len(ids)} "
+                "(each would get the same ones); save each source that needs them alone; nothing was saved"
+            )
         path = self.project_file if project else self.user_file
         given = references or {}
         tables = {source_id: self._saved_form(source_id, path, given).to_table() for source_id in ids}
@@ -253,3 +258,27 @@ def _holds_secret(value: object) -> bool:
     """Whether an option's value holds a secret the masker knows (a URI's password, a key)."""
     texts = value if isinstance(value, list) else [value]
     return any(isinstance(text, str) and mask_text(text) != text for text in texts)
+
+
+def _literal_secrets(connector_class: type[Connector], saved: SavedSource) -> set[str]:
+    """The options of ``saved`` its connector reads as secrets (a connection string holding one).
+
+    A field referenced as ``none`` is given no value: a connector that needs one for the
+    source's other options (an account key for ``auth = "account_key"``) refuses it here, in
+    those words, rather than when the source is registered.
+    """
+    unresolved = {key for key, reference in saved.references.items() if reference.kind == "none"}
+    present = frozenset(saved.references) - unresolved
+    try:
+        _, literal = connector_class.prepare(saved.id, saved.options, {}, present_secrets=present)
+    except ConfigurationError:
+        if not unresolved:
+            raise
+        connector_class.prepare(saved.id, saved.options, {}, present_secrets=frozenset(saved.references))
+        key = sorted(unresolved)[0]
+        raise ConfigurationError(
+            f'{key} = "none" gives it no value, and a {saved.type} source with these options needs '
+            f"one: give it as env:VAR, prompt or keyring:SERVICE/USERNAME",
+            source=saved.id,
+        ) from None
+    return set(literal)

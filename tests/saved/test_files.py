@@ -39,7 +39,8 @@ def _write(path: Path, text: str) -> Path:
 def test_save_writes_references_only_owner_only(places: Places, session: Session, shop_db: Path) -> None:
     _pg(session)
     session.add("shop", "sqlite", path=str(shop_db), name="Shop")
-    written = session.save("warehouse", "shop", references={"password": "env:PGPASSWORD"})
+    session.save("shop")
+    written = session.save("warehouse", references={"password": "env:PGPASSWORD"})
 
     assert written == places.user_file
     document = read_toml(written)
@@ -152,6 +153,12 @@ BAD_ENTRIES = {
         f'[sources.bad]\ntype = "sqlite"\n"{CANARY}" = "x"\n',
         "bad: unknown key (not repeated here: its name has characters no key name has)",
     ),
+    "none where the options need a value": (
+        '[sources.bad]\ntype = "azure_blob"\n[sources.bad.options]\n'
+        'account_url = "https://acct.blob.core.windows.net"\nauth = "account_key"\n'
+        '[sources.bad.secrets]\naccount_key = "none"\n',
+        'bad: account_key = "none" gives it no value, and a azure_blob source with these options needs one',
+    ),
     "not a secret field": (
         '[sources.bad]\ntype = "sqlite"\n[sources.bad.options]\npath = "x.db"\n[sources.bad.secrets]\n'
         'password = "env:X"\n',
@@ -258,6 +265,22 @@ def test_a_reference_for_no_secret_field_is_refused(places: Places, session: Ses
     with pytest.raises(DataSourceError, match=r"^'pasword' is not a secret field of shop; nothing"):
         session.save("shop", references={"pasword": "env:X"})
     assert not places.user_file.exists()
+
+
+def test_references_are_given_for_one_source_at_a_time(
+    places: Places, session: Session, shop_db: Path
+) -> None:
+    _pg(session)
+    session.add("shop", "sqlite", path=str(shop_db))
+    with pytest.raises(DataSourceError, match=r"^references are given for one source at a time, .* names 2"):
+        session.save("warehouse", "shop", references={"password": "env:WAREHOUSE_PASSWORD"})
+    with pytest.raises(DataSourceError, match="nothing was saved"):
+        session.save(all_sources=True, references={"password": "env:WAREHOUSE_PASSWORD"})
+    assert not places.user_file.exists()
+    session.save("warehouse", references={"password": "env:WAREHOUSE_PASSWORD"})
+    session.save("shop")
+    assert 'password = "env:WAREHOUSE_PASSWORD"' in places.user_file.read_text()
+    assert places.user_file.read_text().count("env:WAREHOUSE_PASSWORD") == 1
 
 
 def test_a_secret_replaced_after_loading_is_not_saved_with_its_old_reference(

@@ -18,6 +18,7 @@ connection as after any other query.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import psycopg
@@ -64,17 +65,23 @@ async def run_small(
         raise QueryFailed(error, position_in(bound, len(SUBQUERY_PREFIX))) from error
     if reset is not None:
         reset.mark(conn, read_only=True)
-    rows = load_rows(conn, result, result.ntuples) if result.ntuples else []
-    return rows_result(rows, planner(result_fields(result)), limit=limit, in_thread=False), _small(result)
+    plans = planner(result_fields(result))
+    if _small(result):  # loaded and built here: a hop to a worker thread would cost more
+        rows = load_rows(conn, result, result.ntuples) if result.ntuples else []
+        return rows_result(rows, plans, limit=limit, in_thread=False), True
+    # the result grew since the statement last ran: loaded and built off the loop
+    rows = await asyncio.to_thread(load_rows, conn, result, result.ntuples)
+    return rows_result(rows, plans, limit=limit, in_thread=True), False
 
 
 def _small(result: pq.abc.PGresult) -> bool:
     """Whether ``result`` holds no more than a small ``COPY`` result would."""
     if result.ntuples > _SMALL_RESULT_ROWS:
         return False
-    size = sum(
-        len(result.get_value(row, column) or b"")
-        for row in range(result.ntuples)
-        for column in range(result.nfields)
-    )
-    return size <= SMALL_RESULT_BYTES
+    size = 0
+    for row in range(result.ntuples):
+        for column in range(result.nfields):
+            size += len(result.get_value(row, column) or b"")
+        if size > SMALL_RESULT_BYTES:
+            return False
+    return True

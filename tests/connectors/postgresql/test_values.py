@@ -237,6 +237,28 @@ def test_a_repeated_small_statement_leaves_no_session_lock_behind(
 def test_another_source_answers_while_a_large_result_is_parsed(
     pg: Session, tmp_path: Path, statement: str
 ) -> None:
+    _assert_another_source_answers_while(pg, tmp_path, statement)
+
+
+def test_another_source_answers_while_a_repeated_statement_that_grew_is_loaded(
+    pg: Session, pg_server: PostgresServer, pg_schema: str, tmp_path: Path
+) -> None:
+    # run again in one round trip, as its last result was small: now 200,000 JSON values
+    table = f"{pg_schema}.grows_large"
+    admin(pg_server, f"CREATE TABLE {table} AS SELECT jsonb_build_object('k', 0) AS j")
+    statement = f"SELECT j FROM {table}"
+    assert len(query(pg, statement)) == 1
+    admin(
+        pg_server,
+        f"INSERT INTO {table} SELECT jsonb_build_object('k', g, 'v', repeat('x', 200)) "
+        "FROM generate_series(1, 199999) AS g",
+    )
+    _assert_another_source_answers_while(pg, tmp_path, statement)
+    assert plain_calls(pg_server, "grows_large") == 1  # the large run was the one-round-trip kind
+
+
+def _assert_another_source_answers_while(pg: Session, tmp_path: Path, statement: str) -> None:
+    """Query another source over and over while ``statement`` is read: it never waits long."""
     db_path = tmp_path / "other.db"
     with sqlite3.connect(db_path) as conn:
         conn.execute("CREATE TABLE t (x INTEGER)")
