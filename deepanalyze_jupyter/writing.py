@@ -86,8 +86,7 @@ def refuse_read_only(options: Mapping[str, Any], *, source: str) -> None:
     """Refuse a write to a source registered read-only, naming the setting that allows it."""
     if options.get("read_only", True):
         raise ConfigurationError(
-            "the source is read-only: nothing was written; register it with read_only=False "
-            "(%datasource add/update ... --read-only false) to allow writes",
+            "the source is read-only: nothing was written; register it with read_only=False to allow writes",
             source=source,
         )
 

@@ -304,3 +304,18 @@ def test_a_link_out_of_the_folder_is_refused(local_lake: Session, tmp_path: Path
     assert "outside the folder" in str(caught.value)
     assert "\n" not in str(caught.value)
     assert "not-yours" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT 1 AS a; SELECT 2 AS b",
+        "SELECT count(*) AS n FROM 'sales/2024/*.parquet'; CREATE TABLE kept AS SELECT 1 AS x",
+        "CREATE TABLE kept AS SELECT 1 AS x; SELECT * FROM kept;",
+    ],
+)
+def test_several_statements_are_refused_and_none_runs(local_lake: Session, sql: str) -> None:
+    # as on PostgreSQL and SQLite: never the last result alone, never a statement run silently
+    with pytest.raises(QueryError, match=r"^lake: the SQL holds several statements; .*none of them ran$"):
+        local_lake.query("lake", sql)
+    assert local_lake.query("lake", "SELECT ';' AS text; -- one statement")["text"].tolist() == [";"]

@@ -222,7 +222,7 @@ def _conflict(shown: str, replace: bool) -> str:
             f"{shown} was changed by another writer during this write: nothing was written "
             "(the other version is kept); read it and write again"
         )
-    return f"{shown} exists: nothing was written; pass overwrite=True (--overwrite) to replace it"
+    return f"{shown} exists: nothing was written; pass overwrite=True to replace it"
 
 
 async def _current_etag(blob: BlobClient) -> str | None:

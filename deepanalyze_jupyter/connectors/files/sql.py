@@ -266,10 +266,24 @@ def _prepared(
     if missing:
         raise QueryError(f"no value given for parameter {', '.join(':' + m for m in missing)}", source=source)
     bound, names = to_numbered(strip_terminator(sql))
+    _refuse_several_statements(bound.text, source)
     text = rewrite_paths(bound.text, source)
     values = [(params or {})[name] for name in names]
     filesystem = StatementFileSystem.for_statement(connector, asyncio.get_running_loop())
     return text, values, filesystem, _sandboxed(filesystem, source, frames or {})
+
+
+def _refuse_several_statements(sql: str, source: str) -> None:
+    """Refuse SQL of more than one statement: DuckDB would run them all and give the last result."""
+    try:
+        count = len(duckdb.extract_statements(sql))
+    except duckdb.Error:
+        return  # a syntax error: DuckDB says where when the statement runs
+    if count > 1:
+        raise QueryError(
+            "the SQL holds several statements; a query runs one (run them one at a time); none of them ran",
+            source=source,
+        )
 
 
 async def _watch(work: asyncio.Future[Any], connection: duckdb.DuckDBPyConnection, progress: Any) -> Any:

@@ -225,7 +225,7 @@ async def write_local_file(
         raise
     except FileExistsError:
         raise WriteConflict(
-            f"{shown} exists: nothing was written; pass overwrite=True (--overwrite) to replace it",
+            f"{shown} exists: nothing was written; pass overwrite=True to replace it",
             source=source,
         ) from None
     except OSError as error:
@@ -331,7 +331,7 @@ async def write_local_batches(
 
 
 def _exists(shown: str) -> str:
-    return f"{shown} exists: nothing was written; pass overwrite=True (--overwrite) to replace it"
+    return f"{shown} exists: nothing was written; pass overwrite=True to replace it"
 
 
 def _cannot_write(shown: str, error: OSError, source: str) -> ConfigurationError:

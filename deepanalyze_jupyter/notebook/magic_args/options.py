@@ -37,13 +37,14 @@ _KEYWORD_SETTING_RE = re.compile(
 _NAMED_OPTION_RE = re.compile(r"""(?<![\w-])option (['"])([a-z][a-z0-9_]*)\1""")
 
 
-def spelled_as_flags(text: str, flags: Collection[str]) -> str:
+def spelled_as_flags(text: str, flags: Collection[str], switches: Collection[str] = ()) -> str:
     """``text`` with the options in ``flags`` that it names spelled as the magic takes them.
 
     The package's messages name options as the Python API takes them; a magic shows them as
     its flags: ``read_only=False`` -> ``--read-only false``, ``encoding='latin-1'`` ->
-    ``--encoding latin-1``, ``option 'port'`` -> ``option --port``. Other ``x=y`` text (SQL,
-    URLs) and names that are no flag of the magic are left as they are.
+    ``--encoding latin-1``, ``option 'port'`` -> ``option --port``; a flag among
+    ``switches`` takes no value: ``overwrite=True`` -> ``--overwrite``. Other ``x=y`` text
+    (SQL, URLs) and names that are no flag of the magic are left as they are.
     """
 
     def setting(match: re.Match[str]) -> str:
@@ -52,6 +53,8 @@ def spelled_as_flags(text: str, flags: Collection[str]) -> str:
         if flag not in flags:
             return match.group()
         value = ast.literal_eval(literal)
+        if flag in switches:
+            return flag if value is True else match.group()
         return f"{flag} {str(value).lower() if isinstance(value, bool) else shlex.quote(str(value))}"
 
     def named(match: re.Match[str]) -> str:

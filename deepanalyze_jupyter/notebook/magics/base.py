@@ -275,10 +275,19 @@ class MagicsBase(Magics):
         Messages of the package name options as the Python API takes them (``read_only=False``).
         """
         registry = self.session.registry
-        flags = set(query_parser().flags())
-        for source_type in registry.source_types:
-            flags.update(add_parser(registry.source_types, source_type, self._specs(source_type)).flags())
-        return spelled_as_flags(text, flags)
+        parsers = [query_parser(), parser_of("write")]
+        parsers += [
+            add_parser(registry.source_types, source_type, self._specs(source_type))
+            for source_type in registry.source_types
+        ]
+        flags = {flag for parser in parsers for flag in parser.flags()}
+        switches = {
+            flag
+            for parser in parsers
+            for flag in parser.flags()
+            if not parser.takes_value(flag) and not parser.may_take_value(flag)
+        }
+        return spelled_as_flags(text, flags, switches)
 
     def _clean(self, text: str) -> str:
         return self.session.redactor.redact(mask_text(text))

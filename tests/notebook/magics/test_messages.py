@@ -62,13 +62,16 @@ def test_an_encoding_hint_names_the_flag_in_a_magic_and_the_keyword_in_the_api(
         ("missing required option 'read_only'", "missing required option --read-only"),
         ('option "encoding" must be text', "option --encoding must be text"),
         ("reader option 'dtype' must map names", "reader option 'dtype' must map names"),
+        ("pass overwrite=True to replace it", "pass --overwrite to replace it"),  # a flag without a value
+        ("overwrite=False", "overwrite=False"),
         # Not an option of the magic, or not a literal: left alone.
         ("WHERE flag=True AND x.read_only=False", "WHERE flag=True AND x.read_only=False"),
         ("read_only=Falsey read_only=maybe", "read_only=Falsey read_only=maybe"),
     ],
 )
 def test_options_named_as_keywords_are_spelled_as_flags(text: str, spelled: str) -> None:
-    assert spelled_as_flags(text, {"--read-only", "--encoding", "--limit"}) == spelled
+    flags = {"--read-only", "--encoding", "--limit", "--overwrite"}
+    assert spelled_as_flags(text, flags, switches={"--overwrite"}) == spelled
 
 
 @pytest.mark.parametrize(
