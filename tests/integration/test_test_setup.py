@@ -57,3 +57,43 @@ def test_the_tests_run_in_a_random_order_that_the_header_names() -> None:
         orders.append([line for line in listed.stdout.splitlines() if "<Function " in line])
     assert sorted(orders[0]) == sorted(orders[1])
     assert orders[0] != orders[1]  # the seed changes the order
+
+
+def test_the_test_session_installs_the_pinned_emulator_once_per_lock_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's test command alone sets up Azurite: `npm ci` when node_modules is missing or
+    stale, one line saying so, and nothing on the next run (a recording `npm` stands in for it)."""
+    from tests.services import azurite
+
+    prefix = tmp_path / "tests"
+    prefix.mkdir()
+    for name in ("package.json", "package-lock.json"):
+        shutil.copy(NPM_PREFIX / name, prefix / name)
+    calls = tmp_path / "npm-calls"
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    npm = fake_bin / "npm"
+    npm.write_text(
+        "#!/bin/sh\n"
+        f'echo "$@" >> "{calls}"\n'
+        'while [ "$1" != "--prefix" ]; do shift; done\n'
+        'mkdir -p "$2/node_modules"\n'
+    )
+    npm.chmod(0o755)
+    monkeypatch.setattr(azurite, "NPM_PREFIX", prefix)
+    monkeypatch.setenv("PATH", f"{fake_bin}:/usr/bin:/bin")
+    said: list[str] = []
+
+    azurite.install_pinned_npm_packages(say=said.append)
+    assert calls.read_text().splitlines() == [f"ci --prefix {prefix} --no-audit --no-fund"]
+    assert said == [f"installing the pinned Azurite into {prefix / 'node_modules'} (npm ci, once)"]
+
+    azurite.install_pinned_npm_packages(say=said.append)  # installed from this lock: nothing to do
+    assert len(calls.read_text().splitlines()) == 1
+    assert len(said) == 1
+
+    lock = prefix / "package-lock.json"
+    lock.write_text(lock.read_text().replace('"lockfileVersion"', '"name_changed": 1, "lockfileVersion"', 1))
+    azurite.install_pinned_npm_packages(say=said.append)  # another pin: installed again
+    assert len(calls.read_text().splitlines()) == 2
