@@ -66,6 +66,8 @@ FILE_FUNCTIONS = frozenset(
 )
 #: Seconds between two looks at DuckDB's progress during a query.
 _PROGRESS_EVERY = 0.25
+#: Rows of each batch read from DuckDB's result.
+_RESULT_BATCH_ROWS = 100_000
 #: Seconds a stopped statement's worker thread is given to end.
 _STOP_WAIT = 5.0
 #: The name of a Python exception class before its message on the last line of a traceback.
@@ -325,14 +327,28 @@ def _sandboxed(filesystem: Any, source: str, frames: Mapping[str, pd.DataFrame])
 def _run(
     connection: duckdb.DuckDBPyConnection, sql: str, values: list[Any], limit: int | None, source: str
 ) -> tuple[pa.Table, bool]:
-    """Run the statement (in a worker thread); a ``SELECT`` gets ``LIMIT limit + 1`` pushed in."""
+    """Run the statement (in a worker thread), reading at most ``limit + 1`` rows of its result.
+
+    The rows are read from DuckDB's streaming result, which stops the query once they are
+    read: a ``LIMIT`` added to the relation would have the statement bound (its files listed,
+    a CSV's types sniffed) once more.
+    """
     try:
         relation: duckdb.DuckDBPyRelation | None = connection.sql(sql, params=values or None)
         if relation is None:  # a statement without a result (CREATE, SET)
             return pa.table({}), False
-        if limit is not None:
-            relation = relation.limit(limit + 1)
-        table = relation.to_arrow_table()
+        reader = relation.to_arrow_reader(_RESULT_BATCH_ROWS)
+        batches: list[pa.RecordBatch] = []
+        rows = 0
+        try:
+            for batch in reader:
+                batches.append(batch)
+                rows += batch.num_rows
+                if limit is not None and rows > limit:
+                    break
+        finally:
+            reader.close()
+        table = pa.Table.from_batches(batches, schema=reader.schema)
     except duckdb.InterruptException:
         raise OperationCancelled("the query was interrupted", source=source) from None
     except duckdb.Error as error:
