@@ -28,14 +28,10 @@ if str(ROOT) not in sys.path:
 
 from bench.bench_postgresql import server_dsn  # noqa: E402
 from deepanalyze_jupyter.connectors.postgresql.binary import binary_gain, decode_binary_copy  # noqa: E402
+from deepanalyze_jupyter.connectors.postgresql.columns import frame_from_columns  # noqa: E402
 from deepanalyze_jupyter.connectors.postgresql.copy import copy_out, finish_columns, parse_copy_text  # noqa: E402
-from deepanalyze_jupyter.connectors.postgresql.query import result_fields  # noqa: E402
-from deepanalyze_jupyter.connectors.postgresql.types import (  # noqa: E402
-    ColumnPlan,
-    PlanSettings,
-    frame_from_columns,
-    plan_columns,
-)
+from deepanalyze_jupyter.connectors.postgresql.result import result_fields  # noqa: E402
+from deepanalyze_jupyter.connectors.postgresql.types import ColumnPlan, PlanSettings, plan_columns  # noqa: E402
 
 ROWS = 10_000
 TYPES = {

@@ -337,7 +337,7 @@ class Session:
         or ``PGPASSFILE``, a service file, a client certificate, ``PGPASSWORD``). Local
         folder or Azure Blob: ``what`` is paths, folders or globs as :meth:`read` takes
         them, one task per file; a blob source's account key never travels, only a
-        read+list SAS of the container valid for ``sas_expiry`` (:mod:`.dask_files`).
+        read+list SAS of the container valid for ``sas_expiry`` (:mod:`.dask_handoff.files`).
         Needs the ``dask`` extra.
         """
         from .dask_handoff import to_dask  # it reads parts with a Session of its own on each worker

@@ -1,4 +1,7 @@
-"""Connectors: one module per source type, all implementing :class:`Connector`.
+"""Connectors: one package per source type, all implementing :class:`Connector` (``base``).
+
+``postgresql``, ``sqlite``, ``local`` (a folder on disk) and ``azure_blob``; ``files`` holds
+what the file sources share (reading, writing and SQL over files).
 
 Built-in connectors are named here by import path and loaded on first use, so that
 loading the extension does not import every client library. Third-party connectors

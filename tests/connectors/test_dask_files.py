@@ -22,7 +22,7 @@ from azure.core.exceptions import HttpResponseError
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from deepanalyze_jupyter import Session
-from deepanalyze_jupyter.dask_files import FilePart
+from deepanalyze_jupyter.dask_handoff.files import FilePart
 from deepanalyze_jupyter.errors import AuthenticationFailed, ConfigurationError, FormatError, ItemNotFound
 from tests.conftest import new_container
 from tests.dask_cluster import worker_cluster

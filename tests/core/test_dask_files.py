@@ -9,7 +9,7 @@ import pytest
 
 from deepanalyze_jupyter import Session
 from deepanalyze_jupyter.connectors.azure_blob.sas import WorkerCredential
-from deepanalyze_jupyter.dask_files import FilePart, _blob_access, nullable, read_file_part
+from deepanalyze_jupyter.dask_handoff.files import FilePart, _blob_access, nullable, read_file_part
 from deepanalyze_jupyter.errors import AuthenticationFailed, ConfigurationError
 
 

@@ -15,7 +15,7 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from deepanalyze_jupyter import Session
-from deepanalyze_jupyter.dask_files import FilePart
+from deepanalyze_jupyter.dask_handoff.files import FilePart
 from deepanalyze_jupyter.errors import AuthenticationFailed, ItemNotFound
 from tests.dask_cluster import worker_cluster
 from tests.security.canaries import CanaryBook

@@ -14,7 +14,7 @@ import psycopg
 
 from ...errors import ItemNotFound
 from .columns import frame_from_values
-from .query import result_fields
+from .result import result_fields
 from .types import PlanSettings, plan_columns
 
 __all__ = ["describe_relation", "list_relations"]

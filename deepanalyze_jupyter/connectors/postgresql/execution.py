@@ -16,7 +16,8 @@ import psycopg
 from ...errors import QueryError
 from ...sqlparams import missing_parameters
 from .errors import one_line, query_error
-from .query import CopyStatement, Planner, QueryFailed, Statement, TransactionControl, plan_settings
+from .query import plan_settings
+from .result import CopyStatement, Planner, QueryFailed, Statement, TransactionControl
 from .types import ColumnPlan, PlanCache
 
 __all__ = ["check_parameters", "column_planner", "one_line_errors", "query_preamble"]

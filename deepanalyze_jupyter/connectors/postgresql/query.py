@@ -34,7 +34,7 @@ Two ways, chosen by what the server accepts, not by reading the statement's keyw
    through a cursor; the driver receives its whole result, of which ``limit + 1`` rows
    are loaded, in a worker thread (a statement that changes data must run whole).
    A transaction-control statement (``BEGIN``, ``COMMIT``...; told by the command tag the
-   server returns) raises :class:`TransactionControl`: each query is one transaction.
+   server returns) raises :class:`.result.TransactionControl`: each query is one transaction.
 
 Both build the frame (or, for ``output="arrow"``, the Arrow table, with no pandas step)
 from the same column plans (:mod:`.types`); results over 2 MiB,
@@ -67,33 +67,11 @@ from ...sqlparams import bind_literals
 from .copy_query import CopyQuery, ReadAsText
 from .cursor_query import run_with_cursor
 from .pool import ResetConnections
-from .result import (
-    AsyncConnection,
-    BuildCancelled,
-    CopyStatement,
-    Planner,
-    QueryFailed,
-    QueryResult,
-    Statement,
-    TransactionControl,
-    result_fields,
-)
+from .result import AsyncConnection, Planner, QueryFailed, QueryResult, Statement
 from .small_query import run_small
 from .types import PlanSettings, session_time_zone
 
-__all__ = [
-    "BuildCancelled",
-    "CopyFormats",
-    "CopyStatement",
-    "Planner",
-    "QueryFailed",
-    "QueryResult",
-    "Statement",
-    "TransactionControl",
-    "plan_settings",
-    "result_fields",
-    "run_query",
-]
+__all__ = ["CopyFormats", "plan_settings", "run_query"]
 
 # The server's answer to a statement that cannot be a subquery: a syntax error, or a
 # "feature not supported" (a data-modifying WITH).

@@ -6,9 +6,10 @@ the package shows as one ``UsageError`` line naming the source; a literal secret
 is refused and scrubbed from the input history.
 
 One module per topic, as IPython's own ``core/magics``: ``base`` (settings, errors as one
-line), ``sources`` (add, update, list, info, test, remove, cache, browse), ``items`` (ls,
-tables, columns, read), ``queries`` (``%%dsquery``), and ``datasource``, the class that
-combines them and dispatches the subcommands.
+line); the mixins ``sources`` (add, update, list, info, test, remove, cache, browse),
+``items`` (ls, tables, columns, read) and ``queries`` (``%%dsquery``); the functions of
+``saved`` (save, load, forget, ``list --saved``) and ``write`` (write); and
+``datasource``, the class that combines the mixins and dispatches every subcommand.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ import pytest
 
 from deepanalyze_jupyter import Session
 from deepanalyze_jupyter.connectors.postgresql import copy_query as copy_query_module
-from deepanalyze_jupyter.connectors.postgresql.query import BuildCancelled
+from deepanalyze_jupyter.connectors.postgresql.result import BuildCancelled
 from deepanalyze_jupyter.errors import AuthenticationFailed, ConnectionFailed, DataSourceError, QueryError
 from tests.connectors.postgresql.postgres import admin, copy_formats, source_options
 from tests.services import PostgresServer

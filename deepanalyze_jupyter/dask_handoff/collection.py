@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import ConfigurationError, DataSourceError
+from ..errors import ConfigurationError, DataSourceError
 
 __all__ = ["WORKER_SOURCE", "dask_dataframe", "for_source", "from_parts"]
 

@@ -1,7 +1,4 @@
-"""A query or files handed to Dask as a lazy DataFrame: :func:`to_dask` for every source type.
-
-A PostgreSQL query becomes one task per range partition (below); the files of a local or
-blob source one task per file (:mod:`.dask_files`).
+"""A PostgreSQL query handed to Dask as a lazy DataFrame, one task per range partition.
 
 What travels to a worker is the source's options (host, port, database, user, and the
 other connection settings, which never hold a password: it is kept apart, encrypted)
@@ -14,17 +11,16 @@ worker), so its dtypes are those of ``Session.query``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
 
-from .dask_parts import WORKER_SOURCE, dask_dataframe, for_source, from_parts
-from .errors import AuthenticationFailed, ConfigurationError, DataSourceError
-from .sqlparams import strip_terminator
+from ..errors import AuthenticationFailed, ConfigurationError, DataSourceError
+from ..sqlparams import strip_terminator
+from .collection import WORKER_SOURCE, for_source, from_parts
 
-__all__ = ["WorkerPart", "read_part", "to_dask"]
+__all__ = ["WorkerPart", "query_to_dask", "read_part"]
 
 
 class WorkerPart:
@@ -61,50 +57,9 @@ def read_part(part: WorkerPart) -> pd.DataFrame:
     return frame
 
 
-def to_dask(
-    session: Any,
-    source_id: str,
-    what: str | Sequence[str],
-    *,
-    partition_on: str | None,
-    partitions: int,
-    sas_expiry: timedelta,
-    read_options: Mapping[str, Any],
-) -> Any:
-    """A lazy ``dask.dataframe``: a PostgreSQL query by ranges, or files one task per file."""
-    dask_dataframe()
-    config = session.registry.get_config(source_id)
-    if config.type in ("local", "azure_blob"):
-        if partition_on is not None:
-            raise ConfigurationError(
-                "partition_on splits a PostgreSQL query; the files of a file source are split one "
-                "task per file",
-                source=source_id,
-            )
-        from .dask_files import files_to_dask
-
-        return files_to_dask(session, source_id, what, sas_expiry=sas_expiry, read_options=read_options)
-    if config.type != "postgresql":
-        raise ConfigurationError(
-            "to_dask reads PostgreSQL, local-folder and Azure Blob sources", source=source_id
-        )
-    if partition_on is None:
-        raise ConfigurationError(
-            "to_dask of a PostgreSQL query needs partition_on=COLUMN, an integer column to split its rows by",
-            source=source_id,
-        )
-    if read_options:
-        raise ConfigurationError(
-            f"to_dask of a PostgreSQL query takes no {', '.join(sorted(read_options))}", source=source_id
-        )
-    if not isinstance(what, str):
-        raise ConfigurationError("to_dask of a PostgreSQL source takes one SQL query", source=source_id)
-    return _query_to_dask(session, source_id, what, partition_on=partition_on, partitions=partitions)
-
-
-def _query_to_dask(session: Any, source_id: str, sql: str, *, partition_on: str, partitions: int) -> Any:
+def query_to_dask(session: Any, source_id: str, sql: str, *, partition_on: str, partitions: int) -> Any:
     """A lazy ``dask.dataframe`` of ``sql`` on PostgreSQL source ``source_id``, one task per range."""
-    from .connectors.postgresql.partitions import partition_ranges, range_statements  # psycopg: on use
+    from ..connectors.postgresql.partitions import partition_ranges, range_statements  # psycopg: on use
 
     if partitions < 1:
         raise ConfigurationError(f"partitions must be at least 1, got {partitions}", source=source_id)

@@ -26,14 +26,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .connectors.files.globs import glob_escape
-from .dask_parts import WORKER_SOURCE, for_source, from_parts
-from .errors import AuthenticationFailed, ConfigurationError, DataSourceError, FormatError, ItemNotFound
-from .frames import nullable_floats
+from ..connectors.files.globs import glob_escape
+from ..errors import AuthenticationFailed, ConfigurationError, DataSourceError, FormatError, ItemNotFound
+from ..frames import nullable_floats
+from .collection import WORKER_SOURCE, for_source, from_parts
 
 if TYPE_CHECKING:
-    from .connectors.azure_blob.sas import WorkerCredential
-    from .registry import DataSourceRegistry
+    from ..connectors.azure_blob.sas import WorkerCredential
+    from ..registry import DataSourceRegistry
 
 __all__ = ["FilePart", "SourceAccess", "files_to_dask", "read_file_part"]
 
