@@ -1,8 +1,9 @@
 """The ``%datasource`` and ``%%dsquery`` magics: one class made of the topics' commands.
 
-Each topic is a mixin of :class:`~.base.MagicsBase` in a module of its own (``sources``,
-``items``, ``queries``); a ``%datasource`` subcommand is a method ``_NAME(words)`` of one of
-them, listed in :data:`SUBCOMMANDS` and in :meth:`DataSourceMagics._handlers`.
+Each topic is a module of its own: a mixin of :class:`~.base.MagicsBase` (``sources``,
+``items``, ``queries``), whose ``%datasource`` subcommands are methods ``_NAME(words)``, or
+functions of the magics' session and line (``saved``, ``write``). Every subcommand is listed
+in :data:`SUBCOMMANDS` and in :meth:`DataSourceMagics._handlers`.
 """
 
 from __future__ import annotations
