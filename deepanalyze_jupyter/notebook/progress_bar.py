@@ -3,8 +3,7 @@ terminals), shown only once the work has taken a moment."""
 
 from __future__ import annotations
 
-import time
-from typing import IO, Any
+from typing import Any
 
 from ..progress import Progress
 
@@ -14,10 +13,11 @@ __all__ = ["TqdmProgress", "tqdm_progress"]
 class TqdmProgress:
     """Progress drawn by ``tqdm.auto`` once the work has taken ``delay`` seconds.
 
-    The bar counts what the work reports: bytes when it reports bytes (its files or rows
-    then go in the postfix), else its items (the rows of a write, a query's percentage),
-    with the bytes, if some come later, in the postfix. It is made at the first report,
-    when that is known, and appears ``delay`` seconds after the work began.
+    The bar counts what the work gives a total for: its items (the rows of a write, a
+    query's percentage) when only they have one, else its bytes. What it does not count
+    (the files or rows beside the bytes, the bytes beside the rows) goes after it. The bar
+    is made here, where the work starts (a widget made later, in a worker thread, would
+    not show in the cell), and appears after ``delay`` seconds of work.
     """
 
     def __init__(
@@ -28,29 +28,32 @@ class TqdmProgress:
         total_items: int | None,
         items: str = "files",
         delay: float = 0.5,
-        file: IO[str] | None = None,
+        **tqdm_options: Any,
     ) -> None:
-        self._description = description
-        self._total_bytes = total_bytes
+        """``tqdm_options`` go to tqdm as they are (``file=``, ``mininterval=``...)."""
+        from tqdm.auto import tqdm
+
         self._total_items = total_items
         self._items_name = items
-        self._delay = delay
-        self._file = file
-        self._started = time.monotonic()
+        self._counts_items = total_items is not None and total_bytes is None
         self._bytes = 0
         self._items = 0
-        self._counts_bytes = True
-        self._bar: Any = None
+        if self._counts_items:  # a large count scaled (1.2M), a small one as it is (45/100)
+            shape: dict[str, Any] = {
+                "total": total_items,
+                "unit": f" {items}",
+                "unit_scale": (total_items or 0) >= 1000,
+            }
+        else:
+            shape = {"total": total_bytes, "unit": "B", "unit_scale": True, "unit_divisor": 1024}
+        options = {"delay": delay, "leave": False, "dynamic_ncols": True, **shape, **tqdm_options}
+        self._bar: Any = tqdm(desc=description, **options)
 
     def update(self, nbytes: int = 0, items: int = 0) -> None:
-        """Advance the bar (made by the first report of any work)."""
+        """Advance the bar by what it counts; note the rest beside it."""
         self._bytes += nbytes
         self._items += items
-        if self._bar is None:
-            if nbytes or items:
-                self._bar = self._open(counts_bytes=bool(nbytes) or self._total_bytes is not None)
-            return
-        counted, other = (nbytes, items) if self._counts_bytes else (items, nbytes)
+        counted, other = (items, nbytes) if self._counts_items else (nbytes, items)
         if other:
             self._bar.set_postfix_str(self._postfix(), refresh=False)
         if counted:
@@ -58,49 +61,13 @@ class TqdmProgress:
 
     def close(self) -> None:
         """Remove the bar."""
-        if self._bar is not None:
-            self._bar.close()
-
-    def _open(self, *, counts_bytes: bool) -> Any:
-        from tqdm.auto import tqdm
-
-        self._counts_bytes = counts_bytes
-        if counts_bytes:
-            shape: dict[str, Any] = {
-                "total": self._total_bytes,
-                "initial": self._bytes,
-                "unit": "B",
-                "unit_scale": True,
-                "unit_divisor": 1024,
-            }
-        else:  # a large count scaled (1.2M), a small one as it is (45/100)
-            small = self._total_items is not None and self._total_items < 1000
-            shape = {
-                "total": self._total_items,
-                "initial": self._items,
-                "unit": f" {self._items_name}",
-                "unit_scale": not small,
-            }
-        waited = time.monotonic() - self._started
-        return tqdm(
-            desc=self._description,
-            postfix=self._postfix() or None,
-            delay=max(0.0, self._delay - waited),
-            leave=False,
-            dynamic_ncols=True,
-            file=self._file,
-            **shape,
-        )
+        self._bar.close()
 
     def _postfix(self) -> str:
-        """What the bar does not count: the items of a bar of bytes, the bytes of a bar of items."""
-        if self._counts_bytes:
-            if not self._items:
-                return ""
+        """What the bar does not count: the items beside its bytes, or the bytes beside its items."""
+        if not self._counts_items:
             total = f"/{self._total_items:,}" if self._total_items else ""
             return f"{self._items:,}{total} {self._items_name}"
-        if not self._bytes:
-            return ""
         from tqdm import tqdm
 
         return str(tqdm.format_sizeof(self._bytes, "B", 1024))
