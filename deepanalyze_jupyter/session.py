@@ -36,7 +36,7 @@ from .runner import LoopRunner, traceback_past_the_bridge
 from .saved.store import SavedSources
 from .shutdown import close_at_exit
 from .streaming import DEFAULT_BATCH_ROWS, iterate_batches, query_batches, read_batches
-from .writing import write_request
+from .writing import WriteInterrupted, write_request
 
 __all__ = ["ResultTruncated", "Session"]
 
@@ -421,11 +421,21 @@ class Session:
         types: Mapping[str, str] | None = None,
         format: str | None = None,
     ) -> str:
-        """Write ``frame`` to a table (``mode`` create, append, replace) or a file; all or nothing."""
+        """Write ``frame`` to a table (``mode`` create, append, replace) or a file; all or nothing.
+
+        An interrupt raises :class:`~deepanalyze_jupyter.writing.WriteInterrupted` (a
+        ``KeyboardInterrupt``) saying that nothing was written, or, when it came during the
+        final commit, that the write may or may not have been committed.
+        """
         request = write_request(
             target, mode=mode, overwrite=overwrite, format=format, types=types, source=source_id
         )
-        return self.run(self.registry.write(source_id, request, frame, index=index))
+        try:
+            return self.run(self.registry.write(source_id, request, frame, index=index))
+        except KeyboardInterrupt:
+            pass
+        # raised here, not in the except block: it holds neither the interrupt nor the work's frames
+        raise WriteInterrupted(request.stage.interrupted(source_id, request.target))
 
     # -- saved sources (kept across kernel restarts) -----------------------------------
 

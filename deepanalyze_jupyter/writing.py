@@ -23,8 +23,10 @@ from .models import OptionSpec
 __all__ = [
     "READ_ONLY_OPTION",
     "WRITE_MODES",
+    "WriteInterrupted",
     "WriteMode",
     "WriteRequest",
+    "WriteStage",
     "frame_to_arrow",
     "nothing_written",
     "refuse_read_only",
@@ -38,14 +40,54 @@ WRITE_MODES: tuple[str, ...] = get_args(WriteMode)
 READ_ONLY_OPTION = OptionSpec("read_only", bool, "refuse writes (set false to allow them)", default=True)
 
 
+class WriteInterrupted(KeyboardInterrupt):
+    """An interrupted write: it stops the caller like any interrupt, saying what was written."""
+
+
+class WriteStage:
+    """How far a write got, as its connector tells: what an interrupt left behind follows from it.
+
+    ``writing`` until the last step (the ``COMMIT``, the file renamed into place, the blob's
+    block list committed) begins, then ``committing``, whose outcome an interrupt cannot know,
+    then ``done``.
+    """
+
+    def __init__(self) -> None:
+        self.step: Literal["writing", "committing", "done"] = "writing"
+        self.what = ""
+
+    def committing(self, what: str) -> None:
+        """The last step begins; ``what`` names the thing to check (``the table t``)."""
+        self.step, self.what = "committing", what
+
+    def done(self) -> None:
+        """The last step returned: the write is there."""
+        self.step = "done"
+
+    def interrupted(self, source: str, target: str) -> str:
+        """The line that tells what an interrupt of the write left behind."""
+        if self.step == "writing":
+            return f"{source}: interrupted; nothing was written to {target}"
+        if self.step == "committing":
+            return (
+                f"{source}: interrupted while committing; the write may or may not have been committed; "
+                f"check {self.what}"
+            )
+        return f"{source}: interrupted after the write was committed; {self.what} was written"
+
+
 @dataclass(frozen=True)
 class WriteRequest:
-    """How to write: ``mode`` (tables), ``format`` (files), SQL ``types`` per column."""
+    """How to write: ``mode`` (tables), ``format`` (files), SQL ``types`` per column.
+
+    ``stage`` is where the connector records how far the write got (:class:`WriteStage`).
+    """
 
     target: str
     mode: WriteMode = "create"
     format: str | None = None
     types: Mapping[str, str] = field(default_factory=dict)
+    stage: WriteStage = field(default_factory=WriteStage, compare=False, repr=False)
 
     @property
     def replaces(self) -> bool:

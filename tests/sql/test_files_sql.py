@@ -245,11 +245,15 @@ class _Recorder:
 
     def __init__(self) -> None:
         self.described: list[str] = []
+        self.units: list[str] = []
         self.items = 0
         self.closed = 0
 
-    def __call__(self, description: str, *, total_bytes: int | None, total_items: int | None) -> _Recorder:
+    def __call__(
+        self, description: str, *, total_bytes: int | None, total_items: int | None, items: str = "files"
+    ) -> _Recorder:
         self.described.append(description)
+        self.units.append(items)
         return self
 
     def update(self, nbytes: int = 0, items: int = 0) -> None:
@@ -277,6 +281,7 @@ def test_a_long_scan_reports_its_progress(tmp_path: Path) -> None:
         )
     assert int(counted["n"][0]) > 0
     assert recorder.described == ["Querying files of lake"]
+    assert recorder.units == ["%"]  # a percentage of the query done, drawn as a bar of its own
     assert 0 < recorder.items <= 100
     assert recorder.closed == 1
 

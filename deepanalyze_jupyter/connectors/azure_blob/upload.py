@@ -32,7 +32,7 @@ from azure.storage.blob.aio import BlobClient
 
 from ...errors import ConfigurationError, WriteConflict
 from ...progress import NullProgress, Progress
-from ...writing import WriteRequest, nothing_written, refuse_read_only
+from ...writing import WriteRequest, WriteStage, nothing_written, refuse_read_only
 from ..files.globs import is_glob
 from ..files.write import BatchEncoder, encode_table, in_thread_to_end, writable_format, written
 from .access import ContainerAccess
@@ -54,6 +54,7 @@ async def upload_table(
     shown: str,
     source: str,
     progress: Progress,
+    stage: WriteStage,
 ) -> int:
     """Encode ``table`` and commit it as blob ``blob``; :class:`WriteConflict` if another writer won.
 
@@ -66,15 +67,15 @@ async def upload_table(
     ]
     gate = asyncio.Semaphore(_IN_FLIGHT)
 
-    async def stage(index: int, block: BlobBlock) -> None:
+    async def stage_block(index: int, block: BlobBlock) -> None:
         chunk = data[index * BLOCK_SIZE : (index + 1) * BLOCK_SIZE]
         async with gate:
             # a stream, not bytes: aiohttp sends large bytes in one call that holds the loop
             await blob.stage_block(block.id, io.BytesIO(chunk), length=len(chunk))
         progress.update(nbytes=len(chunk))
 
-    await asyncio.gather(*(stage(index, block) for index, block in enumerate(blocks)))
-    await _commit(blob, blocks, etag, replace=replace, shown=shown, source=source)
+    await asyncio.gather(*(stage_block(index, block) for index, block in enumerate(blocks)))
+    await _commit(blob, blocks, etag, replace=replace, shown=shown, source=source, stage=stage)
     progress.update(items=table.num_rows)
     return int(table.num_rows)
 
@@ -89,6 +90,7 @@ async def upload_batches(
     shown: str,
     source: str,
     progress: Progress,
+    stage: WriteStage,
 ) -> int:
     """Encode ``batches`` as they come into blocks staged on the way, committed once at the end.
 
@@ -118,7 +120,7 @@ async def upload_batches(
         with suppress(Exception):  # the writers let go of the file they will not finish
             encoder.close()
         raise
-    await _commit(blob, blocks, etag, replace=replace, shown=shown, source=source)
+    await _commit(blob, blocks, etag, replace=replace, shown=shown, source=source, stage=stage)
     return encoder.rows
 
 
@@ -202,7 +204,14 @@ class _Stager:
 
 
 async def _commit(
-    blob: BlobClient, blocks: list[BlobBlock], etag: str | None, *, replace: bool, shown: str, source: str
+    blob: BlobClient,
+    blocks: list[BlobBlock],
+    etag: str | None,
+    *,
+    replace: bool,
+    shown: str,
+    source: str,
+    stage: WriteStage,
 ) -> None:
     """Make ``blocks`` the blob, if it is still as seen (``etag``), or still absent."""
     condition: dict[str, Any] = (
@@ -210,8 +219,10 @@ async def _commit(
         if etag is not None
         else {"if_none_match": "*"}
     )
+    stage.committing(f"the blob {shown}")
     try:
         await blob.commit_block_list(blocks, **condition)
+        stage.done()
     except (ResourceExistsError, ResourceModifiedError):
         raise WriteConflict(_conflict(shown, replace), source=source) from None
 
@@ -275,6 +286,7 @@ class BlobWriting(ContainerAccess):
                 shown=shown,
                 source=self.source_id,
                 progress=progress,
+                stage=request.stage,
             )
         except (AzureError, OSError) as error:
             raise nothing_written(self._error(error, container, name), shown) from None

@@ -130,7 +130,9 @@ async def query_files(
     if limit is not None and limit < 0:
         raise ConfigurationError(f"the row limit must be at least 0, got {limit}", source=source)
     text, values, filesystem, connection = _prepared(connector, sql, params, frames, options)
-    progress = connector.context.progress(f"Querying files of {source}", total_bytes=None, total_items=100)
+    progress = connector.context.progress(
+        f"Querying files of {source}", total_bytes=None, total_items=100, items="%"
+    )
     work = asyncio.ensure_future(asyncio.to_thread(_run, connection, text, values, limit, source))
     try:
         table, truncated = await asyncio.wait_for(_watch(work, connection, progress), timeout)

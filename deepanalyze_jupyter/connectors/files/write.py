@@ -202,26 +202,44 @@ async def write_local_file(
 
     Without ``replace`` an existing file is refused, also one made by another writer meanwhile
     (the file is linked into place, which fails if the name is taken). An interrupt stops the
-    worker thread and removes the temporary file: the old file, if any, stays as it was.
+    worker thread and removes the temporary file: the old file, if any, stays as it was, unless
+    the interrupt came once the rename had begun (``request.stage`` then says so).
+    The progress is the rows and the bytes written so far.
     """
     fmt, compression = writable_format(shown, request.format, source=source)
     stop = threading.Event()
-    report = progress(f"{source}: writing {shown}", total_bytes=None, total_items=table.num_rows)
+    gate = threading.Lock()  # the last check for an interrupt and the start of the rename are one step
+    report = progress(
+        f"{source}: writing {shown}", total_bytes=None, total_items=table.num_rows, items="rows"
+    )
+    reported = 0
 
-    def on_rows(rows: int) -> None:
+    def on_progress(rows: int, size: int) -> None:
+        nonlocal reported
         if stop.is_set():
             raise _Stopped
-        report.update(items=rows)
+        report.update(nbytes=size - reported, items=rows)
+        reported = size
+
+    def begin_rename() -> None:
+        with gate:
+            if stop.is_set():
+                raise _Stopped
+            request.stage.committing(f"the file {shown}")
 
     work = asyncio.ensure_future(
-        asyncio.to_thread(_write_file, real, table, fmt, compression, request.replaces, on_rows)
+        asyncio.to_thread(
+            _write_file, real, table, fmt, compression, request.replaces, on_progress, begin_rename
+        )
     )
     try:
         await asyncio.shield(work)
     except asyncio.CancelledError:
-        stop.set()
+        with gate:
+            stop.set()
         with suppress(BaseException):  # wait for the thread to clean up before the interrupt returns
             await work
+            request.stage.done()  # the rename had begun, and it was made
         raise
     except FileExistsError:
         raise WriteConflict(
@@ -235,6 +253,7 @@ async def write_local_file(
         ) from None
     finally:
         report.close()
+    request.stage.done()
     return written(table, shown, fmt, compression, source=source)
 
 
@@ -244,8 +263,11 @@ def _write_file(
     fmt: str,
     compression: str | None,
     replace: bool,
-    on_rows: Callable[[int], None],
+    on_progress: Callable[[int, int], None],
+    begin_rename: Callable[[], None],
 ) -> None:
+    """Encode ``table`` into a temporary file, telling ``on_progress`` the rows done and the file's
+    size; then ``begin_rename()`` (which stops the write if it was interrupted) and the rename."""
     if not replace and os.path.lexists(real):
         raise FileExistsError(real)
     folder = os.path.dirname(real)
@@ -253,10 +275,11 @@ def _write_file(
     handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(real)}.", suffix=".partial", dir=folder)
     try:
         with os.fdopen(handle, "wb") as sink:
-            encode_table(table, sink, fmt, compression, on_rows=on_rows)
+            encode_table(table, sink, fmt, compression, on_rows=lambda rows: on_progress(rows, sink.tell()))
             sink.flush()
             os.fsync(sink.fileno())
-        on_rows(0)  # a last check for an interrupt before the file appears
+            on_progress(0, sink.tell())  # the footer or the trailer
+        begin_rename()
         if replace:
             os.replace(temporary, real)
         else:
@@ -315,7 +338,9 @@ async def write_local_batches(
         async for batch in batches:
             await in_thread_to_end(_encode_batch, encoder, sink, batch, report)
         await in_thread_to_end(_finish_file, encoder, sink, report)
+        request.stage.committing(f"the file {shown}")
         await asyncio.to_thread(_put_in_place, temporary, real, request.replaces)
+        request.stage.done()
     except FileExistsError:
         raise WriteConflict(_exists(shown), source=source) from None
     except OSError as error:

@@ -187,7 +187,9 @@ async def write_table(
         else:
             into = _qualified(schema, name)
             await _create(conn, into, table.column_names, types)
-        report = progress(f"{source}: writing {shown}", total_bytes=None, total_items=table.num_rows)
+        report = progress(
+            f"{source}: writing {shown}", total_bytes=None, total_items=table.num_rows, items="rows"
+        )
         # Binary where the server parses it as the table's own types: the columns made here.
         binary = request.mode != "append" and not request.types and all(map(encodable, table.schema.types))
         await _copy(conn, into, table, report, source, binary=binary)
@@ -195,7 +197,9 @@ async def write_table(
             await conn.execute(sql.SQL("DROP TABLE {}").format(_qualified(schema, name)))
         if request.mode == "replace":
             await conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(into, sql.Identifier(name)))
+        request.stage.committing(f"the table {shown}")
         await conn.execute("COMMIT")
+        request.stage.done()
     except DataSourceError:
         raise
     except psycopg.Error as error:

@@ -27,6 +27,7 @@ from ...registry import DEFAULT_ROW_LIMIT
 from ...results import OUTPUT_FORMATS, Result, check_output, result_rows
 from ...results_cache import DEFAULT_RESULT_CACHE_BYTES
 from ...session import Session
+from ...writing import WriteInterrupted
 from ..display_limit import DisplayLimit
 from ..history import scrub_input_history
 from ..magic_args import (
@@ -245,12 +246,16 @@ class MagicsBase(Magics):
     def _guarded(self, line: str, action: Callable[[], T], interrupted: Callable[[], str]) -> T | None:
         """Run a magic: errors of the package become one line; secrets stay out of sight.
 
-        An interrupt becomes :class:`Interrupted`, saying what ``interrupted()`` tells. It is
-        raised after the ``except`` block, so that it holds neither the interrupted work's
-        frames nor what they referenced (``sys.last_traceback`` keeps the shown error).
+        An interrupt becomes :class:`Interrupted`, saying what the interrupted write said it
+        left (:class:`WriteInterrupted`), else what ``interrupted()`` tells. It is raised after
+        the ``except`` block, so that it holds neither the interrupted work's frames nor what
+        they referenced (``sys.last_traceback`` keeps the shown error).
         """
+        told = ""
         try:
             return action()
+        except WriteInterrupted as interrupt:
+            told = self._clean(str(interrupt))
         except KeyboardInterrupt:
             pass
         except HelpShown:
@@ -267,7 +272,7 @@ class MagicsBase(Magics):
             if redacted is error:
                 raise
             raise redacted from None
-        raise Interrupted(interrupted())
+        raise Interrupted(told or interrupted())
 
     def _spelled_as_flags(self, text: str) -> str:
         """``text`` with the options it names as the magics' flags (``--read-only false``).

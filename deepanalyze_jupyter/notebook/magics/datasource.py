@@ -173,6 +173,8 @@ class DataSourceMagics(SourceCommands, ItemCommands, QueryCommands):
         words = line.split(maxsplit=2)
         subcommand = words[0] if words else ""
         where = f"{words[1]}: " if len(words) > 1 and not words[1].startswith("-") else ""
+        if subcommand == "write":  # before the write began (a write that began says what it left)
+            return f"{where}interrupted; nothing was written"
         return f"{where}interrupted; %datasource {subcommand} was stopped"
 
     # -- %%dsquery -------------------------------------------------------------------------

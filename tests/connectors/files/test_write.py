@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import os
+import re
 import signal
 import threading
 import time
@@ -17,6 +19,7 @@ from azure.storage.blob import BlobServiceClient
 
 from deepanalyze_jupyter import Session
 from deepanalyze_jupyter.errors import ConfigurationError, FormatError, WriteConflict
+from deepanalyze_jupyter.notebook.progress_bar import TqdmProgress
 from deepanalyze_jupyter.progress import NullProgress, Progress
 from deepanalyze_jupyter.writing import write_request
 from tests.services import AzuriteServer
@@ -117,9 +120,10 @@ def test_an_interrupted_local_write_leaves_no_file_and_the_old_one_intact(
     for target, overwrite in (("big.csv", True), ("new.csv", False)):
         watcher = threading.Thread(target=interrupt_once_writing, daemon=True)
         watcher.start()
-        with pytest.raises(KeyboardInterrupt):
+        with pytest.raises(KeyboardInterrupt) as raised:
             folder.write("out", target, big, overwrite=overwrite)
         watcher.join()
+        assert str(raised.value) == f"out: interrupted; nothing was written to {target}"
     assert sorted(os.listdir(tmp_path)) == ["big.csv"]  # no new file, no temporary file
     assert (tmp_path / "big.csv").read_text() == '"a"\n1\n'
 
@@ -216,16 +220,18 @@ class Recorder:
     """A progress factory that keeps what each report was told."""
 
     def __init__(self) -> None:
-        self.reports: list[tuple[str, int | None, list[int], list[bool]]] = []
+        self.reports: list[tuple[str, int | None, str, list[tuple[int, int]], list[bool]]] = []
 
-    def __call__(self, description: str, *, total_bytes: int | None, total_items: int | None) -> Progress:
-        done: list[int] = []
+    def __call__(
+        self, description: str, *, total_bytes: int | None, total_items: int | None, items: str = "files"
+    ) -> Progress:
+        done: list[tuple[int, int]] = []
         closed: list[bool] = []
-        self.reports.append((description, total_items, done, closed))
+        self.reports.append((description, total_items, items, done, closed))
 
         class Report(NullProgress):
             def update(self, nbytes: int = 0, items: int = 0) -> None:
-                done.append(items)
+                done.append((nbytes, items))
 
             def close(self) -> None:
                 closed.append(True)
@@ -238,12 +244,39 @@ def test_a_large_write_reports_progress(tmp_path: Path) -> None:
     with Session(progress=recorder) as session:
         session.add("out", "local", path=str(tmp_path), read_only=False)
         session.write("out", "big.csv", pd.DataFrame({"id": np.arange(200_000)}))
-    ((description, total, items, closed),) = recorder.reports
-    assert description == "out: writing big.csv"
-    assert total == 200_000
-    assert sum(items) == 200_000
-    assert len(items) > 1  # batch by batch
+    ((description, total, unit, done, closed),) = recorder.reports
+    assert (description, total, unit) == ("out: writing big.csv", 200_000, "rows")
+    assert sum(items for _, items in done) == 200_000
+    assert len([items for _, items in done if items]) > 1  # batch by batch
+    assert sum(nbytes for nbytes, _ in done) == (tmp_path / "big.csv").stat().st_size  # the file as it grows
     assert closed == [True]
+
+
+def test_a_large_write_draws_a_bar(tmp_path: Path) -> None:
+    drawn = io.StringIO()
+
+    def bar(
+        description: str, *, total_bytes: int | None, total_items: int | None, items: str = "files"
+    ) -> Progress:
+        # the notebook's bar, drawn at once rather than after half a second
+        return TqdmProgress(
+            description,
+            total_bytes=total_bytes,
+            total_items=total_items,
+            items=items,
+            delay=0,
+            file=drawn,
+            mininterval=0,
+        )
+
+    with Session(progress=bar) as session:
+        session.add("out", "local", path=str(tmp_path), read_only=False)
+        session.write("out", "big.csv", pd.DataFrame({"id": np.arange(200_000)}))
+    lines = [line.strip() for line in drawn.getvalue().split("\r") if line.strip()]
+    assert lines, "no bar was drawn"
+    # the rows are the progress, the file's size beside them
+    bar_of_rows = r"out: writing big\.csv:\s+([1-9]\d*)%\|.*\| [\d.]+k/200k \[.*rows/s, [\d.]+[kM]B\]"
+    assert any(re.fullmatch(bar_of_rows, line) for line in lines), lines
 
 
 def test_an_interrupted_blob_write_leaves_the_blob_as_it_was(

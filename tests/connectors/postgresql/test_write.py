@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
+import re
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -17,6 +21,8 @@ import pytest
 
 from deepanalyze_jupyter import Session
 from deepanalyze_jupyter.errors import ConfigurationError, ConnectionFailed, ItemNotFound, QueryError
+from deepanalyze_jupyter.notebook.progress_bar import TqdmProgress
+from deepanalyze_jupyter.progress import Progress
 from tests.connectors.postgresql.postgres import admin, source_options
 from tests.services import PostgresServer
 
@@ -280,9 +286,10 @@ def test_an_interrupt_mid_copy_leaves_the_table_as_it_was(
 
     watcher = threading.Thread(target=interrupt_once_the_copy_runs, daemon=True)
     watcher.start()
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt) as raised:
         scratch.write("scratch", table, frame, mode=mode)
     watcher.join()
+    assert str(raised.value) == f"scratch: interrupted; nothing was written to {table}"
     expected = [(7,)] if mode == "replace" else None
     if expected is None:
         assert admin(pg_server, "SELECT to_regclass(%s)", table) == [(None,)]
@@ -290,6 +297,98 @@ def test_an_interrupt_mid_copy_leaves_the_table_as_it_was(
         assert admin(pg_server, f"SELECT id FROM {table}") == expected
     assert wait_until(lambda: not open_transactions(pg_server, application(scratch)), 5)
     scratch.write("scratch", f"{pg_schema}.after", pd.DataFrame({"a": [1]}))  # the source still works
+
+
+@contextmanager
+def commit_held(pg_server: PostgresServer, table: str) -> Iterator[None]:
+    """Make the table ``table`` (a bigint column ``a``) whose writes wait at ``COMMIT`` while in
+    the block: a deferred trigger runs at the commit, and it waits for a lock the block holds."""
+    schema, key = table.split(".")[0], int(uuid4().int % 2**62)
+    admin(pg_server, f"CREATE TABLE {table} (a bigint)")
+    admin(
+        pg_server,
+        f"CREATE FUNCTION {schema}.wait_for_the_test() RETURNS trigger LANGUAGE plpgsql AS "
+        f"$$ BEGIN PERFORM pg_advisory_xact_lock({key}); RETURN NULL; END $$",
+    )
+    admin(
+        pg_server,
+        f"CREATE CONSTRAINT TRIGGER at_commit AFTER INSERT ON {table} DEFERRABLE INITIALLY DEFERRED "
+        f"FOR EACH ROW EXECUTE FUNCTION {schema}.wait_for_the_test()",
+    )
+    with pg_server.admin_connection() as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", [key])
+        yield
+
+
+def committing(pg_server: PostgresServer, application: str) -> bool:
+    """Whether a ``COMMIT`` of ``application`` waits for a lock on the server now."""
+    return bool(
+        admin(
+            pg_server,
+            "SELECT 1 FROM pg_stat_activity WHERE application_name = %s AND query = 'COMMIT' "
+            "AND wait_event_type = 'Lock'",
+            application,
+        )
+    )
+
+
+def interrupt_when(condition: Callable[[], bool]) -> threading.Thread:
+    """A started thread that sends Ctrl-C (a real SIGINT) to the main thread once ``condition()``."""
+    main_thread = threading.main_thread().ident
+    assert main_thread is not None
+
+    def watch() -> None:
+        if wait_until(condition, 60):
+            signal.pthread_kill(main_thread, signal.SIGINT)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    return watcher
+
+
+@pytest.mark.usefixtures("ctrl_c")
+def test_an_interrupt_during_the_commit_says_the_outcome_is_not_known(
+    scratch: Session, pg_schema: str, pg_server: PostgresServer
+) -> None:
+    table, app = f"{pg_schema}.held", application(scratch)
+    with commit_held(pg_server, table):
+        watcher = interrupt_when(lambda: committing(pg_server, app))  # Ctrl-C while COMMIT waits
+        with pytest.raises(KeyboardInterrupt) as raised:
+            scratch.write("scratch", table, pd.DataFrame({"a": [1]}), mode="append")
+    watcher.join()
+    assert str(raised.value) == (
+        "scratch: interrupted while committing; the write may or may not have been committed; "
+        f"check the table {table}"
+    )
+    assert wait_until(lambda: not open_transactions(pg_server, app), 5)
+
+
+def test_a_write_draws_a_bar_of_bytes_and_rows(scratch: Session, pg_schema: str) -> None:
+    drawn = io.StringIO()
+
+    def bar(
+        description: str, *, total_bytes: int | None, total_items: int | None, items: str = "files"
+    ) -> Progress:
+        # the notebook's bar, drawn at once rather than after half a second
+        return TqdmProgress(
+            description,
+            total_bytes=total_bytes,
+            total_items=total_items,
+            items=items,
+            delay=0,
+            file=drawn,
+            mininterval=0,
+        )
+
+    scratch.registry.progress = bar
+    scratch.run(scratch.registry.disconnect("scratch"))  # the next connect takes the new progress factory
+    scratch.write("scratch", f"{pg_schema}.barred", large_frame(100_000))
+    lines = [line.strip() for line in drawn.getvalue().split("\r") if line.strip()]
+    assert lines, "no bar was drawn"
+    bar_of_rows = (
+        rf"scratch: writing {pg_schema}\.barred:\s+[1-9]\d*%\|.*\| [\d.]+k/100k \[.*rows/s, [\d.]+[kM]B\]"
+    )
+    assert any(re.fullmatch(bar_of_rows, line) for line in lines), lines
 
 
 def test_a_connection_killed_mid_write_is_a_clear_error_and_nothing_is_written(

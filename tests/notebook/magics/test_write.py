@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from uuid import uuid4
 
 import pandas as pd
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 from tests.connectors.postgresql.postgres import admin
+from tests.connectors.postgresql.test_write import (
+    commit_held,
+    committing,
+    copying,
+    interrupt_when,
+    large_frame,
+)
 from tests.services import PostgresServer
 
 from .conftest import run, usage_error
@@ -80,3 +88,32 @@ def test_write_a_file_and_bad_variables(shell: InteractiveShell, tmp_path: Path)
     shell.user_ns["number"] = 3
     assert "'number' is a int, not a DataFrame" in usage_error(shell, "%datasource write out x.csv number")
     assert "--types takes COLUMN=TYPE" in usage_error(shell, "%datasource write out x.csv frame --types a")
+
+
+@pytest.mark.usefixtures("with_password", "ctrl_c")
+def test_an_interrupted_write_says_what_it_left(
+    shell: InteractiveShell, pg_server: PostgresServer, pg_schema: str
+) -> None:
+    app = f"magic-write-{uuid4().hex[:8]}"
+    add_postgres(shell, pg_server, "--read-only false", f"--application-name {app}")
+    shell.user_ns["big"] = large_frame(5_000_000)  # a COPY of a second or more
+    target = f"{pg_schema}.kept"
+    watcher = interrupt_when(lambda: copying(pg_server, app))  # Ctrl-C while the server takes the rows
+    ran = run(shell, f"%datasource write scratch {target} big")
+    watcher.join()
+    assert isinstance(ran.error, KeyboardInterrupt)
+    assert ran.text.strip().splitlines() == [
+        f"KeyboardInterrupt: scratch: interrupted; nothing was written to {target}"
+    ]
+    assert admin(pg_server, "SELECT to_regclass(%s)", target) == [(None,)]
+
+    shell.user_ns["one"] = pd.DataFrame({"a": [1]})
+    held = f"{pg_schema}.held"
+    with commit_held(pg_server, held):
+        watcher = interrupt_when(lambda: committing(pg_server, app))  # Ctrl-C while COMMIT waits
+        ran = run(shell, f"%datasource write scratch {held} one --mode append")
+    watcher.join()
+    assert ran.text.strip().splitlines() == [
+        "KeyboardInterrupt: scratch: interrupted while committing; the write may or may not have been "
+        f"committed; check the table {held}"
+    ]
