@@ -89,7 +89,9 @@ def test_replacing_needs_overwrite_and_read_only_sources_refuse(
         lake.export_files("files", "big.parquet", "dsrc://out/kept.csv")
     assert (tmp_path / "out" / "kept.csv").read_text() == "a\n1\n"
     lake.export_files("files", "big.parquet", "dsrc://lake/kept.csv")
-    with pytest.raises(WriteConflict, match="--overwrite"):
+    with pytest.raises(
+        WriteConflict, match=r"exists: nothing was written; pass overwrite=True to replace it$"
+    ):
         lake.export_files("files", "big.parquet", "dsrc://lake/kept.csv")
     lake.export_files("files", "big.parquet", "dsrc://lake/kept.csv", overwrite=True)
     assert len(lake.read("lake", "kept.csv", limit=None)) == ROWS

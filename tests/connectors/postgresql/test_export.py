@@ -57,7 +57,9 @@ def test_an_empty_result_is_a_file_with_its_columns(pg: Session, tmp_path: Path)
 def test_an_existing_file_needs_overwrite(pg: Session, tmp_path: Path) -> None:
     target = tmp_path / "old.csv"
     target.write_text("old\n")
-    with pytest.raises(WriteConflict, match="--overwrite"):
+    with pytest.raises(
+        WriteConflict, match=r"old.csv exists: nothing was written; pass overwrite=True to replace it$"
+    ):
         pg.export("pg", "SELECT 1 AS a", target)
     assert target.read_text() == "old\n"
     pg.export("pg", "SELECT 1 AS a", target, overwrite=True)

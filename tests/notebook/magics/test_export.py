@@ -27,7 +27,7 @@ def test_dsquery_to_writes_the_file_and_needs_overwrite_to_replace_it(
     assert ran.out.strip() == f"warehouse: 2 row(s) written to {target} (parquet)"
     assert pq.read_table(target).to_pydict() == {"id": [1, 3], "region": ["EU", "EU"]}
     again = run(shell, f"%%dsquery warehouse --to {target}\n{cell}")
-    assert "--overwrite" in again.text
+    assert again.text.strip().endswith("exists: nothing was written; pass --overwrite to replace it")
     assert "Traceback" not in again.text
     shell.user_ns["region"] = "US"
     replaced = run(shell, f"%%dsquery warehouse --to {target} --overwrite\n{cell}")
