@@ -1,0 +1,101 @@
+"""Paths in the SQL of a file source: string literals in file positions become ``dsrc://SOURCE/...``.
+
+``FROM 'sales/*.parquet'`` and ``read_csv('a.csv')`` on source ``lake`` read
+``dsrc://lake/sales/*.parquet`` and ``dsrc://lake/a.csv``; an absolute path, a URL or a
+``..`` written there is refused before anything runs (see :mod:`.sql`).
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from ...errors import QueryError
+from ...filesystem import source_url
+
+__all__ = ["FILE_FUNCTIONS", "rewrite_paths"]
+
+#: DuckDB's table functions whose leading string arguments are paths.
+FILE_FUNCTIONS = frozenset(
+    {
+        "read_csv",
+        "read_csv_auto",
+        "read_parquet",
+        "parquet_scan",
+        "parquet_metadata",
+        "parquet_schema",
+        "parquet_file_metadata",
+        "parquet_kv_metadata",
+        "read_json",
+        "read_json_auto",
+        "read_ndjson",
+        "read_ndjson_auto",
+        "read_json_objects",
+        "read_ndjson_objects",
+        "read_text",
+        "read_blob",
+        "sniff_csv",
+        "glob",
+    }
+)
+
+
+def rewrite_paths(sql: str, source: str) -> str:
+    """``sql`` with the string literals in file positions made ``dsrc://SOURCE/...`` paths.
+
+    A file position is a literal right after ``FROM`` or ``JOIN``, or a positional
+    argument (or a member of a list argument) of one of :data:`FILE_FUNCTIONS`. Absolute
+    paths, URLs and ``..`` there are refused with :class:`QueryError`.
+    """
+    tokens = _tokens(sql)
+    out: list[str] = []
+    position = 0
+    calls: list[str | None] = []  # for each open "(": the function it calls, if any
+    for index, (start, end, kind) in enumerate(tokens):
+        word = sql[start:end]
+        previous = sql[tokens[index - 1][0] : tokens[index - 1][1]] if index else ""
+        before = sql[tokens[index - 2][0] : tokens[index - 2][1]].lower() if index > 1 else ""
+        if word == "(":
+            calls.append(previous.lower() if index and tokens[index - 1][2] != "operator" else None)
+        elif word == ")" and calls:
+            calls.pop()
+        if kind != "string_const" or not word.startswith("'"):
+            continue
+        in_file_call = bool(calls) and calls[-1] in FILE_FUNCTIONS and previous in ("(", ",", "[")
+        if previous == "," and before == "=":
+            in_file_call = False
+        if previous.lower() in ("from", "join") or in_file_call:
+            out.append(sql[position:start])
+            out.append(_literal(_source_path(word[1:-1].replace("''", "'"), source)))
+            position = end
+    out.append(sql[position:])
+    return "".join(out)
+
+
+def _tokens(sql: str) -> list[tuple[int, int, str]]:
+    """(start, end, kind) of each token of ``sql`` (comments left out)."""
+    found = duckdb.tokenize(sql)
+    result = []
+    for index, (start, kind) in enumerate(found):
+        end = found[index + 1][0] if index + 1 < len(found) else len(sql)
+        text = sql[start:end].rstrip()
+        name = str(kind).rsplit(".", 1)[-1]
+        if name == "comment":
+            continue
+        if name == "operator" and len(text) > 1 and text[0] in "(),[]":
+            text = text[0]  # DuckDB gives "()" and "(['" style runs of punctuation as one token
+        result.append((start, start + len(text), name))
+    return result
+
+
+def _source_path(path: str, source: str) -> str:
+    if "://" in path or path.startswith(("/", "\\", "~")) or (len(path) > 1 and path[1] == ":"):
+        raise QueryError(
+            f"refused: {path!r} is not a path in this source; write paths relative to it", source=source
+        )
+    if "\x00" in path or ".." in path.replace("\\", "/").split("/"):
+        raise QueryError(f"refused: {path!r} leads outside the source ('..')", source=source)
+    return source_url(source, path)
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
