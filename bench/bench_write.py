@@ -23,8 +23,9 @@ The ``to_sql`` ways and ``copy_binary`` are slow: they write ``--small-rows`` ro
 (default 100,000) and their time is scaled by the row ratio (said in the table). Then
 1,000,000 rows -> a Parquet blob on Azurite: ours against ``DataFrame.to_parquet`` on an
 ``az://`` path (adlfs). Each line gives the median, the spread, and the time as a multiple
-of ours (above 1: ours is faster). After the run, each table is read back with our reader
-and compared with the frame (``assert_frame_equal``). Options: ``--rows N``, ``--runs N``,
+of ours (above 1: ours is faster). After the run, the tables of both of our paths
+(``ours``, ``ours_csv``) and our blob are read back with our reader and compared with the
+frame (``assert_frame_equal``). Options: ``--rows N``, ``--runs N``,
 ``--small-rows N``, ``--only pg|blob``.
 """
 
@@ -174,11 +175,12 @@ def bench_postgres(dsn: str, rows: int, small_rows: int, runs: int) -> None:
                 data = small if name in slow else frame
                 scale = rows / len(data)
                 times[name].append(timed(lambda: getattr(writers, name)(data, table)) * scale)  # noqa: B023
-        back = writers.session.query("bench", "SELECT * FROM bench_write_ours ORDER BY id", limit=None)
-        expected = frame.copy()
-        expected["at"] = expected["at"].dt.tz_convert(back["at"].dt.tz)
-        pd.testing.assert_frame_equal(back, expected, check_column_type=False)
-        print("round trip (ours, read back with our reader): assert_frame_equal passed")
+        for name in ("ours", "ours_csv"):  # both of our paths: binary and CSV
+            back = writers.session.query("bench", f"SELECT * FROM bench_write_{name} ORDER BY id", limit=None)
+            expected = frame.copy()
+            expected["at"] = expected["at"].dt.tz_convert(back["at"].dt.tz)
+            pd.testing.assert_frame_equal(back, expected, check_column_type=False)
+            print(f"round trip ({name}, read back with our reader): assert_frame_equal passed")
         for name in names:
             writers.drop(f"bench_write_{name}")
     finally:

@@ -9,11 +9,14 @@ Connectors then write Arrow (:mod:`.connectors.postgresql.write`,
 
 from __future__ import annotations
 
+import json
+import math
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -133,8 +136,13 @@ def refuse_read_only(options: Mapping[str, Any], *, source: str) -> None:
         )
 
 
-def frame_to_arrow(frame: pd.DataFrame, *, index: bool, source: str) -> pa.Table:
-    """``frame`` (with its index as columns if ``index``) as an Arrow table, or one clear refusal."""
+def frame_to_arrow(frame: pd.DataFrame, *, index: bool, source: str, json_values: bool = False) -> pa.Table:
+    """``frame`` (with its index as columns if ``index``) as an Arrow table, or one clear refusal.
+
+    With ``json_values``, an object column of lists and dicts becomes JSON text (``pa.json_()``),
+    each value's own JSON: as Arrow structs, every dict of a column would get the keys of all
+    the others (as ``None``).
+    """
     if not isinstance(frame, pd.DataFrame):
         raise ConfigurationError(
             f"only a DataFrame can be written, not {type(frame).__name__}", source=source
@@ -142,7 +150,10 @@ def frame_to_arrow(frame: pd.DataFrame, *, index: bool, source: str) -> pa.Table
     data = frame.reset_index() if index else frame
     names = [str(name) for name in data.columns]
     _check_names(names, source)
-    columns = [_arrow_column(name, data.iloc[:, position], source) for position, name in enumerate(names)]
+    columns = [
+        _arrow_column(name, data.iloc[:, position], source, json_values=json_values)
+        for position, name in enumerate(names)
+    ]
     return pa.Table.from_arrays(columns, names=names)
 
 
@@ -160,7 +171,7 @@ def _check_names(names: list[str], source: str) -> None:
         raise ConfigurationError("the frame has a column with an empty name", source=source)
 
 
-def _arrow_column(name: str, column: pd.Series[Any], source: str) -> pa.Array:
+def _arrow_column(name: str, column: pd.Series[Any], source: str, *, json_values: bool) -> pa.Array:
     """One column as Arrow; categories become their values, anything Arrow cannot hold is refused."""
     if isinstance(column.dtype, pd.CategoricalDtype):
         column = column.astype(column.dtype.categories.dtype)
@@ -171,12 +182,38 @@ def _arrow_column(name: str, column: pd.Series[Any], source: str) -> pa.Array:
     # NaN in a float column stays NaN (PostgreSQL's 'NaN', not NULL): it reads back the same.
     keep_nan = pd.api.types.is_float_dtype(column.dtype)
     try:
-        return pa.array(column, from_pandas=not keep_nan)
+        array = pa.array(column, from_pandas=not keep_nan)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as error:
         reason = str(error).splitlines()[0][:120]
         raise ConfigurationError(
             f"column {name!r} ({column.dtype}) cannot be written: {reason}", source=source
         ) from None
+    if json_values and column.dtype == object and pa.types.is_nested(array.type):
+        return _json_text(column)
+    return array
+
+
+def _json_text(column: pd.Series[Any]) -> pa.Array:
+    """Lists and dicts as the JSON text of each (missing values and NaN as Arrow made them: null)."""
+    texts = [None if _missing(value) else json.dumps(_plain(value), default=str) for value in column]
+    return pa.ExtensionArray.from_storage(pa.json_(), pa.array(texts, pa.string()))
+
+
+def _missing(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isnan(value)
+    return value is None or value is pd.NA or value is pd.NaT
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with numpy scalars and arrays as Python ones, and missing values as ``None``."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_plain(item) for item in value]
+    if isinstance(value, np.generic):
+        return _plain(value.item())
+    return None if _missing(value) else value
 
 
 def _unsupported(name: str, dtype: str, source: str) -> ConfigurationError:

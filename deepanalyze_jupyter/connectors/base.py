@@ -68,6 +68,9 @@ class Connector(ABC):
     #: (``output="arrow"`` returns a ``pyarrow.Table``), skipping a pandas frame; the others are
     #: converted from one.
     native_outputs: ClassVar[frozenset[str]] = frozenset()
+    #: Whether :meth:`write` takes an object column of lists and dicts as JSON text
+    #: (``pa.json_()``, each value's own JSON) rather than as Arrow lists and structs.
+    json_values: ClassVar[bool] = False
 
     def __init__(self, context: SourceContext) -> None:
         self.context = context

@@ -136,10 +136,12 @@ class SourceOperations(SourceTable):
 
         The frame is checked (names, dtypes) before anything is sent.
         """
-        self._source(source_id)
+        json_values = self._source(source_id).connector_class.json_values
         try:
             async with self._operation(source_id, QueryError):
-                table = await asyncio.to_thread(frame_to_arrow, frame, index=index, source=source_id)
+                table = await asyncio.to_thread(
+                    frame_to_arrow, frame, index=index, source=source_id, json_values=json_values
+                )
                 connector = await self.get_connector(source_id)
                 return await connector.write(request, table)
         finally:  # also after a failure: an interrupted write's outcome is not known here

@@ -72,6 +72,8 @@ def column_type(data_type: pa.DataType) -> str | None:
         pa.binary(): "bytea",
         pa.large_binary(): "bytea",
     }
+    if isinstance(data_type, pa.JsonType):
+        return "jsonb"
     if data_type in simple:
         return simple[data_type]
     if pa.types.is_timestamp(data_type):
@@ -129,7 +131,9 @@ def _csv_ready(table: pa.Table) -> pa.Table:
     """Columns CSV cannot show as PostgreSQL reads them, as text: bytea in hex, nested values as JSON."""
     columns = []
     for column in table.columns:
-        if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
+        if isinstance(column.type, pa.JsonType):
+            column = column.cast(pa.string())
+        elif pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
             values = [None if value is None else "\\x" + value.hex() for value in column.to_pylist()]
             column = pa.array(values, pa.string())
         elif pa.types.is_nested(column.type):

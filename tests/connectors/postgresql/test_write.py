@@ -63,6 +63,9 @@ def every_dtype() -> pd.DataFrame:
             "decimal": pd.array(
                 [Decimal("1234567890.12"), None, Decimal("-0.01")], dtype=pd.ArrowDtype(pa.decimal128(12, 2))
             ),
+            # as a date column reads: objects of datetime.date
+            "date": [date(2024, 2, 29), None, date(1, 1, 1)],
+            "bytes": [b'\x00\xff\\x,"\n', None, b""],  # an empty value is not NULL
         }
     )
 
@@ -121,6 +124,31 @@ def test_every_dtype_round_trips_exactly(
     for column in ("tz", "tz_new_york"):
         expected[column] = expected[column].dt.tz_convert(back[column].dt.tz)
     pd.testing.assert_frame_equal(back, expected, check_column_type=False)
+
+
+def test_json_values_round_trip_exactly(scratch: Session, pg_schema: str, pg_server: PostgresServer) -> None:
+    # lists and dicts as a jsonb column reads: objects, each value as the JSON it holds
+    frame = pd.DataFrame(
+        {
+            "id": [1, 2, 3, 4],
+            "items": [[1, 2], None, [], [3, None]],
+            "record": [
+                {"a": 1, "b": "x"},
+                {"a": None},  # the keys of each dict, no more
+                None,
+                {"c": [1.5, None], "d": {"e": 'quote " comma , line\nbreak ü'}},
+            ],
+        }
+    )
+    scratch.write("scratch", f"{pg_schema}.json_values", frame)
+    formats = admin(
+        pg_server,
+        "SELECT query FROM pg_stat_statements WHERE query LIKE %s",
+        f"COPY %{pg_schema}%json_values%",
+    )
+    assert [query.rsplit("FORMAT ", 1)[1].rstrip(")") for (query,) in formats] == ["csv"]
+    back = scratch.query("scratch", f"SELECT * FROM {pg_schema}.json_values ORDER BY id", limit=None)
+    pd.testing.assert_frame_equal(back, frame, check_column_type=False)
 
 
 def test_many_batches_round_trip(scratch: Session, pg_schema: str) -> None:
@@ -238,6 +266,23 @@ def test_a_read_only_source_refuses_naming_the_keyword(
     ):
         pg.write("pg", f"{pg_schema}.nope", pd.DataFrame({"a": [1]}))
     assert admin(pg_server, "SELECT to_regclass(%s)", f"{pg_schema}.nope") == [(None,)]
+
+
+def test_a_write_leaves_a_read_only_source_of_the_same_server_read_only(
+    pg: Session, scratch: Session, pg_schema: str, pg_server: PostgresServer
+) -> None:
+    read_only = "SELECT current_setting('transaction_read_only') AS ro"
+    assert pg.query("pg", read_only)["ro"].tolist() == ["on"]  # the read-only source's pool is open
+    scratch.write("scratch", f"{pg_schema}.written", pd.DataFrame({"a": [1]}))
+    scratch.write("scratch", f"{pg_schema}.written", pd.DataFrame({"a": [2]}), mode="replace")
+    with pytest.raises(ConfigurationError, match="read-only: nothing was written"):
+        pg.write("pg", f"{pg_schema}.nope", pd.DataFrame({"a": [1]}))
+    assert pg.query("pg", read_only)["ro"].tolist() == ["on"]
+    with pytest.raises(QueryError, match="read-only transaction"):
+        pg.query("pg", f"CREATE TABLE {pg_schema}.made (a int)")
+    for table in ("nope", "made"):
+        assert admin(pg_server, "SELECT to_regclass(%s)", f"{pg_schema}.{table}") == [(None,)]
+    assert scratch.query("scratch", f"SELECT a FROM {pg_schema}.written")["a"].tolist() == [2]
 
 
 @pytest.mark.parametrize(
