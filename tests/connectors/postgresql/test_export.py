@@ -49,6 +49,13 @@ def test_csv_and_jsonl_by_extension(pg: Session, tmp_path: Path) -> None:
     assert [json.loads(line) for line in lines] == [{"n": n, "t": "a\tb"} for n in range(1, 6)]
 
 
+def test_a_one_column_export_with_missing_values_keeps_every_row(pg: Session, tmp_path: Path) -> None:
+    sql = "SELECT CASE WHEN g % 2 = 0 THEN NULL ELSE g END AS n FROM generate_series(1, 5) AS g"
+    pg.export("pg", sql, tmp_path / "one.csv", rows=2)
+    assert pd.read_csv(tmp_path / "one.csv")["n"].tolist()[::2] == [1, 3, 5]
+    assert len(pd.read_csv(tmp_path / "one.csv")) == 5
+
+
 def test_an_empty_result_is_a_file_with_its_columns(pg: Session, tmp_path: Path) -> None:
     pg.export("pg", "SELECT 1 AS a, 'x' AS b WHERE false", tmp_path / "e.parquet")
     assert pq.read_table(tmp_path / "e.parquet").column_names == ["a", "b"]
@@ -63,7 +70,7 @@ def test_an_existing_file_needs_overwrite(pg: Session, tmp_path: Path) -> None:
         pg.export("pg", "SELECT 1 AS a", target)
     assert target.read_text() == "old\n"
     pg.export("pg", "SELECT 1 AS a", target, overwrite=True)
-    assert target.read_text().splitlines() == ['"a"', "1"]
+    assert target.read_text().splitlines() == ['"a"', '"1"']
 
 
 @pytest.mark.usefixtures("ctrl_c")
