@@ -34,7 +34,14 @@ from ...errors import ConfigurationError, WriteConflict
 from ...progress import NullProgress, Progress
 from ...writing import WriteRequest, WriteStage, nothing_written, refuse_read_only
 from ..files.globs import is_glob
-from ..files.write import BatchEncoder, encode_table, in_thread_to_end, writable_format, written
+from ..files.write import (
+    BatchEncoder,
+    encode_table,
+    in_thread_to_end,
+    refuse_what_the_format_cannot_hold,
+    writable_format,
+    written,
+)
 from .access import ContainerAccess
 
 __all__ = ["BLOCK_SIZE", "BlobWriting", "upload_batches", "upload_table"]
@@ -59,6 +66,7 @@ async def upload_table(
     """Encode ``table`` and commit it as blob ``blob``; :class:`WriteConflict` if another writer won.
 
     Returns the number of rows written."""
+    refuse_what_the_format_cannot_hold(table.schema, fmt, source=source)
     etag = await _current_etag(blob) if replace else None
     data = await asyncio.to_thread(_encoded, table, fmt, compression)
     blocks = [
@@ -102,7 +110,7 @@ async def upload_batches(
     if etag is not None and not replace:
         raise WriteConflict(_conflict(shown, replace), source=source)
     sink = _Blocks()
-    encoder = BatchEncoder(sink, fmt, compression)  # type: ignore[arg-type]  # a binary file
+    encoder = BatchEncoder(sink, fmt, compression, source=source)  # type: ignore[arg-type]  # a binary file
     stager = _Stager(blob, progress)
     try:
         async for batch in batches:

@@ -31,6 +31,7 @@ __all__ = [
     "WRITABLE_FORMATS",
     "BatchEncoder",
     "encode_table",
+    "refuse_what_the_format_cannot_hold",
     "writable_format",
     "write_local_batches",
     "write_local_file",
@@ -53,6 +54,29 @@ def writable_format(path: str, explicit: str | None, *, source: str) -> tuple[st
             source=source,
         )
     return fmt, compression
+
+
+def refuse_what_the_format_cannot_hold(schema: pa.Schema, fmt: str, *, source: str) -> None:
+    """Refuse, before anything is written, a column a text format has no way to write.
+
+    CSV and TSV hold neither bytes nor nested values (lists, structs, maps); JSON lines
+    writes bytes as hex and nests lists and structs, so it takes every column.
+    """
+    if fmt not in ("csv", "tsv"):
+        return
+    for field in schema:
+        kind = field.type
+        if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
+            what = "bytes"
+        elif pa.types.is_nested(kind):
+            what = "nested values (lists, dicts)"
+        else:
+            continue
+        raise FormatError(
+            f"column {field.name!r} holds {what}, which a {fmt.upper()} file cannot hold: "
+            "nothing was written; write Parquet or JSON lines, or convert the column first",
+            source=source,
+        )
 
 
 def encode_table(
@@ -158,7 +182,8 @@ class BatchEncoder:
     Close it (or use it as a context manager) to write the Parquet footer and the gzip trailer.
     """
 
-    def __init__(self, sink: IO[bytes], fmt: str, compression: str | None) -> None:
+    def __init__(self, sink: IO[bytes], fmt: str, compression: str | None, *, source: str) -> None:
+        self._source = source
         self._stack = ExitStack()
         self._out: IO[bytes] = sink
         if compression == "gzip":
@@ -169,6 +194,8 @@ class BatchEncoder:
 
     def write(self, batch: pa.Table) -> None:
         """Encode one batch (the first one fixes the schema of Parquet and CSV files)."""
+        if self.rows == 0 and self._writer is None:
+            refuse_what_the_format_cannot_hold(batch.schema, self._fmt, source=self._source)
         if self._fmt == "parquet":
             if self._writer is None:
                 self._writer = self._stack.enter_context(pq.ParquetWriter(self._out, batch.schema))
@@ -219,6 +246,7 @@ async def write_local_file(
     The progress is the rows and the bytes written so far.
     """
     fmt, compression = writable_format(shown, request.format, source=source)
+    refuse_what_the_format_cannot_hold(table.schema, fmt, source=source)
     stop = threading.Event()
     gate = threading.Lock()  # the last check for an interrupt and the start of the rename are one step
     report = progress(
@@ -345,7 +373,7 @@ async def write_local_batches(
     except OSError as error:
         raise _cannot_write(shown, error, source) from None
     report = progress(f"{source}: writing {shown}", total_bytes=None, total_items=None, items="rows")
-    encoder = BatchEncoder(sink, fmt, compression)
+    encoder = BatchEncoder(sink, fmt, compression, source=source)
     try:
         async for batch in batches:
             await in_thread_to_end(_encode_batch, encoder, sink, batch, report)

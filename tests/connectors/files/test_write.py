@@ -329,3 +329,46 @@ def test_an_interrupted_blob_write_leaves_the_blob_as_it_was(
         lake.runner.run_sync(lake.registry.write("lake", request, big, index=False), timeout=0.5)
     assert blob_bytes(azurite, blob_container, "kept.csv") == b"a\n1\n"
     assert lake.read("lake", "kept.csv")["a"].tolist() == [1]
+
+
+@pytest.mark.parametrize(
+    ("column", "what"),
+    [
+        (pd.Series([b"\x00\xff", None], dtype=object), "bytes"),
+        (pd.Series([[1, 2], None], dtype=object), "nested values"),
+        (pd.Series([{"a": 1}, None], dtype=object), "nested values"),
+    ],
+    ids=["bytes", "list", "dict"],
+)
+@pytest.mark.parametrize("path", ["t.csv", "t.tsv.gz"])
+def test_a_column_a_text_file_cannot_hold_is_refused_before_anything_is_written(
+    folder: Session,
+    lake: Session,
+    azurite: AzuriteServer,
+    blob_container: str,
+    tmp_path: Path,
+    column: pd.Series,
+    what: str,
+    path: str,
+) -> None:
+    frame = pd.DataFrame({"id": [1, 2], "v": column})
+    fmt = "TSV" if ".tsv" in path else "CSV"
+    refused = rf"^{{}}: column 'v' holds {what}.*, which a {fmt} file cannot hold: nothing was written; "
+    with pytest.raises(FormatError, match=refused.format("out")):
+        folder.write("out", path, frame)
+    assert os.listdir(tmp_path) == []
+    with pytest.raises(FormatError, match=refused.format("lake")):
+        lake.write("lake", path, frame)
+    folder.write("out", "kept.parquet", frame)
+    # streamed (an export): refused at the first batch, before any byte of the file
+    with pytest.raises(FormatError, match=refused.format("out")):
+        folder.export_files("out", "kept.parquet", tmp_path / path)
+    with pytest.raises(FormatError, match=refused.format("lake")):
+        folder.export_files("out", "kept.parquet", f"dsrc://lake/{path}")
+    assert os.listdir(tmp_path) == ["kept.parquet"]
+    names = [blob.name for blob in _container(azurite, blob_container).list_blobs()]
+    assert names == []
+
+
+def _container(azurite: AzuriteServer, container: str) -> Any:
+    return BlobServiceClient.from_connection_string(azurite.connection_string).get_container_client(container)
