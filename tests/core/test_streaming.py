@@ -77,7 +77,7 @@ def test_closing_early_cancels_the_read_under_way_and_closes_the_source() -> Non
         producer = Producer(10, block_at=1)
         ahead = read_ahead(producer.items())
         assert await ahead.__anext__() == 0
-        await asyncio.wait_for(producer.reading.wait(), WAIT)
+        await asyncio.wait_for(producer.blocked.wait(), WAIT)  # the next read is under way
         await asyncio.wait_for(ahead.aclose(), WAIT)
         return producer
 
