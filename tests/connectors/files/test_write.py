@@ -21,9 +21,9 @@ from azure.storage.blob import BlobServiceClient
 
 from deepanalyze_jupyter import Session
 from deepanalyze_jupyter.errors import ConfigurationError, FormatError, WriteConflict
-from deepanalyze_jupyter.notebook.progress_bar import TqdmProgress
 from deepanalyze_jupyter.progress import NullProgress, Progress
 from deepanalyze_jupyter.writing import write_request
+from tests.progress_bars import drawing_into, drawn_lines
 from tests.services import AzuriteServer
 
 
@@ -294,25 +294,12 @@ def test_a_large_write_reports_progress(tmp_path: Path) -> None:
 
 def test_a_large_write_draws_a_bar(tmp_path: Path) -> None:
     drawn = io.StringIO()
-
-    def bar(
-        description: str, *, total_bytes: int | None, total_items: int | None, items: str = "files"
-    ) -> Progress:
-        # the notebook's bar, drawn at once rather than after half a second
-        return TqdmProgress(
-            description,
-            total_bytes=total_bytes,
-            total_items=total_items,
-            items=items,
-            delay=0,
-            file=drawn,
-            mininterval=0,
-        )
+    bar = drawing_into(drawn)
 
     with Session(progress=bar) as session:
         session.add("out", "local", path=str(tmp_path), read_only=False)
         session.write("out", "big.csv", pd.DataFrame({"id": np.arange(200_000)}))
-    lines = [line.strip() for line in drawn.getvalue().split("\r") if line.strip()]
+    lines = drawn_lines(drawn)
     assert lines, "no bar was drawn"
     # the rows are the progress, the file's size beside them
     bar_of_rows = r"out: writing big\.csv:\s+([1-9]\d*)%\|.*\| [\d.]+k/200k \[.*rows/s, [\d.]+[kM]B\]"

@@ -21,9 +21,8 @@ import pytest
 
 from deepanalyze_jupyter import Session
 from deepanalyze_jupyter.errors import ConfigurationError, ConnectionFailed, ItemNotFound, QueryError
-from deepanalyze_jupyter.notebook.progress_bar import TqdmProgress
-from deepanalyze_jupyter.progress import Progress
 from tests.connectors.postgresql.postgres import admin, source_options
+from tests.progress_bars import drawing_into, drawn_lines
 from tests.services import PostgresServer
 
 
@@ -410,25 +409,12 @@ def test_an_interrupt_during_the_commit_says_the_outcome_is_not_known(
 
 def test_a_write_draws_a_bar_of_bytes_and_rows(scratch: Session, pg_schema: str) -> None:
     drawn = io.StringIO()
-
-    def bar(
-        description: str, *, total_bytes: int | None, total_items: int | None, items: str = "files"
-    ) -> Progress:
-        # the notebook's bar, drawn at once rather than after half a second
-        return TqdmProgress(
-            description,
-            total_bytes=total_bytes,
-            total_items=total_items,
-            items=items,
-            delay=0,
-            file=drawn,
-            mininterval=0,
-        )
+    bar = drawing_into(drawn)
 
     scratch.registry.progress = bar
     scratch.run(scratch.registry.disconnect("scratch"))  # the next connect takes the new progress factory
     scratch.write("scratch", f"{pg_schema}.barred", large_frame(100_000))
-    lines = [line.strip() for line in drawn.getvalue().split("\r") if line.strip()]
+    lines = drawn_lines(drawn)
     assert lines, "no bar was drawn"
     bar_of_rows = (
         rf"scratch: writing {pg_schema}\.barred:\s+[1-9]\d*%\|.*\| [\d.]+k/100k \[.*rows/s, [\d.]+[kM]B\]"
