@@ -122,24 +122,28 @@ def _delimited(delimiter: str) -> Callable[[pa.Table, IO[bytes], Callable[[int],
 def _as_csv_text(table: pa.Table) -> pa.Table:
     """``table`` as pyarrow writes it to CSV, but for two things.
 
-    Zoned timestamps are the text pyarrow would write (UTC, ``Z``), made 15x faster than it
-    does. The one column of a one-column table is text whose missing values are ``""``: written
-    empty, they would be empty lines, which readers skip (pyarrow, pandas and DuckDB alike), so
-    rows would be lost; a quoted empty value reads back as missing (Python's ``csv`` module
-    writes it so for the same reason).
+    Zoned timestamps are text (:func:`_zoned_as_text`). The one column of a one-column table
+    is text whose missing values are ``""``: written empty, they would be empty lines, which
+    readers skip (pyarrow, pandas and DuckDB alike), so rows would be lost; a quoted empty
+    value reads back as missing (Python's ``csv`` module writes it so for the same reason).
     """
-    columns = []
-    for column in table.columns:
-        if pa.types.is_timestamp(column.type) and column.type.tz is not None:
-            utc = pc.cast(pc.cast(column, pa.timestamp(column.type.unit)), pa.string())
-            column = pc.binary_join_element_wise(utc, pa.scalar("Z"), "")
-        columns.append(column)
+    columns = [_zoned_as_text(column) if _is_zoned(column.type) else column for column in table.columns]
     if len(columns) == 1:
         (column,) = columns
         if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
             column = pc.cast(column, pa.large_string())
         columns = [pc.fill_null(column, "")]
     return pa.Table.from_arrays(columns, names=table.column_names)
+
+
+def _is_zoned(kind: pa.DataType) -> bool:
+    return pa.types.is_timestamp(kind) and kind.tz is not None
+
+
+def _zoned_as_text(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """Zoned timestamps as the text pyarrow would write (UTC, ``Z``), made 15x faster than it does."""
+    utc = pc.cast(pc.cast(column, pa.timestamp(column.type.unit)), pa.string())
+    return pc.binary_join_element_wise(utc, pa.scalar("Z"), "")
 
 
 def _jsonl(table: pa.Table, out: IO[bytes], on_rows: Callable[[int], None]) -> None:
@@ -157,8 +161,8 @@ def _json_ready(table: pa.Table) -> pa.Table:
         kind = column.type
         if pa.types.is_floating(kind):
             column = pc.if_else(pc.is_nan(column), pa.scalar(None, kind), column)
-        elif pa.types.is_timestamp(kind) and kind.tz is not None:
-            column = _as_csv_text(pa.table({"t": column}))["t"]
+        elif _is_zoned(kind):
+            column = _zoned_as_text(column)
         elif pa.types.is_temporal(kind) or pa.types.is_decimal(kind):
             column = pc.cast(column, pa.string())
         elif pa.types.is_binary(kind) or pa.types.is_large_binary(kind):

@@ -99,6 +99,14 @@ def test_a_missing_value_in_a_one_column_file_is_no_lost_row(
     assert len(pd.read_csv(tmp_path / path, sep="\t" if ".tsv" in path else ",")) == 4
 
 
+def test_a_missing_zoned_time_in_json_lines_is_null(folder: Session, tmp_path: Path) -> None:
+    # one column, as the CSV writer's one-column case also is: a missing value stays null, not ""
+    frame = pd.DataFrame({"at": pd.to_datetime(["2024-01-01T00:00Z", None], utc=True)})
+    folder.write("out", "t.jsonl", frame)
+    assert (tmp_path / "t.jsonl").read_text().splitlines()[1] == '{"at": null}'
+    assert folder.read("out", "t.jsonl")["at"].isna().tolist() == [False, True]
+
+
 @pytest.mark.parametrize("path", ["t.csv", "t.csv.gz", "t.tsv", "t.jsonl", "t.jsonl.gz"])
 def test_text_formats_by_extension_read_back(folder: Session, path: str) -> None:
     frame = pd.DataFrame({"id": [1, 2], "name": pd.array(["x, y", "z"], dtype="string[pyarrow]")})
