@@ -324,3 +324,37 @@ def test_several_statements_are_refused_and_none_runs(local_lake: Session, sql: 
     with pytest.raises(QueryError, match=r"^lake: the SQL holds several statements; .*none of them ran$"):
         local_lake.query("lake", sql)
     assert local_lake.query("lake", "SELECT ';' AS text; -- one statement")["text"].tolist() == [";"]
+
+
+def test_each_statement_has_a_database_of_its_own(local_lake: Session) -> None:
+    """The database made ahead for the next statement starts empty: nothing a statement made is left."""
+    local_lake.query("lake", "CREATE MACRO twice(x) AS x * 2")
+    assert local_lake.query("lake", "SELECT 21 AS n")["n"].tolist() == [21]
+    with pytest.raises(QueryError, match="twice") as raised:
+        local_lake.query("lake", "SELECT twice(21) AS n")
+    assert "\n" not in str(raised.value)
+
+
+def test_a_forked_process_makes_its_own_database_and_does_not_crash(local_lake: Session) -> None:
+    """The database made ahead is closed before a fork (a child freeing one whose threads stayed
+    in the parent crashes); the child's statements get databases of their own."""
+    import gc
+
+    from deepanalyze_jupyter.connectors.files import sandbox
+
+    local_lake.query("lake", "SELECT 1 AS one")  # one is made ahead after it
+    made = sandbox._spare._made
+    assert made is not None
+    made.result(timeout=30)  # a whole database, its threads running, in the parent
+    del made
+    pid = os.fork()
+    if pid == 0:  # the child: exit codes say what happened
+        code = 3
+        try:
+            gc.collect()
+            connection = sandbox.sandboxed(__import__("fsspec").filesystem("memory"), "lake", {})
+            code = 0 if connection.execute("SELECT 42").fetchall() == [(42,)] else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -98,22 +98,26 @@ def test_every_way_out_is_refused_in_batches_too(lake: Session, sql: str) -> Non
 
 
 def _busy_threads() -> set[str]:
-    """Python threads other than the idle workers of a thread pool."""
-    return {thread.name for thread in threading.enumerate() if not thread.name.startswith("asyncio_")}
+    """Python threads other than idle pool workers and the one making DuckDB's next database."""
+    return {
+        thread.name
+        for thread in threading.enumerate()
+        if not thread.name.startswith(("asyncio_", "duckdb-spare"))
+    }
 
 
 def test_closing_early_interrupts_duckdb_and_frees_everything(
     lake: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     closed: list[Any] = []
-    sandboxed = files_sql._sandboxed
+    sandboxed = files_sql.sandboxed
 
     def watched(*args: Any) -> Any:
         connection = sandboxed(*args)
         closed.append((args[0], connection))  # the statement's filesystem and connection
         return connection
 
-    monkeypatch.setattr(files_sql, "_sandboxed", watched)
+    monkeypatch.setattr(files_sql, "sandboxed", watched)
     threads = _busy_threads()
     started = time.monotonic()
     batches = lake.query_batches("lake", ENDLESS, rows=1000)

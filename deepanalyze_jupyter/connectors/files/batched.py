@@ -27,6 +27,7 @@ from ...errors import OperationCancelled, QueryError
 from ...filesystem import _WHOLE_FILE_BYTES as SMALL_FILE_BYTES
 from ...filesystem import SourceFileSystem, _ConnectorAccess
 from ...runner import gather_all
+from .joined import JoinedFile, Part
 
 if TYPE_CHECKING:
     from ..base import Connector
@@ -53,6 +54,8 @@ class StatementFileSystem(SourceFileSystem):
         self._closed = False
         self._lock = threading.Lock()
         self._globbed: dict[tuple[str, int | None, str], Any] = {}
+        #: Files made of pieces of the held files (:meth:`hold_joined`), by ``SOURCE/path``.
+        self._joined: dict[str, JoinedFile] = {}
 
     @classmethod
     def for_statement(cls, connector: Connector, loop: asyncio.AbstractEventLoop) -> StatementFileSystem:
@@ -75,10 +78,47 @@ class StatementFileSystem(SourceFileSystem):
 
     def read_range(self, source_id: str, relative: str, start: int, end: int) -> bytes:
         """Bytes ``start`` to ``end`` of a file: from its batch when one brings it."""
-        held = self._held.get(f"{source_id}/{relative}")
+        name = f"{source_id}/{relative}"
+        held = self._held.get(name)
         if held is not None:
             return bytes(held.result()[start:end])
+        joined = self._joined.get(name)
+        if joined is not None:
+            return joined.read(start, end)
         return super().read_range(source_id, relative, start, end)
+
+    def is_held(self, path: str) -> bool:
+        """Whether a batch brings the file at ``path`` (it is small and was globbed)."""
+        return self._strip_protocol(path) in self._held
+
+    def listed_size(self, path: str) -> int:
+        """The size of the file at ``path`` as its listing gave it."""
+        return int(self._listed[self._strip_protocol(path)]["size"])
+
+    def hold_joined(self, beside: str, pieces: Sequence[bytes | Part]) -> str:
+        """The URL of a file of this statement alone, beside ``beside``, of ``pieces`` in turn
+        (a :class:`Part`'s bytes as its held file arrives)."""
+        folder = self._strip_protocol(beside).rpartition("/")[0]
+        name = f"{folder}/.joined-{len(self._joined)}-{threading.get_ident()}.csv"
+        joined = self._joined[name] = JoinedFile(pieces, self.arrived)
+        self._listed[name] = {"name": name, "size": joined.size, "type": "file"}
+        return self.unstrip_protocol(name)
+
+    def arrived(self, path: str) -> bytes | memoryview:
+        """The bytes of a small file a batch brings, once they arrive (or its read's error)."""
+        return self._held[self._strip_protocol(path)].result()
+
+    def held_bytes(self, path: str) -> bytes | memoryview | None:
+        """The bytes of a small file a batch brings (once they arrive), or ``None`` if none does."""
+        try:
+            return self.arrived(path)
+        except Exception:  # not held, or its read failed: the read of the file says what went wrong
+            return None
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called (the statement was stopped or is over)."""
+        return self._closed
 
     def close(self) -> None:
         """Stop the downloads still running, fail the reads waiting for them, count what came."""

@@ -38,6 +38,9 @@ from ...frames import arrow_to_frame, mark_result
 from ...results import with_info
 from ...sqlparams import missing_parameters, strip_terminator, to_numbered
 from ..base import Connector
+from .batched import StatementFileSystem
+from .csv_sniffing import with_csv_globs_joined
+from .sandbox import make_spare, sandboxed
 from .sql_paths import FILE_FUNCTIONS, rewrite_paths
 
 __all__ = ["FILE_FUNCTIONS", "SqlOverFiles", "query_file_batches", "query_files", "rewrite_paths"]
@@ -50,13 +53,6 @@ _RESULT_BATCH_ROWS = 100_000
 _STOP_WAIT = 5.0
 #: The name of a Python exception class before its message on the last line of a traceback.
 _PYTHON_ERROR = re.compile(r"^[A-Za-z_][\w.]*: ")
-_SETUP = (
-    # query_progress() answers only with the progress bar on; DuckDB itself prints nothing.
-    "SET enable_progress_bar = true",
-    "SET enable_progress_bar_print = false",
-    "SET enable_external_access = false",
-    "SET lock_configuration = true",
-)
 
 
 class SqlOverFiles(Connector):
@@ -111,7 +107,7 @@ async def query_files(
     progress = connector.context.progress(
         f"Querying files of {source}", total_bytes=None, total_items=100, items="%"
     )
-    work = asyncio.ensure_future(asyncio.to_thread(_run, connection, text, values, limit, source))
+    work = asyncio.ensure_future(asyncio.to_thread(_run, connection, filesystem, text, values, limit, source))
     try:
         table, truncated = await asyncio.wait_for(_watch(work, connection, progress), timeout)
     except (TimeoutError, asyncio.TimeoutError):
@@ -133,6 +129,7 @@ async def query_files(
             await asyncio.shield(work)
         filesystem.close()
         connection.close()
+        make_spare()
     if output == "arrow":  # as it came from DuckDB: the session converts an Arrow result once
         info = {"source": source, "truncated": truncated, "row_limit": limit}
         return with_info(table, {**info, "bytes_fetched": filesystem.bytes_fetched})
@@ -191,6 +188,7 @@ async def query_file_batches(
             with contextlib.suppress(Exception):
                 opened.close()
         connection.close()
+        make_spare()
 
 
 def _next_batch(
@@ -238,10 +236,8 @@ def _prepared(
     params: Mapping[str, Any] | None,
     frames: Mapping[str, pd.DataFrame] | None,
     options: Mapping[str, Any],
-) -> tuple[str, list[Any], Any, duckdb.DuckDBPyConnection]:
+) -> tuple[str, list[Any], StatementFileSystem, duckdb.DuckDBPyConnection]:
     """The statement's text and values, its filesystem and its sandboxed connection."""
-    from .batched import StatementFileSystem
-
     source = connector.source_id
     connector.refuse_query_options(dict(options))
     missing = missing_parameters(sql, params)
@@ -252,7 +248,7 @@ def _prepared(
     text = rewrite_paths(bound.text, source)
     values = [(params or {})[name] for name in names]
     filesystem = StatementFileSystem.for_statement(connector, asyncio.get_running_loop())
-    return text, values, filesystem, _sandboxed(filesystem, source, frames or {})
+    return text, values, filesystem, sandboxed(filesystem, source, frames or {})
 
 
 def _refuse_several_statements(sql: str, source: str) -> None:
@@ -282,57 +278,61 @@ async def _watch(work: asyncio.Future[Any], connection: duckdb.DuckDBPyConnectio
                 shown = percent
 
 
-def _sandboxed(filesystem: Any, source: str, frames: Mapping[str, pd.DataFrame]) -> duckdb.DuckDBPyConnection:
-    """An in-memory connection that can read only ``source``'s files and the ``frames`` given."""
-    connection = duckdb.connect(
-        config={
-            "autoinstall_known_extensions": False,
-            "autoload_known_extensions": False,
-            "python_enable_replacements": False,
-        }
-    )
-    try:
-        connection.register_filesystem(filesystem)
-        for name, frame in frames.items():
-            connection.register(name, frame)
-        connection.execute("SET allowed_directories = $1", [[f"{filesystem.protocol}://{source}/"]])
-        for statement in _SETUP:
-            connection.execute(statement)
-    except BaseException:
-        connection.close()
-        raise
-    return connection
-
-
 def _run(
-    connection: duckdb.DuckDBPyConnection, sql: str, values: list[Any], limit: int | None, source: str
+    connection: duckdb.DuckDBPyConnection,
+    filesystem: StatementFileSystem,
+    sql: str,
+    values: list[Any],
+    limit: int | None,
+    source: str,
 ) -> tuple[pa.Table, bool]:
     """Run the statement (in a worker thread), reading at most ``limit + 1`` rows of its result.
+
+    Globs of small CSV files are read as one stream, sniffed once (:mod:`.csv_sniffing`);
+    if that fails, the statement runs as written and DuckDB's own reading decides.
+    """
+    try:
+        joined = with_csv_globs_joined(connection, filesystem, sql)
+        if joined is not None:
+            try:
+                return _read(connection, joined, values, limit)
+            except duckdb.InterruptException:
+                raise
+            except duckdb.Error:
+                if filesystem.closed:  # stopped: its reads failed, nothing to read again
+                    raise
+                # DuckDB's own reading, file by file, decides
+        return _read(connection, sql, values, limit)
+    except duckdb.InterruptException:
+        raise OperationCancelled("the query was interrupted", source=source) from None
+    except duckdb.Error as error:
+        raise _query_error(error, source) from None
+
+
+def _read(
+    connection: duckdb.DuckDBPyConnection, sql: str, values: list[Any], limit: int | None
+) -> tuple[pa.Table, bool]:
+    """The first ``limit`` rows of the statement's result, and whether it had more.
 
     The rows are read from DuckDB's streaming result, which stops the query once they are
     read: a ``LIMIT`` added to the relation would have the statement bound (its files listed,
     a CSV's types sniffed) once more.
     """
+    relation: duckdb.DuckDBPyRelation | None = connection.sql(sql, params=values or None)
+    if relation is None:  # a statement without a result (CREATE, SET)
+        return pa.table({}), False
+    reader = relation.to_arrow_reader(_RESULT_BATCH_ROWS)
+    batches: list[pa.RecordBatch] = []
+    rows = 0
     try:
-        relation: duckdb.DuckDBPyRelation | None = connection.sql(sql, params=values or None)
-        if relation is None:  # a statement without a result (CREATE, SET)
-            return pa.table({}), False
-        reader = relation.to_arrow_reader(_RESULT_BATCH_ROWS)
-        batches: list[pa.RecordBatch] = []
-        rows = 0
-        try:
-            for batch in reader:
-                batches.append(batch)
-                rows += batch.num_rows
-                if limit is not None and rows > limit:
-                    break
-        finally:
-            reader.close()
-        table = pa.Table.from_batches(batches, schema=reader.schema)
-    except duckdb.InterruptException:
-        raise OperationCancelled("the query was interrupted", source=source) from None
-    except duckdb.Error as error:
-        raise _query_error(error, source) from None
+        for batch in reader:
+            batches.append(batch)
+            rows += batch.num_rows
+            if limit is not None and rows > limit:
+                break
+    finally:
+        reader.close()
+    table = pa.Table.from_batches(batches, schema=reader.schema)
     truncated = limit is not None and table.num_rows > limit
     return (table.slice(0, limit) if truncated else table), truncated
 

@@ -7,12 +7,14 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import duckdb
 
 from ...errors import QueryError
 from ...filesystem import source_url
 
-__all__ = ["FILE_FUNCTIONS", "rewrite_paths"]
+__all__ = ["FILE_FUNCTIONS", "CsvGlobRead", "csv_glob_reads", "mentions", "rewrite_paths"]
 
 #: DuckDB's table functions whose leading string arguments are paths.
 FILE_FUNCTIONS = frozenset(
@@ -69,6 +71,55 @@ def rewrite_paths(sql: str, source: str) -> str:
             position = end
     out.append(sql[position:])
     return "".join(out)
+
+
+class CsvGlobRead(NamedTuple):
+    """A read of ``.csv``/``.tsv`` files by one glob, no option: ``sql[start:end]`` reads ``pattern``."""
+
+    start: int
+    end: int
+    pattern: str
+
+
+#: The suffixes of plain (not compressed) CSV files, which DuckDB reads as CSV after ``FROM``.
+_CSV_SUFFIXES = (".csv", ".tsv")
+
+
+def csv_glob_reads(sql: str) -> list[CsvGlobRead]:
+    """The reads of CSV files by a glob with no option in ``sql``: ``read_csv('x/*.csv')``,
+    ``read_csv_auto('x/*.csv')`` or ``FROM 'x/*.csv'`` (after :func:`rewrite_paths`)."""
+    tokens = _tokens(sql)
+    words = [sql[start:end] for start, end, _ in tokens]
+    reads = []
+    for index, (start, end, kind) in enumerate(tokens):
+        if kind != "string_const" or not words[index].startswith("'"):
+            continue
+        pattern = words[index][1:-1].replace("''", "'")
+        if not any(mark in pattern for mark in "*?[") or not pattern.lower().endswith(_CSV_SUFFIXES):
+            continue
+        called = (
+            index >= 2
+            and words[index - 1] == "("
+            and words[index - 2].lower() in ("read_csv", "read_csv_auto")
+            and index + 1 < len(words)
+            and words[index + 1] == ")"
+        )
+        if called:
+            reads.append(CsvGlobRead(tokens[index - 2][0], tokens[index + 1][1], pattern))
+        elif index and words[index - 1].lower() in ("from", "join"):
+            reads.append(CsvGlobRead(start, end, pattern))
+    return reads
+
+
+def mentions(sql: str, names: tuple[str, ...]) -> bool:
+    """Whether ``sql`` names any of ``names`` (lower case), quoted or not, outside strings and comments."""
+    for start, end, kind in _tokens(sql):
+        if kind == "string_const":
+            continue
+        word = sql[start:end].strip('"').lower()
+        if word in names:
+            return True
+    return False
 
 
 def _tokens(sql: str) -> list[tuple[int, int, str]]:

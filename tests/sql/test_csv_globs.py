@@ -1,0 +1,303 @@
+"""Globs of small CSV files, sniffed once and read as one stream: what DuckDB's own reading gives.
+
+Each case is checked against DuckDB reading the same files from the disk by itself (file
+by file, each sniffed), value for value, in order, with the same types; and the case says
+whether the files may be read as one stream (they look alike) or must not be.
+"""
+
+from __future__ import annotations
+
+import string
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from deepanalyze_jupyter import QueryError, Session
+from deepanalyze_jupyter.connectors.files import sql as files_sql
+
+_TEN_ALIKE = {f"d/p{n:02}.csv": f"n,s\n{n},x\n" for n in range(10)}
+
+
+def _after_ten_files(kind: str, first: str, values: dict[str, str]) -> dict[str, tuple[dict[str, str], bool]]:
+    """Cases of ten files of ``first`` numbers (``{n}``: the file's number), then one of each value."""
+    ten = {f"d/p{n:02}.csv": f"n,s\n{first.format(n=n)},x\n" for n in range(10)}
+    return {
+        f"{what} after ten {kind} files": ({**ten, "d/p10.csv": f"n,s\n{value},y\n"}, True)
+        for what, value in values.items()
+    }
+
+
+#: name -> (files, whether they are read as one stream)
+CASES: dict[str, tuple[dict[str, str], bool]] = {
+    "alike": ({f"d/p{n}.csv": f"a,b,c\n{n},x{n},{n / 4}\n{n + 1},y,\n" for n in range(5)}, True),
+    "semicolons": ({"d/p0.csv": "a;b\n1;x\n", "d/p1.csv": "a;b\n2;y\n"}, True),
+    "no last line break": ({"d/p0.csv": "a,b\n1,x", "d/p1.csv": "a,b\n2,y", "d/p2.csv": "a,b\n3,z"}, False),
+    "windows line breaks": ({"d/p0.csv": "a,b\r\n1,x\r\n", "d/p1.csv": "a,b\r\n2,y\r\n"}, True),
+    "windows, no last line break": ({"d/p0.csv": "a,b\r\n1,x\r\n", "d/p1.csv": "a,b\r\n2,y"}, False),
+    "a file of its header alone": (
+        {"d/p0.csv": "a,b\n1,x\n", "d/p1.csv": "a,b\n", "d/p2.csv": "a,b\n3,z\n"},
+        True,
+    ),
+    "quoted values": ({"d/p0.csv": 'a,b\n1,"x, ""y"""\n', "d/p1.csv": 'a,b\n2,"say ""hi"""\n'}, True),
+    "quotes only in a later file": ({"d/p0.csv": "a,b\n1,x\n", "d/p1.csv": 'a,b\n2,"y, z"\n'}, False),
+    "escaped quotes only in a later file": (
+        {"d/p0.csv": 'a,b\n1,"x, y"\n', "d/p1.csv": 'a,b\n2,"say ""hi"""\n'},
+        False,
+    ),
+    "a wider value later": ({"d/p0.csv": "n,s\n1,x\n2,y\n", "d/p1.csv": "n,s\n2.5,z\n"}, True),
+    "an empty column in the first file": ({"d/p0.csv": "n,s\n,x\n,y\n", "d/p1.csv": "n,s\n3,z\n"}, True),
+    "the first file of its header alone": ({"d/p0.csv": "n,s\n", "d/p1.csv": "n,s\n3,z\n"}, True),
+    "text later in a number column": ({"d/p0.csv": "n,s\n1,x\n", "d/p1.csv": "n,s\nmany,y\n"}, True),
+    **_after_ten_files(
+        "decimal",
+        "{n}.5",
+        {
+            "a whole number": "-5",
+            "a trailing point": "5.",
+            "a leading point": "-.5",
+            "an exponent": "1.5E-3",
+            "a huge exponent": "1e400",
+            "not a number": "NaN",
+            "infinity": "inf",
+            "a sign": "+1.5",
+            "leading zeros": "00",
+            "a number beyond BIGINT": "9223372036854775808",
+        },
+    ),
+    **_after_ten_files(
+        "whole-number",
+        "{n}",
+        {
+            "a decimal": "2.5",
+            "an exponent": "1e3",
+            "a hexadecimal": "0x10",
+            "text": "many",
+            "a padded number": " 7 ",
+            "a sign": "+5",
+            "a minus": "-5",
+            "a leading zero": "007",
+            "zero": "0",
+            "the largest number": "9223372036854775807",
+            "an empty value": "",
+            "a number too large": "99999999999999999999999",
+        },
+    ),
+    **{
+        f"a later file {what}": ({**_TEN_ALIKE, "d/p10.csv": text}, True)
+        for what, text in [
+            ("without its last line break", "n,s\n3,y"),
+            ("with another header", "m,s\n3,y\n"),
+            ("with quotes", 'n,s\n3,"y"\n'),
+            ("of its header alone", "n,s\n"),
+        ]
+    },
+    "a later file shorter than the header": ({**_TEN_ALIKE, "d/p10.csv": "n\n"}, False),
+    "dates": ({"d/p0.csv": "a,day\n1,2024-01-31\n", "d/p1.csv": "a,day\n2,2024-02-29\n"}, False),
+    "a number too wide": ({"d/p0.csv": "n\n1\n", "d/p1.csv": "n\n9999999999999999999999\n"}, False),
+    "another column order": ({"d/p0.csv": "a,b\n1,x\n", "d/p1.csv": "b,a\ny,2\n"}, False),
+    "a later file without header": ({"d/p0.csv": "a,b\n1,x\n", "d/p1.csv": "2,y\n"}, False),
+    "more columns later": ({"d/p0.csv": "a,b\n1,x\n", "d/p1.csv": "a,b,c\n2,y,3\n"}, False),
+    "no header at all": ({"d/p0.csv": "1,x\n2,y\n", "d/p1.csv": "3,z\n"}, False),
+    "one file": ({"d/p0.csv": "a,b\n1,x\n"}, False),
+    "partition folders": ({"d/year=2024/p.csv": "a\n1\n", "d/year=2025/p.csv": "a\n2\n"}, False),
+}
+
+
+def _write(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(text.encode())
+
+
+def _duckdb_itself(root: Path, sql: str) -> pa.Table:
+    """What DuckDB reads from the disk by itself, for ``sql`` whose paths are relative to ``root``."""
+    with duckdb.connect() as connection:
+        table: pa.Table = connection.sql(sql.replace("'d/", f"'{root}/d/")).to_arrow_table()
+        return table
+
+
+@pytest.fixture
+def joined(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
+    """What each statement's CSV globs became: the statement read as one stream, or ``None``."""
+    seen: list[str | None] = []
+    rewrite = files_sql.with_csv_globs_joined
+
+    def watched(*args: Any) -> str | None:
+        seen.append(rewrite(*args))
+        return seen[-1]
+
+    monkeypatch.setattr(files_sql, "with_csv_globs_joined", watched)
+    return seen
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Iterator[tuple[Session, Path]]:
+    root = tmp_path / "lake"
+    root.mkdir()
+    with Session() as session:
+        session.add("lake", "local", path=str(root))
+        yield session, root
+
+
+def _assert_same(ours: Callable[[], pa.Table], theirs: Callable[[], pa.Table]) -> None:
+    try:
+        expected = theirs()
+    except duckdb.Error:
+        with pytest.raises(QueryError) as raised:
+            ours()
+        assert "\n" not in str(raised.value)
+        return
+    got = ours()
+    assert got.schema.equals(expected.schema), (got.schema, expected.schema)
+    pd.testing.assert_frame_equal(got.to_pandas(), expected.to_pandas(), check_exact=True)  # NaN == NaN
+
+
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM read_csv('d/*.csv')",
+        "SELECT * FROM 'd/*.csv'",
+        "SELECT * FROM read_csv_auto('d/**/*.csv')",
+    ],
+)
+def test_a_glob_of_csv_files_reads_as_duckdb_reads_it(
+    folder: tuple[Session, Path], joined: list[str | None], case: str, sql: str
+) -> None:
+    session, root = folder
+    files, alike = CASES[case]
+    _write(root, files)
+    _assert_same(
+        lambda: session.query("lake", sql, limit=None, output="arrow"),
+        lambda: _duckdb_itself(root, sql),
+    )
+    assert (joined[-1] is not None) == alike, joined
+    counted = sql.replace("*", "count(*) AS n", 1)  # DuckDB checks every file even when no column is used
+    _assert_same(
+        lambda: session.query("lake", counted, limit=None, output="arrow"),
+        lambda: _duckdb_itself(root, counted),
+    )
+
+
+def test_statements_asking_which_file_a_row_came_from_read_file_by_file(
+    folder: tuple[Session, Path], joined: list[str | None]
+) -> None:
+    session, root = folder
+    _write(root, CASES["alike"][0])
+    for column in ("filename", "file_index", '"FileName"'):
+        frame = session.query("lake", f"SELECT a, {column} AS f FROM read_csv('d/*.csv') ORDER BY a, f")
+        assert joined[-1] is None
+        assert frame["f"].nunique() == 5
+
+
+def test_a_large_file_in_the_glob_is_read_file_by_file(
+    folder: tuple[Session, Path], joined: list[str | None]
+) -> None:
+    session, root = folder
+    _write(root, {"d/small.csv": "a,b\n1,x\n", "d/large.csv": "a,b\n" + "2,y\n" * 400_000})
+    frame = session.query("lake", "SELECT count(*) AS n, sum(a) AS total FROM 'd/*.csv'")
+    assert joined[-1] is None
+    assert (frame["n"][0], frame["total"][0]) == (400_001, 800_001)
+
+
+def test_a_row_limit_cuts_a_joined_read(folder: tuple[Session, Path], joined: list[str | None]) -> None:
+    session, root = folder
+    _write(
+        root, {f"d/p{n:02}.csv": "a\n" + "".join(f"{n * 100 + i}\n" for i in range(100)) for n in range(30)}
+    )
+    frame = session.query("lake", "SELECT a FROM 'd/*.csv'", limit=250)
+    assert joined[-1] is not None
+    assert frame.attrs["truncated"] is True
+    assert frame["a"].tolist() == list(range(250))
+
+
+#: The kinds of values a column of a generated file holds (each column one kind, as in real files).
+_KINDS = [
+    st.integers(-(10**12), 10**12),
+    st.floats(allow_nan=False, allow_infinity=False, width=32),
+    st.text(string.ascii_letters + string.digits + ' ,;"\n-:', max_size=12),
+    st.dates().map(str),
+    st.booleans(),
+]
+
+
+def test_any_files_written_by_pandas_read_as_duckdb_reads_them(
+    folder: tuple[Session, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session, _ = folder
+    read_joined: list[bool] = []  # per example: whether its rows came from the joined read
+    read = files_sql._read
+
+    def watched(connection: Any, sql: str, *args: Any) -> Any:
+        result = read(connection, sql, *args)
+        read_joined.append(".joined-" in sql)
+        return result
+
+    monkeypatch.setattr(files_sql, "_read", watched)
+
+    @settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        columns=st.integers(1, 4),
+        data=st.data(),
+        sizes=st.lists(st.integers(0, 6), min_size=2, max_size=12),
+    )
+    def reads_alike(columns: int, data: st.DataObject, sizes: list[int]) -> None:
+        strategies = [data.draw(st.sampled_from(_KINDS), label=f"column {index}") for index in range(columns)]
+        with tempfile.TemporaryDirectory() as scratch:
+            root = Path(scratch)
+            (root / "d").mkdir()
+            for number, size in enumerate(sizes):
+                rows = [[data.draw(st.one_of(st.none(), kind)) for kind in strategies] for _ in range(size)]
+                frame = pd.DataFrame(rows, columns=[f"c{index}" for index in range(columns)], dtype=object)
+                frame.to_csv(root / "d" / f"p{number:02}.csv", index=False)
+            session.update("lake", path=str(root))
+            for sql in ("SELECT * FROM read_csv('d/*.csv')", "SELECT count(*) AS n FROM 'd/*.csv'"):
+                _assert_same(
+                    lambda: session.query("lake", sql, limit=None, output="arrow"),  # noqa: B023
+                    lambda: _duckdb_itself(root, sql),  # noqa: B023
+                )
+
+    reads_alike()
+    assert read_joined.count(True) >= 20, read_joined  # the joined read is what most of them took
+
+
+@pytest.mark.integration
+@pytest.mark.azurite
+@pytest.mark.parametrize(
+    "case", ["alike", "a decimal after ten whole-number files", "another column order", "no last line break"]
+)
+def test_a_glob_of_csv_blobs_reads_as_duckdb_reads_the_same_files(
+    azurite: Any, blob_container: str, tmp_path: Path, joined: list[str | None], case: str
+) -> None:
+    from azure.storage.blob import BlobServiceClient
+
+    files, alike = CASES[case]
+    _write(tmp_path, files)
+    with BlobServiceClient.from_connection_string(azurite.connection_string) as service:
+        container = service.get_container_client(blob_container)
+        for name, text in files.items():
+            container.upload_blob(name, text.encode())
+    sql = "SELECT * FROM read_csv('d/*.csv')"
+    with Session() as session:
+        session.add(
+            "lake",
+            "azure_blob",
+            container=blob_container,
+            secrets={"connection_string": azurite.connection_string},
+        )
+        _assert_same(
+            lambda: session.query("lake", sql, limit=None, output="arrow"),
+            lambda: _duckdb_itself(tmp_path, sql),
+        )
+        assert (joined[0] is not None) == alike, joined
+        if case in ("alike", "no last line break"):  # read whole once: every byte, no byte twice
+            frame = session.query("lake", "SELECT count(*) AS n FROM 'd/*.csv'")
+            assert frame.attrs["bytes_fetched"] == sum(len(text.encode()) for text in files.values())
