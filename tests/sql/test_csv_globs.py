@@ -70,6 +70,10 @@ CASES: dict[str, tuple[dict[str, str], bool]] = {
             "a sign": "+1.5",
             "leading zeros": "00",
             "a number beyond BIGINT": "9223372036854775808",
+            "a space after a decimal": "1.5 ",
+            "a tab after an exponent": "1e5\t",
+            "a space before a decimal": " 1.5",
+            "spaces around a whole number": " 7 ",
         },
     ),
     **_after_ten_files(
@@ -102,6 +106,7 @@ CASES: dict[str, tuple[dict[str, str], bool]] = {
     "a later file shorter than the header": ({**_TEN_ALIKE, "d/p10.csv": "n\n"}, False),
     "dates": ({"d/p0.csv": "a,day\n1,2024-01-31\n", "d/p1.csv": "a,day\n2,2024-02-29\n"}, False),
     "a number too wide": ({"d/p0.csv": "n\n1\n", "d/p1.csv": "n\n9999999999999999999999\n"}, False),
+    "one column, a later file of another delimiter": ({"d/p0.csv": "n\n1\n", "d/p1.csv": "n\n7;8\n"}, False),
     "another column order": ({"d/p0.csv": "a,b\n1,x\n", "d/p1.csv": "b,a\ny,2\n"}, False),
     "a later file without header": ({"d/p0.csv": "a,b\n1,x\n", "d/p1.csv": "2,y\n"}, False),
     "more columns later": ({"d/p0.csv": "a,b\n1,x\n", "d/p1.csv": "a,b,c\n2,y,3\n"}, False),

@@ -8,7 +8,9 @@ plain ``.csv``/``.tsv`` files that are all small (held whole for the statement,
 would read is kept:
 
 * every file must start with the same header line (DuckDB checks each file's header);
-* the dialect is what DuckDB sniffs in the first file (it reads every file so), the types
+* the dialect is what DuckDB sniffs in the first file (it reads every file so), and its sniff
+  of each other of the first :data:`FILES_TO_SNIFF` files finds the same dialect and column
+  names (it refuses another: a file of one column may sniff as ``;``-separated); the types
   what it sniffs in the first :data:`FILES_TO_SNIFF` files' rows joined (it sniffs as many
   to bind a read and combines their types), taken only when those rows fit in one
   sniff's sample, so that the sniff sees every value they hold;
@@ -56,9 +58,10 @@ SAMPLE_ROWS = 20_480
 #: then runs as written (where DuckDB refuses that file), rather than being cast.
 _CHECKED: dict[str, str | None] = {
     "VARCHAR": None,
-    # As DuckDB's sniff finds them: no "+", no leading zero ("007" is text), spaces around.
+    # As DuckDB's sniff finds them: no "+", no leading zero ("007" is text), spaces around a
+    # whole number but none after a point or an exponent ("1.5 " is text).
     "BIGINT": r"\s*-?(0|[1-9][0-9]*)\s*",
-    "DOUBLE": r"\s*-?((0|[1-9][0-9]*)(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?\s*",
+    "DOUBLE": r"\s*-?(0|[1-9][0-9]*)\s*|\s*-?((0|[1-9][0-9]*)(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?",
 }
 #: DuckDB's virtual columns of a file read, which tell the files apart.
 _FILE_COLUMNS = ("filename", "file_index")
@@ -91,6 +94,9 @@ def _joined_read(
     dialect = _sniff(connection, filesystem.unstrip_protocol(names[0]))  # DuckDB reads every file so
     if dialect is None or not dialect["HasHeader"] or dialect["SkipRows"]:
         return None
+    for name in names[1:FILES_TO_SNIFF]:  # DuckDB sniffs each: another dialect or header fails the read
+        if _layout(_sniff(connection, filesystem.unstrip_protocol(name))) != _layout(dialect):
+            return None
     quoted = dialect["Quote"] != _EMPTY
     if not quoted:  # the first file quotes nothing: '"' parses files without one alike
         dialect = {**dialect, "Quote": '"', "Escape": '"'}
@@ -172,6 +178,14 @@ def _sniff(connection: duckdb.DuckDBPyConnection, url: str, options: str = "") -
     except duckdb.Error:
         return None  # DuckDB says what is wrong when the statement runs as written
     return dict(zip(_DIALECT, rows[0], strict=True)) if rows else None
+
+
+def _layout(sniffed: dict[str, Any] | None) -> tuple[Any, ...] | None:
+    """The dialect and column names DuckDB sniffed in a file (not the columns' types)."""
+    if sniffed is None:
+        return None
+    names = tuple(column["name"] for column in sniffed["Columns"])
+    return (*(sniffed[key] for key in _DIALECT if key != "Columns"), names)
 
 
 def _dialect_options(sniffed: dict[str, Any]) -> str:
