@@ -101,6 +101,7 @@ async def read_ahead(batches: AsyncIterator[T]) -> AsyncGenerator[T, None]:
                 return
             pending = asyncio.ensure_future(_next_or_end(batches))
             yield cast(T, item)
+            del item  # the caller is done with it: not held while the next one is awaited
     finally:
         if pending is not None and not pending.done():
             pending.cancel()

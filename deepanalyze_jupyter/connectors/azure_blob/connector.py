@@ -26,7 +26,6 @@ from ...frames import mark_result
 from ...models import Secret
 from ..files.globs import is_glob
 from ..files.opening import OpensFiles
-from ..files.sandbox import make_spare
 from ..files.sql import SqlOverFiles
 from .auth import ServiceClients, open_service
 from .listing import Listing, list_blobs, list_containers, listing_frame
@@ -79,7 +78,6 @@ class AzureBlobConnector(BlobReading, BlobWriting, SqlOverFiles, OpensFiles):
             await clients.close()
             raise
         self._clients = clients
-        make_spare()  # the SQL engine of the first query, started while the user writes it
 
     async def _check(self, clients: ServiceClients) -> None:
         tuning = self._tuning

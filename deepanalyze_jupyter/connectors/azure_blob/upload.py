@@ -116,6 +116,7 @@ async def upload_batches(
         async for batch in batches:
             await in_thread_to_end(encoder.write, batch)
             progress.update(items=batch.num_rows)
+            del batch  # encoded: not held while the next one is read
             for chunk in sink.full_blocks(BLOCK_SIZE):
                 await stager.stage(chunk)
         await in_thread_to_end(encoder.close)

@@ -1,9 +1,10 @@
 """The DuckDB connection a statement on a file source runs in, sandboxed to that source.
 
 Each statement gets an in-memory database of its own, so nothing one statement creates
-is seen by the next. Starting a DuckDB database takes about 15 ms, so the next one is
-made ahead, in a thread of its own, once a file source connects and after each statement
-(:func:`make_spare`); a statement takes it and only registers its source in it.
+is seen by the next. Starting a DuckDB database takes about 15 ms, so after each statement
+the next one is made ahead, in a thread of its own (:func:`make_spare`); a statement takes
+it and only registers its source in it. (Not when a source connects: a kernel that runs no
+SQL does not hold DuckDB's memory.)
 """
 
 from __future__ import annotations

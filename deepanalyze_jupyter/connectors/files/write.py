@@ -381,6 +381,7 @@ async def write_local_batches(
     try:
         async for batch in batches:
             await in_thread_to_end(_encode_batch, encoder, sink, batch, report)
+            del batch  # encoded: not held while the next one is read
         await in_thread_to_end(_finish_file, encoder, sink, report)
         request.stage.committing(f"the file {shown}")
         await asyncio.to_thread(_put_in_place, temporary, real, request.replaces)

@@ -14,7 +14,6 @@ from ...models import OptionSpec, Secret
 from ...writing import READ_ONLY_OPTION, WriteRequest, refuse_read_only
 from ..base import absolute_path
 from ..files.opening import OpensFiles
-from ..files.sandbox import make_spare
 from ..files.sql import SqlOverFiles
 from ..files.write import write_local_batches, write_local_file
 from .reading import FolderReading
@@ -53,7 +52,6 @@ class LocalFolderConnector(FolderReading, SqlOverFiles, OpensFiles):
     async def connect(self) -> None:
         """Check that the folder exists and can be read."""
         await asyncio.to_thread(self._check_root)
-        make_spare()  # the SQL engine of the first query, started while the user writes it
 
     def _check_root(self) -> None:
         path = str(self.options["path"])

@@ -59,8 +59,10 @@ async def stream_copy(
                 started = True
                 parsed = None if parsing is None else await parsing
                 parsing = loop.run_in_executor(None, _batch, data, count, plans)
+                del data  # held by the parse alone: freed once parsed, not when the next rows are in
                 if parsed is not None:
                     yield parsed
+                    del parsed  # the caller's now: not held while the next rows are read
         if parsing is not None:
             parsed, parsing = await parsing, None
             yield parsed
