@@ -35,8 +35,8 @@ def _after_ten_files(kind: str, first: str, values: dict[str, str]) -> dict[str,
     }
 
 
-#: name -> (files, whether they are read as one stream)
-CASES: dict[str, tuple[dict[str, str], bool]] = {
+#: name -> (files, whether they are read as one stream; None: as DuckDB's version sniffs them)
+CASES: dict[str, tuple[dict[str, str], bool | None]] = {
     "alike": ({f"d/p{n}.csv": f"a,b,c\n{n},x{n},{n / 4}\n{n + 1},y,\n" for n in range(5)}, True),
     "semicolons": ({"d/p0.csv": "a;b\n1;x\n", "d/p1.csv": "a;b\n2;y\n"}, True),
     "no last line break": ({"d/p0.csv": "a,b\n1,x", "d/p1.csv": "a,b\n2,y", "d/p2.csv": "a,b\n3,z"}, False),
@@ -105,7 +105,8 @@ CASES: dict[str, tuple[dict[str, str], bool]] = {
     },
     "a later file shorter than the header": ({**_TEN_ALIKE, "d/p10.csv": "n\n"}, False),
     "dates": ({"d/p0.csv": "a,day\n1,2024-01-31\n", "d/p1.csv": "a,day\n2,2024-02-29\n"}, False),
-    "a number too wide": ({"d/p0.csv": "n\n1\n", "d/p1.csv": "n\n9999999999999999999999\n"}, False),
+    # DuckDB 2 sniffs HUGEINT (read file by file), DuckDB 1.5 DOUBLE (joined): either way as DuckDB reads it
+    "a number too wide": ({"d/p0.csv": "n\n1\n", "d/p1.csv": "n\n9999999999999999999999\n"}, None),
     "one column, a later file of another delimiter": ({"d/p0.csv": "n\n1\n", "d/p1.csv": "n\n7;8\n"}, False),
     "another column order": ({"d/p0.csv": "a,b\n1,x\n", "d/p1.csv": "b,a\ny,2\n"}, False),
     "a later file without header": ({"d/p0.csv": "a,b\n1,x\n", "d/p1.csv": "2,y\n"}, False),
@@ -184,7 +185,8 @@ def test_a_glob_of_csv_files_reads_as_duckdb_reads_it(
         lambda: session.query("lake", sql, limit=None, output="arrow"),
         lambda: _duckdb_itself(root, sql),
     )
-    assert (joined[-1] is not None) == alike, joined
+    if alike is not None:
+        assert (joined[-1] is not None) == alike, joined
     counted = sql.replace("*", "count(*) AS n", 1)  # DuckDB checks every file even when no column is used
     _assert_same(
         lambda: session.query("lake", counted, limit=None, output="arrow"),
