@@ -34,7 +34,7 @@ import duckdb
 
 from .batched import StatementFileSystem
 from .joined import NotAlike, Part
-from .sql_paths import CsvGlobRead, csv_glob_reads, mentions
+from .sql_paths import CsvGlobRead, csv_glob_reads, mentions, sql_literal
 
 __all__ = ["with_csv_globs_joined"]
 
@@ -94,12 +94,7 @@ def _joined_read(
     dialect = _sniff(connection, filesystem.unstrip_protocol(names[0]))  # DuckDB reads every file so
     if dialect is None or not dialect["HasHeader"] or dialect["SkipRows"]:
         return None
-    for name in names[1:FILES_TO_SNIFF]:  # DuckDB sniffs each: another dialect or header fails the read
-        if _layout(_sniff(connection, filesystem.unstrip_protocol(name))) != _layout(dialect):
-            return None
     quoted = dialect["Quote"] != _EMPTY
-    if not quoted:  # the first file quotes nothing: '"' parses files without one alike
-        dialect = {**dialect, "Quote": '"', "Escape": '"'}
     check = _alike(header, quoted)
     try:
         for data in first_files:
@@ -115,14 +110,21 @@ def _joined_read(
             parts.append(Part(name, len(header) + 1, rows, check))
         elif rows < 0 or filesystem.held_bytes(name) != header + b"\n":
             return None  # not a file of the header line alone
+    # The costly part last, once the byte checks have passed: DuckDB sniffs each of the first
+    # files, and another dialect or header there fails its read.
+    for name in names[1:FILES_TO_SNIFF]:
+        if _layout(_sniff(connection, filesystem.unstrip_protocol(name))) != _layout(dialect):
+            return None
+    if not quoted:  # the first file quotes nothing: '"' parses files without one alike
+        dialect = {**dialect, "Quote": '"', "Escape": '"'}
     sniffed = [part for part in parts if isinstance(part, bytes) or part.name in names[:FILES_TO_SNIFF]]
     options = _dialect_options(dialect)
     typed = _sniff(connection, filesystem.hold_joined(names[0], sniffed), options)
     if typed is None or any(column["type"] not in _CHECKED for column in typed["Columns"]):
         return None
     joined = filesystem.hold_joined(names[0], parts)
-    as_text = ", ".join(f"{_literal(column['name'])}: 'VARCHAR'" for column in typed["Columns"])
-    read_as_text = f"read_csv({_literal(joined)}, auto_detect = false, {options}, columns = {{{as_text}}})"
+    as_text = ", ".join(f"{sql_literal(column['name'])}: 'VARCHAR'" for column in typed["Columns"])
+    read_as_text = f"read_csv({sql_literal(joined)}, auto_detect = false, {options}, columns = {{{as_text}}})"
     return _typed_read(typed["Columns"], read_as_text)
 
 
@@ -155,7 +157,7 @@ def _typed_read(columns: list[dict[str, str]], read_as_text: str) -> str:
         else:
             selected.append(f"CAST({name} AS {column['type']}) AS {name}")
             checks.append(
-                f"({name} IS NULL OR regexp_full_match({name}, {_literal(pattern)}) "
+                f"({name} IS NULL OR regexp_full_match({name}, {sql_literal(pattern)}) "
                 f"AND TRY_CAST({name} AS {column['type']}) IS NOT NULL)"
             )
     where = (
@@ -172,7 +174,7 @@ def _sniff(connection: duckdb.DuckDBPyConnection, url: str, options: str = "") -
     columns = ", ".join(f'"{name}"' for name in _DIALECT)
     given = f", {options}" if options else ""
     try:
-        rows = connection.execute(f"SELECT {columns} FROM sniff_csv({_literal(url)}{given})").fetchall()
+        rows = connection.execute(f"SELECT {columns} FROM sniff_csv({sql_literal(url)}{given})").fetchall()
     except duckdb.InterruptException:
         raise
     except duckdb.Error:
@@ -192,7 +194,7 @@ def _dialect_options(sniffed: dict[str, Any]) -> str:
     """``read_csv`` options of the dialect DuckDB sniffed (its header: a line of column names)."""
 
     def text(value: str) -> str:
-        return _literal("" if value == _EMPTY else value)
+        return sql_literal("" if value == _EMPTY else value)
 
     return (
         f"delim = {text(sniffed['Delimiter'])}, quote = {text(sniffed['Quote'])}, "
@@ -209,7 +211,3 @@ def _first_line(data: bytes | memoryview) -> bytes:
         start = bytes(data)
         end = start.find(b"\n")
     return start if end < 0 else start[:end]
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"

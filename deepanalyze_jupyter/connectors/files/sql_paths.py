@@ -14,7 +14,7 @@ import duckdb
 from ...errors import QueryError
 from ...filesystem import source_url
 
-__all__ = ["FILE_FUNCTIONS", "CsvGlobRead", "csv_glob_reads", "mentions", "rewrite_paths"]
+__all__ = ["FILE_FUNCTIONS", "CsvGlobRead", "csv_glob_reads", "mentions", "rewrite_paths", "sql_literal"]
 
 #: DuckDB's table functions whose leading string arguments are paths.
 FILE_FUNCTIONS = frozenset(
@@ -67,7 +67,7 @@ def rewrite_paths(sql: str, source: str) -> str:
             in_file_call = False
         if previous.lower() in ("from", "join") or in_file_call:
             out.append(sql[position:start])
-            out.append(_literal(_source_path(word[1:-1].replace("''", "'"), source)))
+            out.append(sql_literal(_source_path(word[1:-1].replace("''", "'"), source)))
             position = end
     out.append(sql[position:])
     return "".join(out)
@@ -148,5 +148,6 @@ def _source_path(path: str, source: str) -> str:
     return source_url(source, path)
 
 
-def _literal(text: str) -> str:
+def sql_literal(text: str) -> str:
+    """``text`` as an SQL string literal."""
     return "'" + text.replace("'", "''") + "'"
