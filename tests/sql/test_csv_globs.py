@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import string
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -308,3 +309,19 @@ def test_a_glob_of_csv_blobs_reads_as_duckdb_reads_the_same_files(
         if case in ("alike", "no last line break"):  # read whole once: every byte, no byte twice
             frame = session.query("lake", "SELECT count(*) AS n FROM 'd/*.csv'")
             assert frame.attrs["bytes_fetched"] == sum(len(text.encode()) for text in files.values())
+
+
+def test_a_timeout_stops_a_joined_read_and_names_no_joined_file(
+    folder: tuple[Session, Path], joined: list[str | None]
+) -> None:
+    session, root = folder
+    _write(root, {f"d/p{n:02}.csv": "a\n" + "".join(f"{i}\n" for i in range(2_000)) for n in range(20)})
+    started = time.monotonic()
+    with pytest.raises(QueryError) as raised:
+        session.query("lake", "SELECT count(*) FROM 'd/*.csv' x, 'd/*.csv' y, range(100000)", timeout=1)
+    assert time.monotonic() - started < 15
+    assert joined[-1] is not None  # the joined read was under way
+    assert "did not finish within 1 s" in str(raised.value)
+    assert ".joined-" not in str(raised.value)
+    assert "\n" not in str(raised.value)
+    assert session.query("lake", "SELECT count(*) AS n FROM 'd/*.csv'")["n"].tolist() == [40_000]
