@@ -358,3 +358,15 @@ def test_a_forked_process_makes_its_own_database_and_does_not_crash(local_lake: 
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+_FAILS_LATE = "SELECT CASE WHEN i > 300000 THEN error('row ' || i || ' is refused') ELSE i END AS i FROM range(1000000) t(i)"
+
+
+def test_an_error_after_the_first_rows_is_one_line_of_duckdb(local_lake: Session) -> None:
+    """DuckDB's error after its first batch comes through Arrow's stream: as its own still."""
+    with pytest.raises(QueryError, match=r"^lake: Invalid Input Error: row 300001 is refused$"):
+        local_lake.query("lake", _FAILS_LATE, limit=None)
+    with pytest.raises(QueryError, match=r"^lake: Invalid Input Error: row 300001 is refused$"):
+        list(local_lake.query_batches("lake", _FAILS_LATE, rows=100_000))
+    assert local_lake.query("lake", "SELECT 1 AS n")["n"][0] == 1

@@ -27,7 +27,7 @@ from ...errors import OperationCancelled, QueryError
 from ...filesystem import _WHOLE_FILE_BYTES as SMALL_FILE_BYTES
 from ...filesystem import SourceFileSystem, _ConnectorAccess
 from ...runner import gather_all
-from .joined import JoinedFile, Part
+from .joined import FilesCheck, JoinedFile, Part
 
 if TYPE_CHECKING:
     from ..base import Connector
@@ -95,12 +95,12 @@ class StatementFileSystem(SourceFileSystem):
         """The size of the file at ``path`` as its listing gave it."""
         return int(self._listed[self._strip_protocol(path)]["size"])
 
-    def hold_joined(self, beside: str, pieces: Sequence[bytes | Part]) -> str:
+    def hold_joined(self, beside: str, pieces: Sequence[bytes | Part], check: FilesCheck) -> str:
         """The URL of a file of this statement alone, beside ``beside``, of ``pieces`` in turn
-        (a :class:`Part`'s bytes as its held file arrives)."""
+        (a :class:`Part`'s bytes as its held file arrives, once ``check`` passed on it)."""
         folder = self._strip_protocol(beside).rpartition("/")[0]
         name = f"{folder}/.joined-{len(self._joined)}-{threading.get_ident()}.csv"
-        joined = self._joined[name] = JoinedFile(pieces, self.arrived)
+        joined = self._joined[name] = JoinedFile(pieces, self.arrived, check)
         self._listed[name] = {"name": name, "size": joined.size, "type": "file"}
         return self.unstrip_protocol(name)
 

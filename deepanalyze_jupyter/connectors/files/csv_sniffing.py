@@ -27,28 +27,21 @@ statement runs as written: DuckDB's own reading, file by file, has the last word
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 
 import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .batched import StatementFileSystem
-from .joined import NotAlike, Part
+from .joined import FilesCheck, NotAlike, Part
+from .sniffs import EMPTY, layout, sniff, sniff_each
 from .sql_paths import CsvGlobRead, csv_glob_reads, mentions, sql_literal
 
 __all__ = ["with_csv_globs_joined"]
 
-_DIALECT = (
-    "Delimiter",
-    "Quote",
-    "Escape",
-    "NewLineDelimiter",
-    "Comment",
-    "SkipRows",
-    "HasHeader",
-    "Columns",
-)
-_EMPTY = "(empty)"  # how sniff_csv writes an empty quote, escape or comment
 #: Files of a glob DuckDB sniffs to find a CSV read's columns (its ``files_to_sniff``).
 FILES_TO_SNIFF = 10
 #: Rows of each file DuckDB's sniff looks at (its ``sample_size``).
@@ -63,87 +56,191 @@ _CHECKED: dict[str, str | None] = {
     "BIGINT": r"\s*-?(0|[1-9][0-9]*)\s*",
     "DOUBLE": r"\s*-?(0|[1-9][0-9]*)\s*|\s*-?((0|[1-9][0-9]*)(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?",
 }
+#: The values of number columns :func:`_rows_pattern` lets a joined read parse as their types
+#: (RE2): those of :data:`_CHECKED` without whitespace, of digits few enough that the value
+#: fits the type (an empty value is NULL).
+_WRITTEN = {
+    "BIGINT": r"(?:-?(?:0|[1-9][0-9]{0,17}))?",
+    "DOUBLE": r"(?:-?(?:(?:0|[1-9][0-9]{0,17})(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,2})?)?",
+}
 #: DuckDB's virtual columns of a file read, which tell the files apart.
 _FILE_COLUMNS = ("filename", "file_index")
 
 
 def with_csv_globs_joined(
     connection: duckdb.DuckDBPyConnection, filesystem: StatementFileSystem, sql: str
-) -> str | None:
-    """``sql`` with its globs of small CSV files read as one stream (see the module), or ``None``."""
+) -> list[str] | None:
+    """``sql`` with its globs of small CSV files read as one stream (see the module), or ``None``.
+
+    The statements are tried in turn: the first parses number columns as their types, taken
+    only when each file's values are written as DuckDB's sniff would find them of that type
+    (a check of the whole file at once); the second checks each value as it reads it.
+    """
     reads = csv_glob_reads(sql)
     if not reads or mentions(sql, _FILE_COLUMNS):
         return None
-    changed = sql
+    typed, checked = sql, sql
     for read in reversed(reads):
         joined = _joined_read(connection, filesystem, read)
         if joined is not None:
-            changed = changed[: read.start] + joined + changed[read.end :]
-    return None if changed == sql else changed
+            typed = typed[: read.start] + joined[0] + typed[read.end :]
+            checked = checked[: read.start] + joined[1] + checked[read.end :]
+    if checked == sql:
+        return None
+    return [checked] if typed == checked else [typed, checked]
 
 
 def _joined_read(
     connection: duckdb.DuckDBPyConnection, filesystem: StatementFileSystem, read: CsvGlobRead
-) -> str | None:
-    """A read of the files of ``read`` joined into one, or ``None`` to read them one by one."""
+) -> tuple[str, str] | None:
+    """Two reads of the files of ``read`` joined into one (parsed as their types, and checked
+    value by value), or ``None`` to read them one by one."""
     names = sorted(filesystem.glob(read.pattern))
     if len(names) < 2 or any("=" in name or not filesystem.is_held(name) for name in names):
         return None  # one file is sniffed once anyway; a large file is read in ranges, not held
-    first_files = [filesystem.held_bytes(name) or b"" for name in names[:FILES_TO_SNIFF]]
-    header = _first_line(first_files[0])
-    dialect = _sniff(connection, filesystem.unstrip_protocol(names[0]))  # DuckDB reads every file so
-    if dialect is None or not dialect["HasHeader"] or dialect["SkipRows"]:
-        return None
-    quoted = dialect["Quote"] != _EMPTY
-    check = _alike(header, quoted)
+    first_files = [(name, filesystem.held_bytes(name) or b"") for name in names[:FILES_TO_SNIFF]]
+    header = _first_line(first_files[0][1])
     try:
-        for data in first_files:
-            check(data)
+        _alike(header, quoted=True)(first_files)
     except NotAlike:
         return None
-    if sum(bytes(data).count(b"\n") for data in first_files) > SAMPLE_ROWS:
+    if sum(bytes(data).count(b"\n") for _, data in first_files) > SAMPLE_ROWS:
         return None  # DuckDB's sniff of each file sees rows a sniff of them joined would not
-    parts: list[bytes | Part] = [header + b"\n"]
+    parts: list[Part] = []
     for name in names:
         rows = filesystem.listed_size(name) - len(header) - 1
         if rows > 0:
-            parts.append(Part(name, len(header) + 1, rows, check))
+            parts.append(Part(name, len(header) + 1, rows))
         elif rows < 0 or filesystem.held_bytes(name) != header + b"\n":
             return None  # not a file of the header line alone
     # The costly part last, once the byte checks have passed: DuckDB sniffs each of the first
-    # files, and another dialect or header there fails its read.
-    for name in names[1:FILES_TO_SNIFF]:
-        if _layout(_sniff(connection, filesystem.unstrip_protocol(name))) != _layout(dialect):
-            return None
+    # files; it reads every file in the first one's dialect, and another dialect or header in
+    # one of the others fails its read.
+    first_urls = [(filesystem.unstrip_protocol(name), data) for name, data in first_files]
+    dialect, *others = sniff_each(connection, first_urls)
+    if dialect is None or not dialect["HasHeader"] or dialect["SkipRows"]:
+        return None
+    if any(layout(other) != layout(dialect) for other in others):
+        return None
+    quoted = dialect["Quote"] != EMPTY
+    alike = _alike(header, quoted)
+    try:
+        alike(first_files)
+    except NotAlike:
+        return None
     if not quoted:  # the first file quotes nothing: '"' parses files without one alike
         dialect = {**dialect, "Quote": '"', "Escape": '"'}
-    sniffed = [part for part in parts if isinstance(part, bytes) or part.name in names[:FILES_TO_SNIFF]]
     options = _dialect_options(dialect)
-    typed = _sniff(connection, filesystem.hold_joined(names[0], sniffed), options)
+    header_line = header + b"\n"
+    held = dict(first_files)
+    sniffed = [part for part in parts if part.name in held]
+    content: list[bytes | memoryview] = [header_line, *(part.taken_from(held[part.name]) for part in sniffed)]
+    joined = filesystem.hold_joined(names[0], [header_line, *sniffed], alike)
+    typed = sniff(connection, joined, content, options)
     if typed is None or any(column["type"] not in _CHECKED for column in typed["Columns"]):
         return None
-    joined = filesystem.hold_joined(names[0], parts)
-    as_text = ", ".join(f"{sql_literal(column['name'])}: 'VARCHAR'" for column in typed["Columns"])
-    read_as_text = f"read_csv({sql_literal(joined)}, auto_detect = false, {options}, columns = {{{as_text}}})"
-    return _typed_read(typed["Columns"], read_as_text)
+    columns: list[dict[str, str]] = typed["Columns"]
+
+    # in as many files as DuckDB has threads: it parses each file in one
+    count = int(connection.execute("SELECT current_setting('threads')").fetchall()[0][0])
+
+    def read_joined(check: FilesCheck, types: dict[str, str]) -> str:
+        urls = [filesystem.hold_joined(names[0], [header_line, *run], check) for run in _split(parts, count)]
+        return _read_csv(urls, options, types)
+
+    checked = _checked_read(columns, read_joined(alike, {column["name"]: "VARCHAR" for column in columns}))
+    pattern = _rows_pattern(dialect, columns, quoted)
+    if pattern is None:
+        return checked, checked
+    written_alike = _written_alike(header, pattern)
+    return read_joined(written_alike, {column["name"]: column["type"] for column in columns}), checked
 
 
-def _alike(header: bytes, quoted: bool) -> Callable[[bytes | memoryview], None]:
-    """A check that a file starts with ``header``, ends its last line and, unless ``quoted``,
-    holds no ``"``; it raises :class:`NotAlike`."""
+def _split(parts: list[Part], count: int) -> list[list[Part]]:
+    """``parts`` in at most ``count`` runs of about the same number of bytes, in order."""
+    total = sum(part.size for part in parts)
+    runs: list[list[Part]] = [[]]
+    taken = 0
+    for part in parts:
+        if runs[-1] and taken >= total * len(runs) / count:
+            runs.append([])
+        runs[-1].append(part)
+        taken += part.size
+    return runs
 
-    def check(data: bytes | memoryview) -> None:
-        if _first_line(data) != header:
-            raise NotAlike("a file of the glob starts with another header line")
-        if bytes(data[-1:]) != b"\n":
-            raise NotAlike("a file of the glob does not end its last line")
-        if not quoted and bytes(data).find(b'"') >= 0:
-            raise NotAlike("a file of the glob quotes values where the first one does not")
+
+def _read_csv(urls: list[str], options: str, columns: dict[str, str]) -> str:
+    """A ``read_csv`` of ``urls`` in the given dialect, of ``columns`` (name: type), sniffing nothing."""
+    files = ", ".join(sql_literal(url) for url in urls)
+    types = ", ".join(f"{sql_literal(name)}: {sql_literal(type_)}" for name, type_ in columns.items())
+    return f"read_csv([{files}], auto_detect = false, {options}, columns = {{{types}}})"
+
+
+def _alike(header: bytes, quoted: bool) -> FilesCheck:
+    """A check that files start with ``header``, end their last line and, unless ``quoted``,
+    hold no ``"``; it raises :class:`NotAlike`."""
+
+    def check(files: Sequence[tuple[str, bytes | memoryview]]) -> None:
+        for _, data in files:
+            if _first_line(data) != header:
+                raise NotAlike("a file of the glob starts with another header line")
+            if bytes(data[-1:]) != b"\n":
+                raise NotAlike("a file of the glob does not end its last line")
+            if not quoted and bytes(data).find(b'"') >= 0:
+                raise NotAlike("a file of the glob quotes values where the first one does not")
 
     return check
 
 
-def _typed_read(columns: list[dict[str, str]], read_as_text: str) -> str:
+def _written_alike(header: bytes, pattern: str) -> FilesCheck:
+    """A check that files start with the line ``header`` and that their rows after it match the
+    RE2 ``pattern`` (:func:`_rows_pattern`: they end their last line, and quote only where the
+    first file does), all files in one pass of the regular expression; it raises :class:`NotAlike`."""
+
+    def check(files: Sequence[tuple[str, bytes | memoryview]]) -> None:
+        if any(_first_line(data) != header for _, data in files):
+            raise NotAlike("a file of the glob starts with another header line")
+        rows = [memoryview(data)[len(header) + 1 :] for _, data in files]
+        offsets = np.cumsum([0, *(len(part) for part in rows)], dtype=np.int64)
+        data = pa.py_buffer(b"".join(rows))
+        array = pa.Array.from_buffers(pa.large_binary(), len(rows), [None, pa.py_buffer(offsets), data])
+        if not pc.all(pc.match_substring_regex(array, pattern)).as_py():
+            raise NotAlike("a file of the glob holds a value not written as its column's type")
+
+    return check
+
+
+def _rows_pattern(dialect: dict[str, Any], columns: list[dict[str, str]], quoted: bool) -> str | None:
+    """An RE2 pattern matching rows in ``dialect`` whose values of number columns are written
+    as DuckDB's sniff takes them (a narrower form than :data:`_CHECKED`'s, of no whitespace and
+    of digits few enough for the type's range), or ``None`` for a dialect it does not cover.
+
+    A text column's value is unquoted or, if the first file is ``quoted``, in quotes holding no
+    quote or escape character.
+    """
+    delimiter, quote, escape = (
+        "" if dialect[key] == EMPTY else dialect[key] for key in ("Delimiter", "Quote", "Escape")
+    )
+    newline = {"\\n": "\\n", "\\r\\n": "\\r\\n"}.get(dialect["NewLineDelimiter"])
+    single = len(delimiter) == len(quote) == 1 and len(escape) <= 1
+    if dialect["Comment"] != EMPTY or not newline or not single:
+        return None
+    special = "".join(_re2_char(char) for char in {delimiter, quote, escape} if char)
+    text = f"[^{special}\\r\\n]*"
+    if quoted:
+        inside = "".join(_re2_char(char) for char in {quote, escape} if char)
+        text = f"(?:{text}|{_re2_char(quote)}[^{inside}]*{_re2_char(quote)})"
+    fields = {"VARCHAR": text, **_WRITTEN}
+    line = _re2_char(delimiter).join(fields[column["type"]] for column in columns)
+    return f"^(?:{line}{newline})*$"
+
+
+def _re2_char(char: str) -> str:
+    """``char`` escaped for an RE2 pattern, also inside ``[...]``."""
+    return f"\\x{{{ord(char):x}}}"
+
+
+def _checked_read(columns: list[dict[str, str]], read_as_text: str) -> str:
     """``read_as_text`` with each column turned into its sniffed type, failing on the first row
     holding a value DuckDB's sniff of its file would not have found of that type (whichever
     columns the statement uses: DuckDB refuses such a file whatever is asked of it)."""
@@ -169,32 +266,11 @@ def _typed_read(columns: list[dict[str, str]], read_as_text: str) -> str:
     return f"(SELECT {', '.join(selected)} FROM {read_as_text}{where})"
 
 
-def _sniff(connection: duckdb.DuckDBPyConnection, url: str, options: str = "") -> dict[str, Any] | None:
-    """What DuckDB sniffs in the file at ``url`` (given the ``read_csv`` ``options``)."""
-    columns = ", ".join(f'"{name}"' for name in _DIALECT)
-    given = f", {options}" if options else ""
-    try:
-        rows = connection.execute(f"SELECT {columns} FROM sniff_csv({sql_literal(url)}{given})").fetchall()
-    except duckdb.InterruptException:
-        raise
-    except duckdb.Error:
-        return None  # DuckDB says what is wrong when the statement runs as written
-    return dict(zip(_DIALECT, rows[0], strict=True)) if rows else None
-
-
-def _layout(sniffed: dict[str, Any] | None) -> tuple[Any, ...] | None:
-    """The dialect and column names DuckDB sniffed in a file (not the columns' types)."""
-    if sniffed is None:
-        return None
-    names = tuple(column["name"] for column in sniffed["Columns"])
-    return (*(sniffed[key] for key in _DIALECT if key != "Columns"), names)
-
-
 def _dialect_options(sniffed: dict[str, Any]) -> str:
     """``read_csv`` options of the dialect DuckDB sniffed (its header: a line of column names)."""
 
     def text(value: str) -> str:
-        return sql_literal("" if value == _EMPTY else value)
+        return sql_literal("" if value == EMPTY else value)
 
     return (
         f"delim = {text(sniffed['Delimiter'])}, quote = {text(sniffed['Quote'])}, "

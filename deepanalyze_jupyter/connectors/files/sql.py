@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 import duckdb
@@ -204,7 +204,8 @@ def _next_batch(
         if not reader:
             relation: duckdb.DuckDBPyRelation | None = connection.sql(sql, params=values or None)
             reader.append(pa.table({}).to_reader() if relation is None else relation.to_arrow_reader(rows))
-        batch = reader[0].read_next_batch()
+        with _stream_errors():
+            batch = reader[0].read_next_batch()
     except StopIteration:
         return None
     except duckdb.InterruptException:
@@ -292,8 +293,7 @@ def _run(
     if that fails, the statement runs as written and DuckDB's own reading decides.
     """
     try:
-        joined = with_csv_globs_joined(connection, filesystem, sql)
-        if joined is not None:
+        for joined in with_csv_globs_joined(connection, filesystem, sql) or []:
             try:
                 return _read(connection, joined, values, limit)
             except duckdb.InterruptException:
@@ -301,7 +301,7 @@ def _run(
             except duckdb.Error:
                 if filesystem.closed:  # stopped: its reads failed, nothing to read again
                     raise
-                # DuckDB's own reading, file by file, decides
+                # the next way to read it; at last DuckDB's own reading, file by file, decides
         return _read(connection, sql, values, limit)
     except duckdb.InterruptException:
         raise OperationCancelled("the query was interrupted", source=source) from None
@@ -325,16 +325,30 @@ def _read(
     batches: list[pa.RecordBatch] = []
     rows = 0
     try:
-        for batch in reader:
-            batches.append(batch)
-            rows += batch.num_rows
-            if limit is not None and rows > limit:
-                break
+        with _stream_errors():
+            for batch in reader:
+                batches.append(batch)
+                rows += batch.num_rows
+                if limit is not None and rows > limit:
+                    break
     finally:
         reader.close()
     table = pa.Table.from_batches(batches, schema=reader.schema)
     truncated = limit is not None and table.num_rows > limit
     return (table.slice(0, limit) if truncated else table), truncated
+
+
+@contextlib.contextmanager
+def _stream_errors() -> Iterator[None]:
+    """DuckDB's errors raised as DuckDB raises them, also those that come after a result's first
+    batch: through Arrow's stream, as ``OSError`` with DuckDB's text."""
+    try:
+        yield
+    except OSError as error:
+        text = str(error)
+        if text.startswith("INTERRUPT Error"):
+            raise duckdb.InterruptException(text) from None
+        raise duckdb.Error(text) from None
 
 
 def _query_error(error: duckdb.Error, source: str) -> QueryError:

@@ -38,6 +38,22 @@ class Entry:
         return (self.name, "folder" if self.is_folder else "file", self.size, modified, _content_type(self))
 
 
+def _unlinked(folder: str, item: os.DirEntry[str]) -> Entry | None:
+    """The entry of ``item`` in ``folder``, not a symbolic link; ``None`` if it vanished."""
+    try:
+        info = item.stat()
+    except OSError:
+        return None
+    return _entry_of(f"{folder}{item.name}", info, is_link=False)
+
+
+def _entry_of(name: str, info: os.stat_result, *, is_link: bool) -> Entry:
+    """The entry at relative path ``name``, of the status ``info``."""
+    if stat.S_ISDIR(info.st_mode):
+        return Entry(f"{name}/", True, None, info.st_mtime, is_link=is_link)
+    return Entry(name, False, info.st_size, info.st_mtime)
+
+
 class FolderListing(FolderPaths):
     """The folder's entries: one level, every file below, one entry's properties."""
 
@@ -99,7 +115,7 @@ class FolderListing(FolderPaths):
         real = self.resolve(folder) if folder else self.root
         try:
             with os.scandir(real) as scan:
-                names = sorted(item.name for item in scan)
+                items = sorted(scan, key=lambda item: item.name)
         except (FileNotFoundError, NotADirectoryError):
             return
         except OSError as error:
@@ -107,8 +123,9 @@ class FolderListing(FolderPaths):
                 f"cannot read folder {folder!r}: {error.strerror or type(error).__name__}",
                 source=self.source_id,
             ) from None
-        for name in names:
-            entry = self._entry(f"{folder}{name}")
+        for item in items:
+            # Inside the real folder ``real``, what is not a link is where it seems to be.
+            entry = self._entry(f"{folder}{item.name}") if item.is_symlink() else _unlinked(folder, item)
             if entry is not None:
                 yield entry
 
@@ -134,9 +151,7 @@ class FolderListing(FolderPaths):
             info = os.stat(real)
         except OSError:
             return None  # a broken link, or removed meanwhile
-        if stat.S_ISDIR(info.st_mode):
-            return Entry(f"{name}/", True, None, info.st_mtime, is_link=os.path.islink(path))
-        return Entry(name, False, info.st_size, info.st_mtime)
+        return _entry_of(name, info, is_link=os.path.islink(path))
 
     async def describe(self, item: str) -> pd.DataFrame:
         """The properties of one file or folder, as blob storage gives a blob's.
