@@ -105,6 +105,15 @@ CASES: dict[str, tuple[dict[str, str], bool | None]] = {
         ]
     },
     "a later file shorter than the header": ({**_TEN_ALIKE, "d/p10.csv": "n\n"}, False),
+    # DuckDB sniffs the header of each later file: a header line its values' types parse is no header
+    "a later text column of numbers under a number for a name": (
+        {**{f"d/p{n:02}.csv": f"s,2024\nx{n},n/a\n" for n in range(10)}, "d/p10.csv": "s,2024\nx,5\n"},
+        True,
+    ),
+    "a later text column of booleans under a boolean for a name": (
+        {**{f"d/p{n:02}.csv": f"s,t\nx{n},y\n" for n in range(10)}, "d/p10.csv": "s,t\nx,t\n"},
+        True,
+    ),
     "dates": ({"d/p0.csv": "a,day\n1,2024-01-31\n", "d/p1.csv": "a,day\n2,2024-02-29\n"}, False),
     # DuckDB 2 sniffs HUGEINT (read file by file), DuckDB 1.5 DOUBLE (joined): either way as DuckDB reads it
     "a number too wide": ({"d/p0.csv": "n\n1\n", "d/p1.csv": "n\n9999999999999999999999\n"}, None),
