@@ -105,6 +105,15 @@ CASES: dict[str, tuple[dict[str, str], bool | None]] = {
         ]
     },
     "a later file shorter than the header": ({**_TEN_ALIKE, "d/p10.csv": "n\n"}, False),
+    # DuckDB's sniff takes a whole number with a space after it as BIGINT, not DOUBLE: only before a decimal
+    "a later file of a decimal, then a whole number and a space": (
+        {**{f"d/p{n:02}.csv": f"n,s\n{n}.5,x\n" for n in range(10)}, "d/p10.csv": "n,s\n1.5,y\n7 ,z\n"},
+        True,
+    ),
+    "a decimal, then a whole number and a space in the next file": (
+        {"d/p0.csv": "n,s\n1.5,x\n", "d/p1.csv": "n,s\n7 ,y\n"},
+        True,
+    ),
     # DuckDB sniffs the header of each later file: a header line its values' types parse is no header
     "a later text column of numbers under a number for a name": (
         {**{f"d/p{n:02}.csv": f"s,2024\nx{n},n/a\n" for n in range(10)}, "d/p10.csv": "s,2024\nx,5\n"},
