@@ -360,7 +360,10 @@ def test_a_forked_process_makes_its_own_database_and_does_not_crash(local_lake: 
     assert os.waitstatus_to_exitcode(status) == 0
 
 
-_FAILS_LATE = "SELECT CASE WHEN i > 300000 THEN error('row ' || i || ' is refused') ELSE i END AS i FROM range(1000000) t(i)"
+_FAILS_LATE = (
+    "SELECT CASE WHEN i > 300000 THEN error('row ' || i || ' is refused') ELSE i END AS i "
+    "FROM range(1000000) AS t(i)"
+)
 
 
 def test_an_error_after_the_first_rows_is_one_line_of_duckdb(local_lake: Session) -> None:

@@ -27,7 +27,8 @@ statement runs as written: DuckDB's own reading, file by file, has the last word
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import duckdb
@@ -54,8 +55,13 @@ _CHECKED: dict[str, str | None] = {
     # As DuckDB's sniff finds them: no "+", no leading zero ("007" is text), spaces around a
     # whole number but none after a point or an exponent ("1.5 " is text).
     "BIGINT": r"\s*-?(0|[1-9][0-9]*)\s*",
-    "DOUBLE": r"\s*-?(0|[1-9][0-9]*)\s*|\s*-?((0|[1-9][0-9]*)(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?",
+    # A whole number with spaces after it is a BIGINT to the sniff but not a DOUBLE: in a column
+    # of decimals only before the file's first decimal, so it is not taken at all.
+    "DOUBLE": r"\s*-?((0|[1-9][0-9]*)(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?",
 }
+#: How DuckDB widens a column's type over the files it sniffs (its ``MergeSchemas``), for the
+#: types a joined read gives: each is cast to those after it.
+_WIDER = ("BIGINT", "DOUBLE", "VARCHAR")
 #: The values of number columns :func:`_rows_pattern` lets a joined read parse as their types
 #: (RE2): those of :data:`_CHECKED` without whitespace, of digits few enough that the value
 #: fits the type (an empty value is NULL).
@@ -63,6 +69,8 @@ _WRITTEN = {
     "BIGINT": r"(?:-?(?:0|[1-9][0-9]{0,17}))?",
     "DOUBLE": r"(?:-?(?:(?:0|[1-9][0-9]{0,17})(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,2})?)?",
 }
+#: The types of dates and times DuckDB's sniff finds.
+_TIMES = ("DATE", "TIME", "TIMESTAMP")
 #: DuckDB's virtual columns of a file read, which tell the files apart.
 _FILE_COLUMNS = ("filename", "file_index")
 
@@ -134,12 +142,27 @@ def _joined_read(
     header_line = header + b"\n"
     held = dict(first_files)
     sniffed = [part for part in parts if part.name in held]
+    joint = {part.name for part in sniffed}  # the first files with rows
     content: list[bytes | memoryview] = [header_line, *(part.taken_from(held[part.name]) for part in sniffed)]
     joined = filesystem.hold_joined(names[0], [header_line, *sniffed], alike)
     typed = sniff(connection, joined, content, options)
     if typed is None or any(column["type"] not in _CHECKED for column in typed["Columns"]):
         return None
     columns: list[dict[str, str]] = typed["Columns"]
+    # DuckDB binds the types of each file's own sniff, widened: the sniff of the files joined
+    # must find the same (it may not: a type is found value by value, in a file's order).
+    found_in = zip((name for name, _ in first_files), [dialect, *others], strict=True)
+    each = [(filesystem.unstrip_protocol(name), found) for name, found in found_in if name in joint and found]
+    as_text = {column["name"]: "VARCHAR" for column in columns}
+
+    def empty(url: str) -> list[int]:
+        return _empty_columns(connection, _read_csv([url], options, as_text), len(columns))
+
+    bound = [column["type"] for column in columns]
+    if _widened(each) != bound and _widened(each, empty) != bound:
+        return None
+    if not _always_a_header(connection, header, dialect["Delimiter"], columns):
+        return None
 
     # in as many files as DuckDB has threads: it parses each file in one
     count = int(connection.execute("SELECT current_setting('threads')").fetchall()[0][0])
@@ -167,6 +190,62 @@ def _split(parts: list[Part], count: int) -> list[list[Part]]:
         runs[-1].append(part)
         taken += part.size
     return runs
+
+
+def _widened(
+    sniffed: list[tuple[str, dict[str, Any]]], empty: Callable[[str], list[int]] | None = None
+) -> list[str] | None:
+    """The types DuckDB binds for files whose sniffs (URL, what it found) are ``sniffed``: each
+    column's type widened to the widest of the files', or ``None`` for another type.
+
+    A column without a value in a file has no type there, where its sniff says text; with
+    ``empty``, which tells the columns of a file that are so, such columns are left out.
+    """
+    types: list[list[str | None]] = [[column["type"] for column in found["Columns"]] for _, found in sniffed]
+    if not types or any(type_ not in _WIDER for row in types for type_ in row):
+        return None
+    for row, (url, _) in zip(types, sniffed, strict=True):
+        if empty is not None and "VARCHAR" in row:
+            for index in empty(url):
+                row[index] = None
+    widest = []
+    for column in zip(*types, strict=True):
+        found = [type_ for type_ in column if type_ is not None]
+        widest.append(max(found, key=_WIDER.index) if found else "VARCHAR")
+    return widest
+
+
+def _empty_columns(connection: duckdb.DuckDBPyConnection, read_as_text: str, count: int) -> list[int]:
+    """The columns of the ``count`` of ``read_as_text`` (a read of one file) holding no value."""
+    counts = ", ".join(f"count(#{index + 1})" for index in range(count))
+    (found,) = connection.execute(f"SELECT {counts} FROM {read_as_text}").fetchall()
+    return [index for index, values in enumerate(found) if values == 0]
+
+
+def _always_a_header(
+    connection: duckdb.DuckDBPyConnection, header: bytes, delimiter: str, columns: list[dict[str, str]]
+) -> bool:
+    """Whether DuckDB finds the line ``header`` a header in every file of the glob.
+
+    It sniffs each file's header anew: the first line is data where the name of each column
+    not of text in that file parses as its type there. So each name must be one no type the
+    column may have in a later file takes: a number column's (its values are checked) no
+    number, a text column's (whatever its values) no boolean, number, date or time, and no
+    name without a letter (an empty one, ``2024``, a date in any format). A header with a
+    quote is not looked into.
+    """
+    text = header.decode("utf-8", errors="replace")
+    if '"' in text or "'" in text or len(delimiter) != 1:
+        return False
+    names = [name.strip() for name in text.split(delimiter)]
+    if len(names) != len(columns) or any(not re.search("[^\\W\\d_]", name) for name in names):
+        return False
+    checks = []
+    for name, column in zip(names, columns, strict=True):
+        types = ("DOUBLE",) if column["type"] in _WRITTEN else ("BOOLEAN", "DOUBLE", *_TIMES)
+        checks.append(" OR ".join(f"TRY_CAST({sql_literal(name)} AS {type_}) IS NOT NULL" for type_ in types))
+    (taken,) = connection.execute(f"SELECT {' OR '.join(checks)}").fetchall()[0]
+    return not taken
 
 
 def _read_csv(urls: list[str], options: str, columns: dict[str, str]) -> str:

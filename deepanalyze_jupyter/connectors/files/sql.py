@@ -245,17 +245,26 @@ def _prepared(
     if missing:
         raise QueryError(f"no value given for parameter {', '.join(':' + m for m in missing)}", source=source)
     bound, names = to_numbered(strip_terminator(sql))
-    _refuse_several_statements(bound.text, source)
     text = rewrite_paths(bound.text, source)
     values = [(params or {})[name] for name in names]
     filesystem = StatementFileSystem.for_statement(connector, asyncio.get_running_loop())
-    return text, values, filesystem, sandboxed(filesystem, source, frames or {})
-
-
-def _refuse_several_statements(sql: str, source: str) -> None:
-    """Refuse SQL of more than one statement: DuckDB would run them all and give the last result."""
+    connection = sandboxed(filesystem, source, frames or {})
     try:
-        count = len(duckdb.extract_statements(sql))
+        _refuse_several_statements(connection, bound.text, source)
+    except QueryError:
+        connection.close()
+        raise
+    return text, values, filesystem, connection
+
+
+def _refuse_several_statements(connection: duckdb.DuckDBPyConnection, sql: str, source: str) -> None:
+    """Refuse SQL of more than one statement: DuckDB would run them all and give the last result.
+
+    The statement's own connection parses it: ``duckdb.extract_statements`` would start
+    DuckDB's default database, which takes as long as a small query.
+    """
+    try:
+        count = len(connection.extract_statements(sql))
     except duckdb.Error:
         return  # a syntax error: DuckDB says where when the statement runs
     if count > 1:
