@@ -130,6 +130,27 @@ CASES: dict[str, tuple[dict[str, str], bool | None]] = {
         {**{f"d/p{n:02}.csv": f"s,t\nx{n},y\n" for n in range(10)}, "d/p10.csv": "s,t\nx,t\n"},
         False,
     ),
+    # DuckDB's sniff casts a hexadecimal or binary name to BIGINT (DOUBLE does not take it), and a
+    # name of a date and time with AM/PM in the format a later file's values are written in
+    "a later text column of numbers under a hexadecimal for a name": (
+        {**{f"d/p{n:02}.csv": f"s,0x10\nx{n},n/a\n" for n in range(10)}, "d/p10.csv": "s,0x10\nx,5\n"},
+        False,
+    ),
+    "a later text column of numbers under a binary number for a name": (
+        {**{f"d/p{n:02}.csv": f"s,0b101\nx{n},n/a\n" for n in range(10)}, "d/p10.csv": "s,0b101\nx,5\n"},
+        False,
+    ),
+    "a later decimal column of whole numbers under a hexadecimal for a name": (
+        {**{f"d/p{n:02}.csv": f"s,0XAB\nx{n},{n}.5\n" for n in range(10)}, "d/p10.csv": "s,0XAB\nx,5\n"},
+        False,
+    ),
+    "a later text column of AM/PM timestamps under one for a name": (
+        {
+            **{f"d/p{n:02}.csv": f"s,01/31/2024 01:00:00 PM\nx{n},n/a\n" for n in range(10)},
+            "d/p10.csv": "s,01/31/2024 01:00:00 PM\nx,02/28/2024 03:00:00 PM\n",
+        },
+        False,
+    ),
     "dates": ({"d/p0.csv": "a,day\n1,2024-01-31\n", "d/p1.csv": "a,day\n2,2024-02-29\n"}, False),
     # DuckDB 2 sniffs HUGEINT (read file by file), DuckDB 1.5 DOUBLE (joined): either way as DuckDB reads it
     "a number too wide": ({"d/p0.csv": "n\n1\n", "d/p1.csv": "n\n9999999999999999999999\n"}, None),
