@@ -151,6 +151,12 @@ CASES: dict[str, tuple[dict[str, str], bool | None]] = {
         },
         False,
     ),
+    # DuckDB's full sniff refuses a file with a row of another width after its first 2048 lines
+    # (its dialect candidates' sample); the sniff with no quote, escape or comment finds a dialect
+    "a row of a trailing delimiter after 2048 lines of a later file": (
+        {"d/p0.csv": "a,b\n9,z\n", "d/p1.csv": "a,b\n" + "".join(f"{i},x\n" for i in range(2047)) + "5,y,\n"},
+        False,
+    ),
     "dates": ({"d/p0.csv": "a,day\n1,2024-01-31\n", "d/p1.csv": "a,day\n2,2024-02-29\n"}, False),
     # DuckDB 2 sniffs HUGEINT (read file by file), DuckDB 1.5 DOUBLE (joined): either way as DuckDB reads it
     "a number too wide": ({"d/p0.csv": "n\n1\n", "d/p1.csv": "n\n9999999999999999999999\n"}, None),
