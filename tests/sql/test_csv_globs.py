@@ -316,7 +316,7 @@ def test_any_files_written_by_pandas_read_as_duckdb_reads_them(
             (root / "d").mkdir()
             for number, size in enumerate(sizes):
                 rows = [[data.draw(st.one_of(st.none(), kind)) for kind in strategies] for _ in range(size)]
-                frame = pd.DataFrame(rows, columns=[f"c{index}" for index in range(columns)], dtype=object)
+                frame = pd.DataFrame(rows, columns=[f"col{index}" for index in range(columns)], dtype=object)
                 frame.to_csv(root / "d" / f"p{number:02}.csv", index=False)
             session.update("lake", path=str(root))
             for sql in ("SELECT * FROM read_csv('d/*.csv')", "SELECT count(*) AS n FROM 'd/*.csv'"):

@@ -69,8 +69,13 @@ _WRITTEN = {
     "BIGINT": r"(?:-?(?:0|[1-9][0-9]{0,17}))?",
     "DOUBLE": r"(?:-?(?:(?:0|[1-9][0-9]{0,17})(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,2})?)?",
 }
-#: The types of dates and times DuckDB's sniff finds.
-_TIMES = ("DATE", "TIME", "TIMESTAMP")
+#: The types DuckDB's sniff finds in a column, whose values a header name must not be.
+_HEADER_TYPES = ("BOOLEAN", "BIGINT", "HUGEINT", "DOUBLE", "DATE", "TIME", "TIMESTAMP", "TIMESTAMPTZ")
+#: Those of a column whose values are checked to be numbers.
+_NUMBER_TYPES = ("BIGINT", "HUGEINT", "DOUBLE")
+#: A letter no number (hexadecimal, binary, octal, exponent), date or time (``T``, ``Z``,
+#: ``AM``/``PM``) in the sniff's formats holds.
+_NO_NUMBER_LETTER = r"[^\W\d_abcdefmoptxzABCDEFMOPTXZ]"
 #: DuckDB's virtual columns of a file read, which tell the files apart.
 _FILE_COLUMNS = ("filename", "file_index")
 
@@ -228,22 +233,28 @@ def _always_a_header(
     """Whether DuckDB finds the line ``header`` a header in every file of the glob.
 
     It sniffs each file's header anew: the first line is data where the name of each column
-    not of text in that file parses as its type there. So each name must be one no type the
-    column may have in a later file takes: a number column's (its values are checked) no
-    number, a text column's (whatever its values) no boolean, number, date or time, and no
-    name without a letter (an empty one, ``2024``, a date in any format). A header with a
-    quote is not looked into.
+    not of text in that file parses as its type there. So no name may be a value of a type
+    its column may have in a later file: a number column's (its values are checked) no number
+    (``2024``, ``0x1F``); a text column's (whatever its values) no boolean, number, date or
+    time either (``n``, ``today``), and, if it holds a digit, a letter no number, date or time
+    in any of the sniff's formats holds (as ``v1`` does, not ``1e5``, ``0b1``, ``12 PM`` or
+    ``2024-01-31T12:00Z``). A header with a quote, or a name without a letter, is not taken.
     """
     text = header.decode("utf-8", errors="replace")
     if '"' in text or "'" in text or len(delimiter) != 1:
         return False
     names = [name.strip() for name in text.split(delimiter)]
-    if len(names) != len(columns) or any(not re.search("[^\\W\\d_]", name) for name in names):
+    if len(names) != len(columns) or any(not re.search(r"[^\W\d_]", name) for name in names):
         return False
     checks = []
     for name, column in zip(names, columns, strict=True):
-        types = ("DOUBLE",) if column["type"] in _WRITTEN else ("BOOLEAN", "DOUBLE", *_TIMES)
-        checks.append(" OR ".join(f"TRY_CAST({sql_literal(name)} AS {type_}) IS NOT NULL" for type_ in types))
+        if column["type"] in _WRITTEN:
+            types: tuple[str, ...] = _NUMBER_TYPES
+        elif re.search(r"\d", name) and not re.search(_NO_NUMBER_LETTER, name):
+            return False
+        else:
+            types = _HEADER_TYPES
+        checks += [f"TRY_CAST({sql_literal(name)} AS {type_}) IS NOT NULL" for type_ in types]
     (taken,) = connection.execute(f"SELECT {' OR '.join(checks)}").fetchall()[0]
     return not taken
 

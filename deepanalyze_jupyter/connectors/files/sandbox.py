@@ -1,10 +1,10 @@
 """The DuckDB connection a statement on a file source runs in, sandboxed to that source.
 
 Each statement gets an in-memory database of its own, so nothing one statement creates
-is seen by the next. Starting a DuckDB database takes about 15 ms, so after each statement
-the next one is made ahead, in a thread of its own (:func:`make_spare`); a statement takes
-it and only registers its source in it. (Not when a source connects: a kernel that runs no
-SQL does not hold DuckDB's memory.)
+is seen by the next. Starting a DuckDB database takes about 15 ms, so when a statement
+takes its database the next one is made ahead, in a thread of its own (:func:`make_spare`);
+the next statement takes it and only registers its source in it. (Not when a source
+connects: a kernel that runs no SQL does not hold DuckDB's memory.)
 """
 
 from __future__ import annotations
@@ -105,6 +105,7 @@ def make_spare() -> None:
 def sandboxed(filesystem: Any, source: str, frames: Mapping[str, pd.DataFrame]) -> duckdb.DuckDBPyConnection:
     """An in-memory connection that can read only ``source``'s files and the ``frames`` given."""
     connection = _spare.take()
+    _spare.make()  # the next statement's, while this one runs
     try:
         connection.register_filesystem(filesystem)
         for name, frame in frames.items():

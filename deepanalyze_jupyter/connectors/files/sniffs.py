@@ -2,9 +2,10 @@
 
 A sniff of a small file takes DuckDB a few milliseconds, most of it trying dialects: each
 of four delimiters with each quote, escape and comment character it knows. In a file
-holding none of those characters (:data:`UNUSED`) every quote, escape and comment reads
-the file alike, so the sniff is asked with none of them, which tries the four delimiters
-alone and finds the same (``tests/sql/test_sniffs.py`` compares the two).
+holding none of those characters (:data:`UNUSED`), and no longer than the sample DuckDB
+finds the dialect in, every quote, escape and comment reads the file alike, so the sniff is
+asked with none of them, which tries the four delimiters alone and finds the same
+(``tests/sql/test_sniffs.py`` compares the two).
 
 A sniff is a function of the file's bytes, its name's extension and the options given, so
 it is kept under a digest of those, for the kernel's lifetime (the last :data:`REMEMBERED`):
@@ -41,6 +42,8 @@ DIALECT = (
 EMPTY = "(empty)"  # how sniff_csv writes an empty quote, escape or comment
 #: The quote, escape and comment characters DuckDB's sniff tries.
 UNUSED = (b'"', b"'", b"\\", b"#")
+#: Lines of the first sample DuckDB's sniff detects the dialect in (its ``sniff_size``).
+SAMPLE_LINES = 2048
 #: The options of a sniff of a file holding none of :data:`UNUSED`.
 _NONE_OF_THEM = "quote = '', escape = '', comment = ''"
 #: Sniffs kept, the least recently used let go first.
@@ -57,7 +60,7 @@ def sniff(
 ) -> dict[str, Any] | None:
     """What DuckDB sniffs in the file at ``url``, whose bytes are ``content`` in turn (given the
     ``read_csv`` ``options``); ``None`` when it cannot (the statement run as written says why)."""
-    if not options and not any(char in data for data in map(bytes, content) for char in UNUSED):
+    if not options and _narrow_alike(content):
         options = _NONE_OF_THEM
     key = _key(url, content, options)
     with _lock:
@@ -96,6 +99,14 @@ def sniff_each(
         found: list[dict[str, Any] | None] = [None] * len(files)
         found[::2], found[1::2] = mine, theirs.result()
     return found
+
+
+def _narrow_alike(content: Content) -> bool:
+    """Whether a sniff with no quote, escape or comment finds in ``content`` what the full one
+    does: no character of :data:`UNUSED`, and lines no more than the sniff's first sample (past
+    it the full sniff checks later rows against all its candidates, and may refuse the file)."""
+    data = b"".join(map(bytes, content))
+    return data.count(b"\n") < SAMPLE_LINES and not any(char in data for char in UNUSED)
 
 
 def layout(sniffed: dict[str, Any] | None) -> tuple[Any, ...] | None:
