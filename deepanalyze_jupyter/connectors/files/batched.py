@@ -54,6 +54,7 @@ class StatementFileSystem(SourceFileSystem):
         self._closed = False
         self._lock = threading.Lock()
         self._globbed: dict[tuple[str, int | None, str], Any] = {}
+        self._described: dict[str, dict[str, Any]] = {}
         #: Files made of pieces of the held files (:meth:`hold_joined`), by ``SOURCE/path``.
         self._joined: dict[str, JoinedFile] = {}
 
@@ -75,6 +76,15 @@ class StatementFileSystem(SourceFileSystem):
             found = self._globbed[key] = [name for name, info in matches.items() if info["type"] == "file"]
             self._start_batch(list(found))
         return copy.copy(found)
+
+    def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
+        """Name, size and type of ``path``, asked of the source once per statement (a glob asks
+        for a folder twice, each time a request or two to blob storage)."""
+        name = self._strip_protocol(path)
+        found = self._described.get(name)
+        if found is None:
+            found = self._described[name] = super().info(path, **kwargs)
+        return dict(found)
 
     def read_range(self, source_id: str, relative: str, start: int, end: int) -> bytes:
         """Bytes ``start`` to ``end`` of a file: from its batch when one brings it."""
