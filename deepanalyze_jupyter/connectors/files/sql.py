@@ -41,7 +41,7 @@ from ..base import Connector
 from .batched import StatementFileSystem
 from .csv_sniffing import with_csv_globs_joined
 from .sandbox import make_spare, sandboxed
-from .sql_paths import FILE_FUNCTIONS, rewrite_paths
+from .sql_paths import FILE_FUNCTIONS, csv_glob_reads, rewrite_paths
 
 __all__ = ["FILE_FUNCTIONS", "SqlOverFiles", "query_file_batches", "query_files", "rewrite_paths"]
 
@@ -103,7 +103,7 @@ async def query_files(
     source = connector.source_id
     if limit is not None and limit < 0:
         raise ConfigurationError(f"the row limit must be at least 0, got {limit}", source=source)
-    text, values, filesystem, connection = _prepared(connector, sql, params, frames, options)
+    text, values, filesystem, connection = await _prepared(connector, sql, params, frames, options)
     progress = connector.context.progress(
         f"Querying files of {source}", total_bytes=None, total_items=100, items="%"
     )
@@ -158,7 +158,7 @@ async def query_file_batches(
     source = connector.source_id
     if rows < 1:
         raise ConfigurationError(f"the batch size must be at least 1 row, got {rows}", source=source)
-    text, values, filesystem, connection = _prepared(connector, sql, params, frames, options)
+    text, values, filesystem, connection = await _prepared(connector, sql, params, frames, options)
     loop = asyncio.get_running_loop()
     deadline = None if timeout is None else loop.time() + timeout
     reader: list[pa.RecordBatchReader] = []
@@ -231,14 +231,19 @@ async def _stop(work: asyncio.Future[Any], connection: duckdb.DuckDBPyConnection
             return
 
 
-def _prepared(
+async def _prepared(
     connector: Connector,
     sql: str,
     params: Mapping[str, Any] | None,
     frames: Mapping[str, pd.DataFrame] | None,
     options: Mapping[str, Any],
 ) -> tuple[str, list[Any], StatementFileSystem, duckdb.DuckDBPyConnection]:
-    """The statement's text and values, its filesystem and its sandboxed connection."""
+    """The statement's text and values, its filesystem and its sandboxed connection.
+
+    The statement's CSV globs are listed (and their small files start downloading) while
+    its connection is made, in threads of their own: a kernel's first database takes DuckDB
+    about 20 ms to start, in which the source's loop answers the listing.
+    """
     source = connector.source_id
     connector.refuse_query_options(dict(options))
     missing = missing_parameters(sql, params)
@@ -248,13 +253,45 @@ def _prepared(
     text = rewrite_paths(bound.text, source)
     values = [(params or {})[name] for name in names]
     filesystem = StatementFileSystem.for_statement(connector, asyncio.get_running_loop())
-    connection = sandboxed(filesystem, source, frames or {})
+    listed = asyncio.ensure_future(asyncio.to_thread(_list_csv_globs, filesystem, text))
     try:
-        _refuse_several_statements(connection, bound.text, source)
-    except QueryError:
-        connection.close()
+        connection = await _connected(filesystem, source, frames or {})
+        try:
+            _refuse_several_statements(connection, bound.text, source)
+            await listed
+        except BaseException:
+            connection.close()
+            raise
+    except BaseException:
+        filesystem.close()
+        listed.cancel()
         raise
     return text, values, filesystem, connection
+
+
+def _list_csv_globs(filesystem: StatementFileSystem, sql: str) -> None:
+    """List the CSV globs of ``sql`` (their small files start downloading); an error is the
+    statement's to tell, when it lists them again."""
+    for read in csv_glob_reads(sql):
+        with contextlib.suppress(Exception):
+            filesystem.glob(read.pattern)
+
+
+async def _connected(
+    filesystem: StatementFileSystem, source: str, frames: Mapping[str, pd.DataFrame]
+) -> duckdb.DuckDBPyConnection:
+    """The statement's sandboxed connection, made in a thread; closed if cancelled meanwhile."""
+    made = asyncio.ensure_future(asyncio.to_thread(sandboxed, filesystem, source, frames))
+    try:
+        return await asyncio.shield(made)
+    except asyncio.CancelledError:
+        made.add_done_callback(_close_if_made)
+        raise
+
+
+def _close_if_made(made: asyncio.Future[duckdb.DuckDBPyConnection]) -> None:
+    if not made.cancelled() and made.exception() is None:
+        made.result().close()
 
 
 def _refuse_several_statements(connection: duckdb.DuckDBPyConnection, sql: str, source: str) -> None:
