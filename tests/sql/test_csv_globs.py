@@ -37,6 +37,13 @@ def _after_ten_files(kind: str, first: str, values: dict[str, str]) -> dict[str,
 
 
 #: name -> (files, whether they are read as one stream; None: as DuckDB's version sniffs them)
+def _ten_then(header: str, row: str, later: str) -> dict[str, str]:
+    """Ten files of ``header`` and ``row`` (``{n}`` in it: the file's number), then one of
+    ``header`` and ``later``."""
+    first = {f"d/p{n:02}.csv": f"{header}\n{row.format(n=n)}\n" for n in range(10)}
+    return {**first, "d/p10.csv": f"{header}\n{later}\n"}
+
+
 CASES: dict[str, tuple[dict[str, str], bool | None]] = {
     "alike": ({f"d/p{n}.csv": f"a,b,c\n{n},x{n},{n / 4}\n{n + 1},y,\n" for n in range(5)}, True),
     "semicolons": ({"d/p0.csv": "a;b\n1;x\n", "d/p1.csv": "a;b\n2;y\n"}, True),
@@ -113,44 +120,33 @@ CASES: dict[str, tuple[dict[str, str], bool | None]] = {
     # DuckDB's sniff takes a whole number with a space after it as BIGINT, not DOUBLE: only before a
     # decimal; each file's types found on their own are widened, not those of the files joined
     "a later file of a decimal, then a whole number and a space": (
-        {**{f"d/p{n:02}.csv": f"n,s\n{n}.5,x\n" for n in range(10)}, "d/p10.csv": "n,s\n1.5,y\n7 ,z\n"},
+        _ten_then("n,s", "{n}.5,x", "1.5,y\n7 ,z"),
         True,
     ),
     "a decimal, then a whole number and a space in the next file": (
         {"d/p0.csv": "n,s\n1.5,x\n", "d/p1.csv": "n,s\n7 ,y\n"},
         False,
     ),
-    # DuckDB sniffs the header of each later file: a header line its values' types parse is no header,
-    # so a name a type takes is not read joined
-    "a later text column of numbers under a number for a name": (
-        {**{f"d/p{n:02}.csv": f"s,2024\nx{n},n/a\n" for n in range(10)}, "d/p10.csv": "s,2024\nx,5\n"},
-        False,
-    ),
-    "a later text column of booleans under a boolean for a name": (
-        {**{f"d/p{n:02}.csv": f"s,t\nx{n},y\n" for n in range(10)}, "d/p10.csv": "s,t\nx,t\n"},
-        False,
-    ),
-    # DuckDB's sniff casts a hexadecimal or binary name to BIGINT (DOUBLE does not take it), and a
-    # name of a date and time with AM/PM in the format a later file's values are written in
-    "a later text column of numbers under a hexadecimal for a name": (
-        {**{f"d/p{n:02}.csv": f"s,0x10\nx{n},n/a\n" for n in range(10)}, "d/p10.csv": "s,0x10\nx,5\n"},
-        False,
-    ),
-    "a later text column of numbers under a binary number for a name": (
-        {**{f"d/p{n:02}.csv": f"s,0b101\nx{n},n/a\n" for n in range(10)}, "d/p10.csv": "s,0b101\nx,5\n"},
-        False,
-    ),
-    "a later decimal column of whole numbers under a hexadecimal for a name": (
-        {**{f"d/p{n:02}.csv": f"s,0XAB\nx{n},{n}.5\n" for n in range(10)}, "d/p10.csv": "s,0XAB\nx,5\n"},
-        False,
-    ),
-    "a later text column of AM/PM timestamps under one for a name": (
-        {
-            **{f"d/p{n:02}.csv": f"s,01/31/2024 01:00:00 PM\nx{n},n/a\n" for n in range(10)},
-            "d/p10.csv": "s,01/31/2024 01:00:00 PM\nx,02/28/2024 03:00:00 PM\n",
-        },
-        False,
-    ),
+    # DuckDB sniffs the header of each later file: a header line its values' types parse is no
+    # header, so a name a type takes is not read joined. Its sniff casts a hexadecimal or binary
+    # name to BIGINT (DOUBLE does not take it), and dates and times with AM/PM in their format.
+    **{
+        f"a later {column} under {name_kind} for a name": (_ten_then(f"s,{name}", row, f"x,{later}"), False)
+        for column, name_kind, name, row, later in [
+            ("text column of numbers", "a number", "2024", "x{n},n/a", "5"),
+            ("text column of booleans", "a boolean", "t", "x{n},y", "t"),
+            ("text column of numbers", "a hexadecimal", "0x10", "x{n},n/a", "5"),
+            ("text column of numbers", "a binary number", "0b101", "x{n},n/a", "5"),
+            ("decimal column of whole numbers", "a hexadecimal", "0XAB", "x{n},{n}.5", "5"),
+            (
+                "text column of AM/PM times",
+                "one",
+                "01/31/2024 01:00:00 PM",
+                "x{n},n/a",
+                "02/28/2024 03:00:00 PM",
+            ),
+        ]
+    },
     # DuckDB's full sniff refuses a file with a row of another width after its first 2048 lines
     # (its dialect candidates' sample); the sniff with no quote, escape or comment finds a dialect
     "a row of a trailing delimiter after 2048 lines of a later file": (
