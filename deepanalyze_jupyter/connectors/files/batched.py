@@ -118,6 +118,10 @@ class StatementFileSystem(SourceFileSystem):
         """The bytes of a small file a batch brings, once they arrive (or its read's error)."""
         return self._held[self._strip_protocol(path)].result()
 
+    def has_arrived(self, path: str) -> bool:
+        """Whether the small file at ``path`` a batch brings has arrived (or failed to)."""
+        return self._held[self._strip_protocol(path)].done()
+
     def held_bytes(self, path: str) -> bytes | memoryview | None:
         """The bytes of a small file a batch brings (once they arrive), or ``None`` if none does."""
         try:

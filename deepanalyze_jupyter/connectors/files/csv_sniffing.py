@@ -76,6 +76,8 @@ _NUMBER_TYPES = ("BIGINT", "HUGEINT", "DOUBLE")
 #: A letter no number (hexadecimal, binary, octal, exponent), date or time (``T``, ``Z``,
 #: ``AM``/``PM``) in the sniff's formats holds.
 _NO_NUMBER_LETTER = r"[^\W\d_abcdefmoptxzABCDEFMOPTXZ]"
+#: Files of a glob still downloading joined in one file of a joined read.
+_ARRIVING_PER_FILE = 20
 #: DuckDB's virtual columns of a file read, which tell the files apart.
 _FILE_COLUMNS = ("filename", "file_index")
 
@@ -169,8 +171,11 @@ def _joined_read(
     if not _always_a_header(connection, header, dialect["Delimiter"], columns):
         return None
 
-    # in as many files as DuckDB has threads: it parses each file in one
+    # In as many files as DuckDB has threads (it parses each file in one), or, while files
+    # still download, in files of a few of them: each is parsed once its files arrived.
     count = int(connection.execute("SELECT current_setting('threads')").fetchall()[0][0])
+    if not all(filesystem.has_arrived(part.name) for part in parts):
+        count = max(count, len(parts) // _ARRIVING_PER_FILE)
 
     def read_joined(check: FilesCheck, types: dict[str, str]) -> str:
         urls = [filesystem.hold_joined(names[0], [header_line, *run], check) for run in _split(parts, count)]
