@@ -46,6 +46,11 @@ def _ten_then(header: str, row: str, later: str) -> dict[str, str]:
 
 CASES: dict[str, tuple[dict[str, str], bool | None]] = {
     "alike": ({f"d/p{n}.csv": f"a,b,c\n{n},x{n},{n / 4}\n{n + 1},y,\n" for n in range(5)}, True),
+    # On blob storage read while they download, in joined files of some of them each
+    "two hundred files": (
+        {f"d/p{n:03}.csv": f"id,v,s\n{n},{n}.25,x{n}\n{n + 1000},-{n}.5,y\n" for n in range(200)},
+        True,
+    ),
     "semicolons": ({"d/p0.csv": "a;b\n1;x\n", "d/p1.csv": "a;b\n2;y\n"}, True),
     "no last line break": ({"d/p0.csv": "a,b\n1,x", "d/p1.csv": "a,b\n2,y", "d/p2.csv": "a,b\n3,z"}, False),
     "windows line breaks": ({"d/p0.csv": "a,b\r\n1,x\r\n", "d/p1.csv": "a,b\r\n2,y\r\n"}, True),
@@ -330,7 +335,14 @@ def test_any_files_written_by_pandas_read_as_duckdb_reads_them(
 @pytest.mark.integration
 @pytest.mark.azurite
 @pytest.mark.parametrize(
-    "case", ["alike", "a decimal after ten whole-number files", "another column order", "no last line break"]
+    "case",
+    [
+        "alike",
+        "a decimal after ten whole-number files",
+        "another column order",
+        "no last line break",
+        "two hundred files",
+    ],
 )
 def test_a_glob_of_csv_blobs_reads_as_duckdb_reads_the_same_files(
     azurite: Any, blob_container: str, tmp_path: Path, joined: list[str | None], case: str
