@@ -22,7 +22,9 @@ cannot be rebuilt there and is refused with one line: read it in the kernel.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import sys
+import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -31,7 +33,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pandas as pd
 from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
 
-from .errors import ConfigurationError, ItemNotFound
+from .errors import ConfigurationError, ItemNotFound, OperationCancelled
 from .source_paths import PROTOCOL
 
 if TYPE_CHECKING:
@@ -89,11 +91,15 @@ class _SessionAccess:
 
 
 class _ConnectorAccess:
-    """Runs operations of one connected connector on its loop, from another thread (DuckDB's)."""
+    """Runs operations of one connected connector on its loop, from another thread (DuckDB's);
+    :meth:`stop` cancels those running and refuses the next ones."""
 
     def __init__(self, connector: Connector, loop: asyncio.AbstractEventLoop) -> None:
         self.connector = connector
         self.loop = loop
+        self._running: set[concurrent.futures.Future[Any]] = set()
+        self._stopped = False
+        self._lock = threading.Lock()
 
     def run(self, source_id: str, operation: Operation[T]) -> T:
         if source_id != self.connector.source_id:
@@ -101,7 +107,27 @@ class _ConnectorAccess:
                 f"SQL on this source reads only its own files, not those of {source_id!r}",
                 source=self.connector.source_id,
             )
-        return asyncio.run_coroutine_threadsafe(_awaited(operation(self.connector)), self.loop).result()
+        stopped = OperationCancelled("the query was stopped", source=source_id)
+        with self._lock:
+            if self._stopped:
+                raise stopped
+            running = asyncio.run_coroutine_threadsafe(_awaited(operation(self.connector)), self.loop)
+            self._running.add(running)
+        try:
+            return running.result()
+        except concurrent.futures.CancelledError:
+            raise stopped from None
+        finally:
+            with self._lock:
+                self._running.discard(running)
+
+    def stop(self) -> None:
+        """Cancel the operations running (a listing or a read that never ends), refuse the next."""
+        with self._lock:
+            self._stopped = True
+            running = list(self._running)
+        for operation in running:
+            operation.cancel()
 
     def carried(self) -> dict[str, _Carried]:
         return {}

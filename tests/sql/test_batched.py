@@ -104,6 +104,33 @@ def test_a_timeout_stops_a_batch_still_downloading(
     assert sorted(stopped) == [f"csv/day-{day}.csv" for day in range(CSV_FILES)]
 
 
+def test_a_timeout_stops_a_listing_that_never_answers(
+    local_lake: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = local_lake.registry
+    (config,) = [config for config in registry.list_data_sources() if config.id == "lake"]
+    connector_class = registry.connector_class(config.type)
+    list_items = connector_class.list_items
+    stopped: list[str | None] = []
+
+    async def stuck(connector: Any, prefix: str | None = None, **kwargs: Any) -> Any:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            stopped.append(prefix)
+            raise
+
+    monkeypatch.setattr(connector_class, "list_items", stuck)
+    started = time.perf_counter()
+    with pytest.raises(QueryError, match="did not finish within 1 s"):
+        local_lake.query("lake", "SELECT count(*) AS n FROM read_csv('csv/day-*.csv')", timeout=1)
+    assert time.perf_counter() - started < 10
+    assert stopped  # the listing itself was cancelled, not left waiting
+    monkeypatch.setattr(connector_class, "list_items", list_items)
+    frame = local_lake.query("lake", "SELECT count(*) AS n FROM read_csv('csv/day-*.csv')")
+    assert int(frame["n"][0]) == sum(len(csv_frame(day)) for day in range(CSV_FILES))
+
+
 def test_a_file_that_fails_in_a_batch_fails_with_its_own_error(
     local_lake: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:

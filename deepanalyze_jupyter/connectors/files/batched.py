@@ -54,6 +54,7 @@ class StatementFileSystem(SourceFileSystem):
         self._closed = False
         self._lock = threading.Lock()
         self._globbed: dict[tuple[str, int | None, str], Any] = {}
+        self._globbing = threading.Lock()
         self._described: dict[str, dict[str, Any]] = {}
         #: Files made of pieces of the held files (:meth:`hold_joined`), by ``SOURCE/path``.
         self._joined: dict[str, JoinedFile] = {}
@@ -70,11 +71,12 @@ class StatementFileSystem(SourceFileSystem):
         globs a pattern again when it runs what it bound; the answer is the same.
         """
         key = (path, maxdepth, repr(sorted(kwargs.items())))
-        found = self._globbed.get(key)
-        if found is None:
-            matches = super().glob(path, maxdepth=maxdepth, detail=True, **kwargs)
-            found = self._globbed[key] = [name for name, info in matches.items() if info["type"] == "file"]
-            self._start_batch(list(found))
+        with self._globbing:  # one listing of a pattern, whichever thread asks first
+            found = self._globbed.get(key)
+            if found is None:
+                matches = super().glob(path, maxdepth=maxdepth, detail=True, **kwargs).items()
+                found = self._globbed[key] = [name for name, info in matches if info["type"] == "file"]
+                self._start_batch(list(found))
         return copy.copy(found)
 
     def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
@@ -135,11 +137,14 @@ class StatementFileSystem(SourceFileSystem):
         return self._closed
 
     def close(self) -> None:
-        """Stop the downloads still running, fail the reads waiting for them, count what came."""
+        """Stop the listings and downloads still running, fail the reads waiting for them, count
+        what came."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
+        if isinstance(self._access, _ConnectorAccess):
+            self._access.stop()
         for batch in self._batches:
             batch.cancel()
         stopped = OperationCancelled("the query was stopped", source=self._source_id)

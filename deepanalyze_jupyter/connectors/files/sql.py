@@ -252,19 +252,19 @@ async def _prepared(
     bound, names = to_numbered(strip_terminator(sql))
     text = rewrite_paths(bound.text, source)
     values = [(params or {})[name] for name in names]
-    filesystem = StatementFileSystem.for_statement(connector, asyncio.get_running_loop())
-    listed = asyncio.ensure_future(asyncio.to_thread(_list_csv_globs, filesystem, text))
+    loop = asyncio.get_running_loop()
+    filesystem = StatementFileSystem.for_statement(connector, loop)
+    # Not awaited: the statement's own glob waits for it, within the statement's timeout.
+    loop.run_in_executor(None, _list_csv_globs, filesystem, text)
     try:
         connection = await _connected(filesystem, source, frames or {})
         try:
             _refuse_several_statements(connection, bound.text, source)
-            await listed
         except BaseException:
             connection.close()
             raise
     except BaseException:
         filesystem.close()
-        listed.cancel()
         raise
     return text, values, filesystem, connection
 
