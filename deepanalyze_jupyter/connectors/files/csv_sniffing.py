@@ -181,7 +181,7 @@ def _joined_read(
         urls = [filesystem.hold_joined(names[0], [header_line, *run], check) for run in _split(parts, count)]
         return _read_csv(urls, options, types)
 
-    checked = _checked_read(columns, read_joined(alike, {column["name"]: "VARCHAR" for column in columns}))
+    checked = _checked_read(columns, read_joined(alike, as_text))
     pattern = _rows_pattern(dialect, columns, quoted)
     if pattern is None:
         return checked, checked
