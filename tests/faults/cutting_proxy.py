@@ -31,6 +31,8 @@ class CuttingProxy:
         self.port = 0
         #: Connections cut so far.
         self.cuts = 0
+        #: Connections relayed so far.
+        self.connections = 0
 
     def __enter__(self) -> CuttingProxy:
         self._thread.start()
@@ -58,6 +60,7 @@ class CuttingProxy:
         self._after, self._cuts_left = after, times
 
     async def _relay(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection(*self._target)
         except OSError:

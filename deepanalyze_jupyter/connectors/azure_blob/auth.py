@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.request import getproxies
 
 from azure.core.credentials import AzureNamedKeyCredential, AzureSasCredential
 from azure.core.exceptions import (
@@ -189,7 +190,7 @@ def open_service(
 ) -> ServiceClients:
     """Make the async service client for a source's options; secrets come from ``reveal``."""
     auth = options.get("auth") or "anonymous"
-    kwargs = tuning.client_kwargs()
+    kwargs = {**tuning.client_kwargs(), "use_env_settings": _environment_names_a_proxy()}
     if auth == "connection_string":
         text = _required_secret(reveal, "connection_string", source)
         try:
@@ -214,6 +215,16 @@ def open_service(
         return ServiceClients(BlobServiceClient(url, credential=None, **kwargs), endpoint)
     identity = _identity_credential(auth, options, reveal, source)
     return ServiceClients(BlobServiceClient(url, credential=identity, **kwargs), endpoint, identity)
+
+
+def _environment_names_a_proxy() -> bool:
+    """Whether the environment names an HTTP(S) proxy (``HTTPS_PROXY`` and the like).
+
+    Only then is the client told to read the environment: told to, aiohttp reads the proxy
+    variables and ``~/.netrc`` again for every request, in two trips to a worker thread
+    that cost more than a small blob's download.
+    """
+    return any(scheme in getproxies() for scheme in ("http", "https"))
 
 
 def _required_secret(reveal: Callable[[str], str | None], name: str, source: str) -> str:

@@ -1,0 +1,100 @@
+"""What a blob source takes from the process's environment: a proxy it names, and nothing else.
+
+Told to read the environment, aiohttp reads the proxy variables and ``~/.netrc`` again for
+every request, and sends the ``~/.netrc`` login of the storage host (or its ``default``
+line) with each request, which a source signed with a key or connection string refuses.
+"""
+
+from __future__ import annotations
+
+import netrc
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from azure.storage.blob import BlobServiceClient
+
+from deepanalyze_jupyter import Session
+from tests.faults.cutting_proxy import CuttingProxy
+from tests.services import AzuriteServer
+
+_PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+
+
+@pytest.fixture
+def two_blobs(azurite: AzuriteServer, blob_container: str) -> str:
+    with BlobServiceClient.from_connection_string(azurite.connection_string) as service:
+        container = service.get_container_client(blob_container)
+        container.upload_blob("a.csv", b"id\n1\n")
+        container.upload_blob("b.csv", b"id\n2\n")
+    return blob_container
+
+
+@pytest.fixture
+def session(azurite: AzuriteServer, two_blobs: str) -> Iterator[Session]:
+    """A source signed with the connection string; it connects on its first use."""
+    with Session() as made:
+        made.add(
+            "lake",
+            "azure_blob",
+            container=two_blobs,
+            secrets={"connection_string": azurite.connection_string},
+            test=False,
+        )
+        yield made
+
+
+@pytest.fixture
+def environment(session: Session) -> Iterator[pytest.MonkeyPatch]:
+    """The environment, with no proxy named; undone before the container is deleted."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in _PROXY_VARIABLES:
+            patch.delenv(name, raising=False)
+            patch.delenv(name.upper(), raising=False)
+        yield patch
+
+
+def _ids(session: Session) -> list[int]:
+    return sorted(session.read("lake", "*.csv")["id"])
+
+
+def test_a_netrc_default_login_does_not_break_a_source_signed_with_a_key(
+    session: Session, tmp_path: Path, environment: pytest.MonkeyPatch
+) -> None:
+    login = tmp_path / "netrc"
+    login.write_text("default login someone password not-for-azure\n")
+    login.chmod(0o600)
+    environment.setenv("NETRC", str(login))
+
+    assert _ids(session) == [1, 2]
+
+
+def test_with_no_proxy_named_no_request_reads_netrc(
+    session: Session, environment: pytest.MonkeyPatch
+) -> None:
+    reads: list[Any] = []
+
+    class CountedNetrc(netrc.netrc):
+        def __init__(self, file: str | None = None) -> None:
+            reads.append(file)
+            super().__init__(file)
+
+    environment.setattr(netrc, "netrc", CountedNetrc)
+
+    assert _ids(session) == [1, 2]
+    assert reads == []
+
+
+def test_a_proxy_named_in_the_environment_carries_the_requests(
+    azurite: AzuriteServer, session: Session, environment: pytest.MonkeyPatch
+) -> None:
+    endpoint = urlsplit(azurite.blob_endpoint)
+    with CuttingProxy(endpoint.hostname or "127.0.0.1", endpoint.port or 80) as proxy:
+        environment.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
+        try:
+            assert _ids(session) == [1, 2]
+        finally:
+            session.close()
+        assert proxy.connections >= 1
