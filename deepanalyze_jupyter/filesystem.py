@@ -37,7 +37,7 @@ from .errors import ConfigurationError, ItemNotFound, OperationCancelled
 from .source_paths import PROTOCOL
 
 if TYPE_CHECKING:
-    from .connectors.base import Connector
+    from .connectors.base import Connector, DirectFile
     from .session import Session
 
 __all__ = ["PROTOCOL", "SourceFileSystem", "source_url"]
@@ -81,6 +81,13 @@ class _SessionAccess:
 
         return self.session.run(call())
 
+    def open_direct(self, source_id: str, relative: str) -> DirectFile | None:
+        """``relative`` opened for reading in the caller's thread, if the source allows it."""
+        return self.run(source_id, lambda connector: asyncio.to_thread(connector.open_direct, relative))
+
+    def refuse_if_stopped(self, source_id: str) -> None:
+        """Nothing stops a session's filesystem."""
+
     def carried(self) -> dict[str, _Carried]:
         registry = self.session.registry
         carried = {}
@@ -102,11 +109,7 @@ class _ConnectorAccess:
         self._lock = threading.Lock()
 
     def run(self, source_id: str, operation: Operation[T]) -> T:
-        if source_id != self.connector.source_id:
-            raise ConfigurationError(
-                f"SQL on this source reads only its own files, not those of {source_id!r}",
-                source=self.connector.source_id,
-            )
+        self.refuse_if_stopped(source_id)
         stopped = OperationCancelled("the query was stopped", source=source_id)
         with self._lock:
             if self._stopped:
@@ -120,6 +123,21 @@ class _ConnectorAccess:
         finally:
             with self._lock:
                 self._running.discard(running)
+
+    def open_direct(self, source_id: str, relative: str) -> DirectFile | None:
+        """``relative`` opened for reading in the caller's thread (DuckDB's), if the source allows it."""
+        self.refuse_if_stopped(source_id)
+        return self.connector.open_direct(relative)
+
+    def refuse_if_stopped(self, source_id: str) -> None:
+        """Refuse another source's files, and any read once the statement was stopped."""
+        if source_id != self.connector.source_id:
+            raise ConfigurationError(
+                f"SQL on this source reads only its own files, not those of {source_id!r}",
+                source=self.connector.source_id,
+            )
+        if self._stopped:
+            raise OperationCancelled("the query was stopped", source=source_id)
 
     def stop(self) -> None:
         """Cancel the operations running (a listing or a read that never ends), refuse the next."""
@@ -340,6 +358,18 @@ class SourceFileSystem(AbstractFileSystem):  # type: ignore[misc]
         self.bytes_fetched += len(data)
         return data
 
+    def read_direct(self, source_id: str, file: DirectFile, start: int, end: int) -> bytes:
+        """Bytes ``start`` to ``end`` of a file opened with :meth:`open_direct` (counted too)."""
+        self._access.refuse_if_stopped(source_id)
+        data = file.read_range(start, end)
+        self.bytes_fetched += len(data)
+        return data
+
+    def open_direct(self, path: str) -> DirectFile | None:
+        """The file at ``path`` opened for reading in this thread, when its source allows it."""
+        source_id, relative = self._split(path)
+        return self._access.open_direct(source_id, relative)
+
     def _open(
         self,
         path: str,
@@ -359,15 +389,23 @@ class SourceFileSystem(AbstractFileSystem):  # type: ignore[misc]
         # a larger one in exact ranges: Parquet readers ask for the footer and the column
         # chunks they need, and a read-ahead would fetch bytes of the columns they skip.
         whole = size <= _WHOLE_FILE_BYTES
-        return SourceFile(
-            self,
-            path,
-            mode,
-            block_size=block_size or "default",
-            cache_type=kwargs.get("cache_type", "all" if whole else "none"),
-            cache_options=cache_options,
-            size=size,
-        )
+        # A larger file's many ranged reads go straight to it when its source allows.
+        direct = None if whole else self.open_direct(path)
+        try:
+            return SourceFile(
+                self,
+                path,
+                mode,
+                block_size=block_size or "default",
+                cache_type=kwargs.get("cache_type", "all" if whole else "none"),
+                cache_options=cache_options,
+                size=size,
+                direct=direct,
+            )
+        except BaseException:
+            if direct is not None:
+                direct.close()
+            raise
 
     def _refuse_write(self, path: str, *args: Any, **kwargs: Any) -> None:
         source_id, _ = self._split(path)
@@ -387,13 +425,30 @@ class SourceFileSystem(AbstractFileSystem):  # type: ignore[misc]
 
 
 class SourceFile(AbstractBufferedFile):  # type: ignore[misc]
-    """A file of a source opened for random-access reading: each block is one ranged read."""
+    """A file of a source opened for random-access reading: each block is one ranged read,
+    from the file itself when it was opened directly (``direct``), else through the source."""
 
     fs: SourceFileSystem
 
+    def __init__(
+        self, fs: SourceFileSystem, path: str, mode: str, *, direct: DirectFile | None = None, **kwargs: Any
+    ):
+        self._direct = direct
+        super().__init__(fs, path, mode, **kwargs)
+
     def _fetch_range(self, start: int, end: int) -> bytes:
         source_id, relative = self.fs._split(self.path)
+        if self._direct is not None:
+            return self.fs.read_direct(source_id, self._direct, start, end)
         return self.fs.read_range(source_id, relative, start, end)
+
+    def close(self) -> None:
+        """Close the file (and what was opened directly)."""
+        try:
+            super().close()
+        finally:
+            if self._direct is not None:
+                self._direct.close()
 
 
 def _entry(source_id: str, row: Any) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 import pandas as pd
 import pyarrow as pa
@@ -26,7 +26,7 @@ from ..models import OptionSpec, Secret
 from ..progress import ProgressFactory, null_progress
 from ..writing import WriteRequest
 
-__all__ = ["Connector", "SourceContext", "SourceKind", "absolute_path"]
+__all__ = ["Connector", "DirectFile", "SourceContext", "SourceKind", "absolute_path"]
 
 #: ``"sql"`` sources answer queries; ``"files"`` sources hold files read by path.
 SourceKind = Literal["sql", "files"]
@@ -41,6 +41,16 @@ def absolute_path(value: object, *, source: str, naming: str) -> str:
     if not path:
         raise ConfigurationError(f"option 'path' must name {naming}", source=source)
     return os.path.abspath(os.path.expanduser(path))
+
+
+class DirectFile(Protocol):
+    """A source's file opened for reading in the caller's own thread (:meth:`Connector.open_direct`)."""
+
+    def read_range(self, start: int, end: int | None) -> bytes:
+        """Bytes ``start`` to ``end`` (``None``: its end); fewer at its end."""
+
+    def close(self) -> None:
+        """Close the file."""
 
 
 @dataclass(frozen=True)
@@ -216,6 +226,16 @@ class Connector(ABC):
         with: a Parquet footer or the columns a query needs, never the whole file.
         """
         raise ConfigurationError(f"{self.display_name} sources do not hold files", source=self.source_id)
+
+    def open_direct(self, path: str) -> DirectFile | None:
+        """The file at ``path`` opened for reading in the caller's own thread, or ``None``
+        when its bytes come only through :meth:`read_range` (from the source's loop).
+
+        A file on this machine is read so by the filesystem over sources: each read of a
+        Parquet column chunk is then one ``pread`` where a trip to the loop and back costs
+        a few milliseconds while other threads hold the GIL.
+        """
+        return None
 
     async def read_whole(self, path: str, size: int) -> bytes | memoryview:
         """All of the file at ``path``, whose listing gave ``size`` (a batch of small files reads so).

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from deepanalyze_jupyter import ItemNotFound, QueryError, Session
+from deepanalyze_jupyter.connectors.files.batched import SMALL_FILE_BYTES
 from tests.sql.conftest import CSV_FILES, csv_frame, dataset_files
 
 
@@ -21,6 +22,8 @@ class _ReadSpy:
         self.in_flight = 0
         self.most_in_flight = 0
         self.inside = contextvars.ContextVar("inside", default=False)
+        #: The files opened to be read in the reader's own thread (a local folder's larger files).
+        self.opened: list[str] = []
 
     def wrap(self, read: Any) -> Any:
         """``read`` (a connector method taking a path first), counted unless another counted read calls it."""
@@ -49,6 +52,13 @@ def _spy_on_reads(session: Session, monkeypatch: pytest.MonkeyPatch) -> _ReadSpy
     for name in ("read_range", "read_whole"):
         if hasattr(connector_class, name):
             monkeypatch.setattr(connector_class, name, spy.wrap(getattr(connector_class, name)))
+    open_direct = connector_class.open_direct
+
+    def opened(connector: Any, path: str) -> Any:
+        spy.opened.append(path)
+        return open_direct(connector, path)
+
+    monkeypatch.setattr(connector_class, "open_direct", opened)
     return spy
 
 
@@ -71,10 +81,14 @@ def test_a_large_file_is_still_read_in_ranges(local_lake: Session, monkeypatch: 
     spy = _spy_on_reads(local_lake, monkeypatch)
     frame = local_lake.query("lake", "SELECT count(*) AS n FROM 'sales/2024/*.parquet'")
     assert int(frame["n"][0]) > 0
-    # Files above the small-file size are not batched: only their footers and chunks are read.
-    parquet = [data for name, data in dataset_files().items() if name.endswith(".parquet")]
-    assert frame.attrs["bytes_fetched"] < sum(len(data) for data in parquet)
-    assert spy.calls
+    # Files above the small-file size are not batched: only their footers and chunks are read,
+    # from the files themselves (a local folder's are opened once and read in DuckDB's threads).
+    parquet = {name: data for name, data in dataset_files().items() if name.endswith(".parquet")}
+    assert 0 < frame.attrs["bytes_fetched"] < sum(len(data) for data in parquet.values())
+    large = sorted(name for name, data in parquet.items() if len(data) > SMALL_FILE_BYTES)
+    assert large
+    assert sorted(set(spy.opened)) == large
+    assert not set(spy.calls) & set(large)
 
 
 def test_a_timeout_stops_a_batch_still_downloading(

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import importlib.util
 import json
+import os
 import pickle
 import subprocess
 import sys
+from pathlib import Path
 
 import duckdb
 import fsspec
@@ -15,7 +19,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from deepanalyze_jupyter import ConfigurationError, Session
+from deepanalyze_jupyter import ConfigurationError, DataSourceError, QueryError, Session
 from deepanalyze_jupyter.filesystem import SourceFileSystem
 from tests.services import AzuriteServer
 from tests.sql.conftest import PARQUET_FILES, ROWS, parquet_frame
@@ -179,3 +183,44 @@ def test_paths_cannot_leave_a_local_folder(local_lake: Session) -> None:
     filesystem = fsspec.filesystem("dsrc", session=local_lake)
     with pytest.raises(ConfigurationError, match="outside the folder"):
         filesystem.cat_file("lake/../outside.csv")
+
+
+def _open_below(folder: Path) -> list[str]:
+    """The files below ``folder`` that this process holds open."""
+    inside = f"{folder.resolve()}{os.sep}"
+    held = []
+    for descriptor in Path("/proc/self/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(descriptor)
+            if target.startswith(inside):
+                held.append(target)
+    return held
+
+
+def test_reads_leave_no_file_of_a_local_folder_open(local_lake: Session, tmp_path: Path) -> None:
+    total = local_lake.query("lake", "SELECT sum(c1) AS s FROM 'sales/2024/*.parquet'")
+    assert int(total["s"][0]) == int(_expected()["c1"].sum())
+    with pytest.raises(QueryError, match="Conversion Error"):
+        local_lake.query("lake", "SELECT CAST(region AS INTEGER) FROM 'sales/2024/*.parquet'")
+    pd.read_parquet("dsrc://lake/sales/2024/", storage_options={"session": local_lake})
+    with fsspec.open("dsrc://lake/sales/2024/part-0.parquet", session=local_lake) as file:
+        assert file.read(4) == b"PAR1"
+    gc.collect()
+    assert _open_below(tmp_path / "lake") == []
+
+
+@pytest.mark.timeout(60)
+def test_a_fifo_in_a_local_folder_is_refused_at_once_not_waited_on(
+    local_lake: Session, tmp_path: Path
+) -> None:
+    os.mkfifo(tmp_path / "lake" / "csv" / "pipe.csv")
+    reads = {
+        "read": lambda: local_lake.read("lake", "csv/pipe.csv"),
+        "query": lambda: local_lake.query("lake", "SELECT * FROM 'csv/pipe.csv'"),
+        "glob": lambda: local_lake.query("lake", "SELECT count(*) FROM 'csv/*.csv'"),
+        "pandas": lambda: pd.read_csv("dsrc://lake/csv/pipe.csv", storage_options={"session": local_lake}),
+    }
+    for how, read in reads.items():
+        with pytest.raises(DataSourceError) as refused:
+            read()
+        assert str(refused.value) == "lake: cannot read 'csv/pipe.csv': not a regular file", how

@@ -30,7 +30,7 @@ from ...runner import gather_all
 from .joined import FilesCheck, JoinedFile, Part
 
 if TYPE_CHECKING:
-    from ..base import Connector
+    from ..base import Connector, DirectFile
 
 __all__ = ["BATCH_BYTES", "SMALL_FILE_BYTES", "StatementFileSystem"]
 
@@ -98,6 +98,13 @@ class StatementFileSystem(SourceFileSystem):
         if joined is not None:
             return joined.read(start, end)
         return super().read_range(source_id, relative, start, end)
+
+    def open_direct(self, path: str) -> DirectFile | None:
+        """Opened directly unless a batch or a join of this statement holds its bytes."""
+        name = self._strip_protocol(path)
+        if name in self._held or name in self._joined:
+            return None
+        return super().open_direct(path)
 
     def is_held(self, path: str) -> bool:
         """Whether a batch brings the file at ``path`` (it is small and was globbed)."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,7 +18,7 @@ from ..files.globs import glob_matcher, glob_prefix, is_glob
 from ..files.partitions import PartitionValues, natural_key, partition_values
 from .listing import Entry, FolderListing
 
-__all__ = ["FolderReading"]
+__all__ = ["FolderReading", "OpenFile"]
 
 
 class FolderReading(FolderListing):
@@ -110,17 +112,25 @@ class FolderReading(FolderListing):
         return await asyncio.to_thread(self._read_range, path, start, end)
 
     def _read_range(self, path: str, start: int, end: int) -> bytes:
+        with self.open_direct(path) as file:
+            return file.read_range(start, end)
+
+    def open_direct(self, path: str) -> OpenFile:
+        """The regular file at ``path`` inside the folder, opened for reading (see
+        :meth:`Connector.open_direct`); its real path was checked to lie inside the folder."""
         real = self.resolve(path)
         try:
-            with open(real, "rb") as file:
-                file.seek(start)
-                return file.read(max(0, end - start))
+            # Not a link now (its real path has none), and not waiting on a FIFO's writer.
+            descriptor = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             raise ItemNotFound(f"no file {path!r}", source=self.source_id) from None
         except OSError as error:
-            raise ConfigurationError(
-                f"cannot read {path!r}: {error.strerror or type(error).__name__}", source=self.source_id
-            ) from None
+            raise _unreadable(path, error, self.source_id) from None
+        file = OpenFile(descriptor, path, self.source_id)
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            file.close()
+            raise ConfigurationError(f"cannot read {path!r}: not a regular file", source=self.source_id)
+        return file
 
     def _read_file(
         self,
@@ -129,16 +139,8 @@ class FolderReading(FolderListing):
         reader_options: Mapping[str, Any] | None,
         partitions: PartitionValues,
     ) -> ParsedFile:
-        real = self.resolve(name)
-        try:
-            with open(real, "rb") as file:
-                data = file.read()
-        except FileNotFoundError:
-            raise ItemNotFound(f"no file {name!r}", source=self.source_id) from None
-        except OSError as error:
-            raise ConfigurationError(
-                f"cannot read {name!r}: {error.strerror or type(error).__name__}", source=self.source_id
-            ) from None
+        with self.open_direct(name) as file:
+            data = file.read_range(0, None)
         return parse_table(
             data,
             path=name,
@@ -147,3 +149,46 @@ class FolderReading(FolderListing):
             reader_options=reader_options,
             partitions=partitions,
         )
+
+
+class OpenFile:
+    """A file of the folder open for positional reads: threads may read it at once."""
+
+    def __init__(self, descriptor: int, path: str, source: str) -> None:
+        self._descriptor = descriptor
+        self._path = path
+        self._source = source
+
+    def read_range(self, start: int, end: int | None) -> bytes:
+        """Bytes ``start`` to ``end`` (``None``: its end); fewer at its end."""
+        try:
+            if end is None:
+                end = max(start, os.fstat(self._descriptor).st_size)
+            wanted = max(0, end - start)
+            data = os.pread(self._descriptor, wanted, start)
+            while len(data) < wanted:  # a short read before the end (a range over 2 GiB)
+                more = os.pread(self._descriptor, wanted - len(data), start + len(data))
+                if not more:
+                    break
+                data += more
+            return data
+        except OSError as error:
+            raise _unreadable(self._path, error, self._source) from None
+
+    def close(self) -> None:
+        """Close the file; again does nothing."""
+        descriptor, self._descriptor = self._descriptor, -1
+        if descriptor >= 0:
+            os.close(descriptor)
+
+    def __enter__(self) -> OpenFile:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _unreadable(path: str, error: OSError, source: str) -> ConfigurationError:
+    return ConfigurationError(
+        f"cannot read {path!r}: {error.strerror or type(error).__name__}", source=source
+    )
