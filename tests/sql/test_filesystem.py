@@ -10,6 +10,7 @@ import os
 import pickle
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -214,7 +215,7 @@ def test_a_fifo_in_a_local_folder_is_refused_at_once_not_waited_on(
     local_lake: Session, tmp_path: Path
 ) -> None:
     os.mkfifo(tmp_path / "lake" / "csv" / "pipe.csv")
-    reads = {
+    reads: dict[str, Callable[[], object]] = {
         "read": lambda: local_lake.read("lake", "csv/pipe.csv"),
         "query": lambda: local_lake.query("lake", "SELECT * FROM 'csv/pipe.csv'"),
         "glob": lambda: local_lake.query("lake", "SELECT count(*) FROM 'csv/*.csv'"),
