@@ -25,6 +25,7 @@ import asyncio
 import concurrent.futures
 import sys
 import threading
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -435,6 +436,18 @@ class SourceFile(AbstractBufferedFile):  # type: ignore[misc]
     ):
         self._direct = direct
         super().__init__(fs, path, mode, **kwargs)
+        # The cache calls back without holding the file: a reader that drops it unclosed
+        # (DuckDB, pyarrow) frees it, and closes what was opened directly, at once rather
+        # than at the next collection of reference cycles.
+        method = weakref.WeakMethod(self._fetch_range)
+
+        def fetch_range(start: int, end: int) -> bytes:
+            alive = method()
+            if alive is None:
+                raise ValueError("I/O operation on closed file")
+            return alive(start, end)
+
+        self.cache.fetcher = fetch_range
 
     def _fetch_range(self, start: int, end: int) -> bytes:
         source_id, relative = self.fs._split(self.path)

@@ -210,6 +210,21 @@ def test_reads_leave_no_file_of_a_local_folder_open(local_lake: Session, tmp_pat
     assert _open_below(tmp_path / "lake") == []
 
 
+def test_a_query_closes_the_files_it_read_when_it_ends_not_at_a_garbage_collection(
+    local_lake: Session, tmp_path: Path
+) -> None:
+    """DuckDB drops the files it opened without closing them: each must close as it is freed."""
+    gc.disable()
+    try:
+        for _ in range(3):
+            local_lake.query("lake", "SELECT sum(c1) AS s FROM 'sales/2024/*.parquet'")
+            with pytest.raises(QueryError, match="Conversion Error"):
+                local_lake.query("lake", "SELECT CAST(region AS INTEGER) FROM 'sales/2024/*.parquet'")
+        assert _open_below(tmp_path / "lake") == []
+    finally:
+        gc.enable()
+
+
 @pytest.mark.timeout(60)
 def test_a_fifo_in_a_local_folder_is_refused_at_once_not_waited_on(
     local_lake: Session, tmp_path: Path
