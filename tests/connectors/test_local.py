@@ -361,6 +361,23 @@ def test_symlinked_folder_outside_is_refused(files: Session, root: Path, tmp_pat
         files.read("files", "linked*/*.csv")  # globs never follow a link out
 
 
+def test_a_folder_that_becomes_a_link_after_the_path_was_checked_is_not_followed(
+    files: Session, root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A path is checked, then its file opened: a folder on its way that a link to the outside
+    replaced in between must not lead the read there."""
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "q1.csv").write_text("region,amount\nSECRET,0\n")
+    connector = files.run(files.registry.get_connector("files"))
+    checked = connector.resolve("sales/2024/q1.csv")
+    (root / "sales" / "2024").rename(tmp_path / "moved")
+    (root / "sales" / "2024").symlink_to(outside, target_is_directory=True)
+    monkeypatch.setattr(connector, "resolve", lambda path: checked)  # the check, made before the swap
+    with pytest.raises(ConfigurationError, match=r"^files: cannot read 'sales/2024/q1\.csv': "):
+        connector.open_direct("sales/2024/q1.csv")
+
+
 def test_symlinks_inside_the_folder_are_fine(files: Session, root: Path) -> None:
     (root / "latest.csv").symlink_to(root / "sales" / "2024" / "q2.csv")
     (root / "current").symlink_to(root / "sales" / "2024", target_is_directory=True)

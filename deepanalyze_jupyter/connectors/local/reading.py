@@ -118,10 +118,10 @@ class FolderReading(FolderListing):
     def open_direct(self, path: str) -> OpenFile:
         """The regular file at ``path`` inside the folder, opened for reading (see
         :meth:`Connector.open_direct`); its real path was checked to lie inside the folder."""
+        root = self.root
         real = self.resolve(path)
         try:
-            # Not a link now (its real path has none), and not waiting on a FIFO's writer.
-            descriptor = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            descriptor = _open_below(root, os.path.relpath(real, root))
         except FileNotFoundError:
             raise ItemNotFound(f"no file {path!r}", source=self.source_id) from None
         except OSError as error:
@@ -186,6 +186,27 @@ class OpenFile:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+#: A folder on the way to a file: never a link, opened only to open what is in it.
+_FOLDER_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _open_below(root: str, relative: str) -> int:
+    """The file ``relative`` (a real path inside ``root``, no link in it) opened for reading,
+    one folder after another: none of them, nor the file, may have become a link since its
+    path was checked (a link followed then could lead outside the folder)."""
+    *folders, name = relative.split(os.sep)
+    folder = os.open(root, _FOLDER_FLAGS & ~os.O_NOFOLLOW)
+    try:
+        for part in folders:
+            inner = os.open(part, _FOLDER_FLAGS, dir_fd=folder)
+            os.close(folder)
+            folder = inner
+        # Not waiting on a FIFO's writer either.
+        return os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=folder)
+    finally:
+        os.close(folder)
 
 
 def _unreadable(path: str, error: OSError, source: str) -> ConfigurationError:
