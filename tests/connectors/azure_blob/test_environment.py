@@ -98,3 +98,27 @@ def test_a_proxy_named_in_the_environment_carries_the_requests(
         finally:
             session.close()
         assert proxy.connections >= 1
+
+
+@pytest.mark.parametrize(
+    ("named", "through_proxy"),
+    [({"http_proxy": "{proxy}"}, True), ({"HTTP_PROXY": "{proxy}", "NO_PROXY": "{host}"}, False)],
+    ids=["lowercase", "no_proxy-bypass"],
+)
+def test_the_environment_s_proxy_variables_are_honoured_in_either_case(
+    azurite: AzuriteServer,
+    session: Session,
+    environment: pytest.MonkeyPatch,
+    named: dict[str, str],
+    through_proxy: bool,
+) -> None:
+    endpoint = urlsplit(azurite.blob_endpoint)
+    host = endpoint.hostname or "127.0.0.1"
+    with CuttingProxy(host, endpoint.port or 80) as proxy:
+        for name, value in named.items():
+            environment.setenv(name, value.format(proxy=f"http://127.0.0.1:{proxy.port}", host=host))
+        try:
+            assert _ids(session) == [1, 2]
+        finally:
+            session.close()
+        assert (proxy.connections >= 1) is through_proxy
