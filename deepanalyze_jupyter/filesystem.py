@@ -83,8 +83,12 @@ class _SessionAccess:
         return self.session.run(call())
 
     def open_direct(self, source_id: str, relative: str) -> DirectFile | None:
-        """``relative`` opened for reading in the caller's thread, if the source allows it."""
-        return self.run(source_id, lambda connector: asyncio.to_thread(connector.open_direct, relative))
+        """``relative`` opened for reading in the caller's thread, if the source allows it.
+
+        Opened here, not in a worker thread of the loop: a file opened there after the caller
+        was interrupted (Ctrl-C) would reach no one to close it.
+        """
+        return self.run(source_id, _connected).open_direct(relative)
 
     def refuse_if_stopped(self, source_id: str) -> None:
         """Nothing stops a session's filesystem."""
@@ -184,6 +188,10 @@ class _WorkerAccess(_SessionAccess):
 
     def carried(self) -> dict[str, _Carried]:
         return dict(self._carried)
+
+
+async def _connected(connector: Connector) -> Connector:
+    return connector
 
 
 async def _awaited(awaitable: Awaitable[T]) -> T:

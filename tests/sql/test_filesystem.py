@@ -8,10 +8,13 @@ import importlib.util
 import json
 import os
 import pickle
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import fsspec
@@ -223,6 +226,33 @@ def test_a_query_closes_the_files_it_read_when_it_ends_not_at_a_garbage_collecti
         assert _open_below(tmp_path / "lake") == []
     finally:
         gc.enable()
+
+
+@pytest.mark.usefixtures("ctrl_c")
+def test_ctrl_c_while_a_session_opens_a_large_file_leaves_it_closed(
+    local_lake: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connector_class = type(local_lake.run(local_lake.registry.get_connector("lake")))
+    open_direct = connector_class.open_direct
+    main_thread = threading.get_ident()
+    interrupted, settled = threading.Event(), threading.Event()
+
+    def interrupted_while_opening(connector: Any, path: str) -> Any:
+        try:
+            signal.pthread_kill(main_thread, signal.SIGINT)
+            interrupted.wait(10)
+            return open_direct(connector, path)
+        finally:
+            settled.set()
+
+    monkeypatch.setattr(connector_class, "open_direct", interrupted_while_opening)
+    filesystem = fsspec.filesystem("dsrc", session=local_lake)
+    with pytest.raises(KeyboardInterrupt):
+        filesystem.open("lake/sales/2024/part-0.parquet")
+    interrupted.set()
+    assert settled.wait(10)
+    gc.collect()
+    assert _open_below(tmp_path / "lake") == []
 
 
 @pytest.mark.timeout(60)
