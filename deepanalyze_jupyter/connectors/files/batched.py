@@ -39,6 +39,9 @@ BATCH_BYTES = 64 << 20
 #: Reads of one batch in flight at once, unless the source sets its own ``max_concurrency``.
 _CONCURRENT_READS = 32
 
+#: Seconds :meth:`StatementFileSystem.aclose` waits for cancelled downloads to end.
+_SETTLE_WAIT = 5.0
+
 _Arriving = concurrent.futures.Future  # the bytes of one file of a batch, set on the source's loop
 
 
@@ -159,6 +162,12 @@ class StatementFileSystem(SourceFileSystem):
             _settle(arriving, error=stopped)
             if not arriving.cancelled() and arriving.exception() is None:
                 self.bytes_fetched += len(arriving.result())
+
+    async def aclose(self) -> None:
+        """:meth:`close`, then wait (on the source's loop) until the downloads it stopped have ended."""
+        self.close()
+        if self._batches:
+            await asyncio.wait([asyncio.wrap_future(batch) for batch in self._batches], timeout=_SETTLE_WAIT)
 
     @property
     def _source_id(self) -> str | None:

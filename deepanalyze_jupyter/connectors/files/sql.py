@@ -127,7 +127,7 @@ async def query_files(
             filesystem.close()
         with contextlib.suppress(BaseException):
             await asyncio.shield(work)
-        filesystem.close()
+        await filesystem.aclose()
         connection.close()
         make_spare()
     if output == "arrow":  # as it came from DuckDB: the session converts an Arrow result once
@@ -183,7 +183,7 @@ async def query_file_batches(
             yield batch
     finally:
         connection.interrupt()
-        filesystem.close()
+        await filesystem.aclose()
         for opened in reader:
             with contextlib.suppress(Exception):
                 opened.close()
@@ -264,7 +264,7 @@ async def _prepared(
             connection.close()
             raise
     except BaseException:
-        filesystem.close()
+        await filesystem.aclose()
         raise
     return text, values, filesystem, connection
 
@@ -280,12 +280,14 @@ def _list_csv_globs(filesystem: StatementFileSystem, sql: str) -> None:
 async def _connected(
     filesystem: StatementFileSystem, source: str, frames: Mapping[str, pd.DataFrame]
 ) -> duckdb.DuckDBPyConnection:
-    """The statement's sandboxed connection, made in a thread; closed if cancelled meanwhile."""
+    """The statement's sandboxed connection, made in a thread; if cancelled meanwhile, closed
+    once made (waited for: it takes milliseconds, and a stopped query leaves nothing running)."""
     made = asyncio.ensure_future(asyncio.to_thread(sandboxed, filesystem, source, frames))
     try:
         return await asyncio.shield(made)
     except asyncio.CancelledError:
         made.add_done_callback(_close_if_made)
+        await asyncio.wait({made}, timeout=_STOP_WAIT)
         raise
 
 
