@@ -9,13 +9,14 @@ import signal
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from uuid import uuid4
 
 import pytest
 from azure.storage.blob import BlobServiceClient
 from psycopg import sql
 
+from deepanalyze_jupyter import Session
 from deepanalyze_jupyter.saved import PROJECT_FILE_NAME
 from deepanalyze_jupyter.saved import user_sources_file as user_file
 from tests.services import (
@@ -133,6 +134,20 @@ def azurite() -> Iterator[AzuriteServer]:
 def blob_container(azurite: AzuriteServer) -> Iterator[str]:
     """A new, empty blob container, deleted with its blobs afterwards."""
     yield from new_container(azurite)
+
+
+@contextlib.contextmanager
+def blob_lake(azurite: AzuriteServer, container: str, **options: Any) -> Iterator[Session]:
+    """A session whose source ``lake`` is ``container`` of ``azurite``, signed with its connection string."""
+    with Session() as session:
+        session.add(
+            "lake",
+            "azure_blob",
+            container=container,
+            secrets={"connection_string": azurite.connection_string},
+            **options,
+        )
+        yield session
 
 
 def new_container(azurite: AzuriteServer) -> Iterator[str]:

@@ -15,6 +15,7 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from deepanalyze_jupyter import ConnectionFailed, Session
+from tests.conftest import blob_lake
 from tests.faults.conftest import connects_logged
 from tests.faults.cutting_proxy import CuttingProxy
 from tests.services import AzuriteServer
@@ -29,24 +30,13 @@ BOUND = (CONNECT_TIMEOUT + 1.0) * (RETRIES + 1) + 2.0
 
 @pytest.fixture
 def filled_container(blob_service: AzuriteServer, blob_container: str) -> str:
-    with BlobServiceClient.from_connection_string(blob_service.connection_string) as service:
-        container = service.get_container_client(blob_container)
-        container.upload_blob("a.csv", b"id\n1\n")
-        container.upload_blob("b.csv", b"id\n2\n")
+    blob_service.upload(blob_container, {"a.csv": b"id\n1\n", "b.csv": b"id\n2\n"})
     return blob_container
 
 
 @pytest.fixture
 def session(blob_service: AzuriteServer, filled_container: str) -> Iterator[Session]:
-    with Session() as made:
-        made.add(
-            "lake",
-            "azure_blob",
-            container=filled_container,
-            connect_timeout=CONNECT_TIMEOUT,
-            retries=RETRIES,
-            secrets={"connection_string": blob_service.connection_string},
-        )
+    with blob_lake(blob_service, filled_container, connect_timeout=CONNECT_TIMEOUT, retries=RETRIES) as made:
         yield made
 
 

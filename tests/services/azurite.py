@@ -16,7 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -76,6 +76,15 @@ class AzuriteServer:
             account_key=parts.get("AccountKey", ""),
             connection_string=text,
         )
+
+    def upload(self, container: str, blobs: Mapping[str, bytes]) -> None:
+        """Put ``blobs`` (name: bytes) into ``container``, through the SDK."""
+        from azure.storage.blob import BlobServiceClient
+
+        with BlobServiceClient.from_connection_string(self.connection_string) as service:
+            client = service.get_container_client(container)
+            for name, data in blobs.items():
+                client.upload_blob(name, data, overwrite=True)
 
     @property
     def external(self) -> bool:

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from deepanalyze_jupyter import QueryError, Session
 from deepanalyze_jupyter.connectors.files import sql as files_sql
+from tests.conftest import blob_lake
 
 _TEN_ALIKE = {f"d/p{n:02}.csv": f"n,s\n{n},x\n" for n in range(10)}
 
@@ -347,22 +348,11 @@ def test_any_files_written_by_pandas_read_as_duckdb_reads_them(
 def test_a_glob_of_csv_blobs_reads_as_duckdb_reads_the_same_files(
     azurite: Any, blob_container: str, tmp_path: Path, joined: list[str | None], case: str
 ) -> None:
-    from azure.storage.blob import BlobServiceClient
-
     files, alike = CASES[case]
     _write(tmp_path, files)
-    with BlobServiceClient.from_connection_string(azurite.connection_string) as service:
-        container = service.get_container_client(blob_container)
-        for name, text in files.items():
-            container.upload_blob(name, text.encode())
+    azurite.upload(blob_container, {name: text.encode() for name, text in files.items()})
     sql = "SELECT * FROM read_csv('d/*.csv')"
-    with Session() as session:
-        session.add(
-            "lake",
-            "azure_blob",
-            container=blob_container,
-            secrets={"connection_string": azurite.connection_string},
-        )
+    with blob_lake(azurite, blob_container) as session:
         _assert_same(
             lambda: session.query("lake", sql, limit=None, output="arrow"),
             lambda: _duckdb_itself(tmp_path, sql),

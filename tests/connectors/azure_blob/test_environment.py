@@ -14,9 +14,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from azure.storage.blob import BlobServiceClient
 
 from deepanalyze_jupyter import Session
+from tests.conftest import blob_lake
 from tests.faults.cutting_proxy import CuttingProxy
 from tests.services import AzuriteServer
 
@@ -25,24 +25,14 @@ _PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 
 @pytest.fixture
 def two_blobs(azurite: AzuriteServer, blob_container: str) -> str:
-    with BlobServiceClient.from_connection_string(azurite.connection_string) as service:
-        container = service.get_container_client(blob_container)
-        container.upload_blob("a.csv", b"id\n1\n")
-        container.upload_blob("b.csv", b"id\n2\n")
+    azurite.upload(blob_container, {"a.csv": b"id\n1\n", "b.csv": b"id\n2\n"})
     return blob_container
 
 
 @pytest.fixture
 def session(azurite: AzuriteServer, two_blobs: str) -> Iterator[Session]:
     """A source signed with the connection string; it connects on its first use."""
-    with Session() as made:
-        made.add(
-            "lake",
-            "azure_blob",
-            container=two_blobs,
-            secrets={"connection_string": azurite.connection_string},
-            test=False,
-        )
+    with blob_lake(azurite, two_blobs, test=False) as made:
         yield made
 
 
