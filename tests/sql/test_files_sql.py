@@ -229,10 +229,46 @@ def test_unknown_query_options_are_refused(local_lake: Session) -> None:
             "SELECT * FROM read_csv('dsrc://s/x.csv', delim = ',')",
         ),
         ("SELECT 'it''s' FROM 'o''k.csv'", "SELECT 'it''s' FROM 'dsrc://s/o''k.csv'"),
+        # A FROM clause's list: each table after a comma, after ON or a subquery too.
+        (
+            "SELECT * FROM 'a' x, 'b' y, read_csv('c') z WHERE x.k = 'v'",
+            "SELECT * FROM 'dsrc://s/a' x, 'dsrc://s/b' y, read_csv('dsrc://s/c') z WHERE x.k = 'v'",
+        ),
+        (
+            "SELECT * FROM 'a' x JOIN 'b' y ON x.k = y.k, 'c' z",
+            "SELECT * FROM 'dsrc://s/a' x JOIN 'dsrc://s/b' y ON x.k = y.k, 'dsrc://s/c' z",
+        ),
+        ("SELECT * FROM (SELECT 1, 'v'), 'y'", "SELECT * FROM (SELECT 1, 'v'), 'dsrc://s/y'"),
+        # Values stay values: a comparison, a list, a CTE's columns, the select list after a set operation.
+        (
+            "SELECT x IS DISTINCT FROM 'a', x IS NOT DISTINCT FROM 'b', 'c' FROM 'd'",
+            "SELECT x IS DISTINCT FROM 'a', x IS NOT DISTINCT FROM 'b', 'c' FROM 'dsrc://s/d'",
+        ),
+        ("SELECT extract(year FROM d), 'k' FROM 't'", "SELECT extract(year FROM d), 'k' FROM 'dsrc://s/t'"),
+        ("SELECT * FROM 'a' WHERE k IN ('b', 'c')", "SELECT * FROM 'dsrc://s/a' WHERE k IN ('b', 'c')"),
+        (
+            "WITH a AS (SELECT * FROM 'x'), b AS (SELECT 'q') SELECT * FROM a, b",
+            "WITH a AS (SELECT * FROM 'dsrc://s/x'), b AS (SELECT 'q') SELECT * FROM a, b",
+        ),
+        ("SELECT * FROM 'a' UNION SELECT 'b', 'c'", "SELECT * FROM 'dsrc://s/a' UNION SELECT 'b', 'c'"),
+        ("FROM 'a' SELECT 'b', 'c' GROUP BY 1, 2", "FROM 'dsrc://s/a' SELECT 'b', 'c' GROUP BY 1, 2"),
     ],
 )
 def test_paths_in_file_positions_move_into_the_source(sql: str, expected: str) -> None:
     assert rewrite_paths(sql, "s") == expected
+
+
+def test_a_comma_list_of_files_and_a_distinct_from_value_read_as_duckdb_reads_them(lake: Session) -> None:
+    days = "SELECT count(*) AS n FROM 'csv/day-0.csv' a, 'csv/day-1.csv' b, read_csv('csv/day-2.csv') c"
+    crossed = lake.query("lake", days)
+    assert int(crossed["n"][0]) == 50**3
+    compared = lake.query(
+        "lake",
+        "SELECT count(*) FILTER (item IS DISTINCT FROM 'item-1') AS other, "
+        "count(*) FILTER (item IS NOT DISTINCT FROM 'item-1') AS same FROM 'csv/day-0.csv'",
+    )
+    same = sum(1 for n in range(50) if n % 7 == 1)
+    assert (int(compared["other"][0]), int(compared["same"][0])) == (50 - same, same)
 
 
 _LONG_SCAN = (

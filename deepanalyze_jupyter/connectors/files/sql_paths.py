@@ -44,11 +44,12 @@ FILE_FUNCTIONS = frozenset(
 def rewrite_paths(sql: str, source: str) -> str:
     """``sql`` with the string literals in file positions made ``dsrc://SOURCE/...`` paths.
 
-    A file position is a literal right after ``FROM`` or ``JOIN``, or a positional
-    argument (or a member of a list argument) of one of :data:`FILE_FUNCTIONS`. Absolute
-    paths, URLs and ``..`` there are refused with :class:`QueryError`.
+    A file position is a table's (see :func:`_table_literals`), or a positional argument (or
+    a member of a list argument) of one of :data:`FILE_FUNCTIONS`. Absolute paths, URLs and
+    ``..`` there are refused with :class:`QueryError`.
     """
     tokens = _tokens(sql)
+    tables = _table_literals(sql, tokens)
     out: list[str] = []
     position = 0
     calls: list[str | None] = []  # for each open "(": the function it calls, if any
@@ -65,12 +66,60 @@ def rewrite_paths(sql: str, source: str) -> str:
         in_file_call = bool(calls) and calls[-1] in FILE_FUNCTIONS and previous in ("(", ",", "[")
         if previous == "," and before == "=":
             in_file_call = False
-        if previous.lower() in ("from", "join") or in_file_call:
+        if index in tables or in_file_call:
             out.append(sql[position:start])
             out.append(sql_literal(_source_path(word[1:-1].replace("''", "'"), source)))
             position = end
     out.append(sql[position:])
     return "".join(out)
+
+
+#: Keywords that end a FROM clause's list of tables.
+_AFTER_TABLES = frozenset(
+    {
+        "where",
+        "group",
+        "having",
+        "order",
+        "limit",
+        "offset",
+        "qualify",
+        "window",
+        "union",
+        "except",
+        "intersect",
+        "select",
+        "values",
+        "returning",
+    }
+)
+
+
+def _table_literals(sql: str, tokens: list[tuple[int, int, str]]) -> set[int]:
+    """The indices of the string literals among ``tokens`` that name a table: right after
+    ``FROM`` or ``JOIN``, or after a comma of a FROM clause's list (``FROM 'a.csv' a, 'b.csv' b``).
+
+    ``IS [NOT] DISTINCT FROM 'x'`` compares with a value, and ``EXTRACT(x FROM ...)`` and the
+    like are no FROM clause either: a comma inside them is another level of parentheses.
+    """
+    found: set[int] = set()
+    listing = [False]  # for each level of parentheses: whether a FROM clause's list is open
+    words = [sql[start:end].lower() for start, end, _ in tokens]
+    for index, (_, _, kind) in enumerate(tokens):
+        word = words[index]
+        previous = words[index - 1] if index else ""
+        if word == "(":
+            listing.append(False)
+        elif word == ")":
+            if len(listing) > 1:
+                listing.pop()
+        elif word in ("from", "join") and kind == "keyword":
+            listing[-1] = previous != "distinct"
+        elif word in _AFTER_TABLES and kind == "keyword":
+            listing[-1] = False
+        elif _is_table(kind, word, previous, listing[-1]):
+            found.add(index)
+    return found
 
 
 class CsvGlobRead(NamedTuple):
@@ -87,8 +136,9 @@ _CSV_SUFFIXES = (".csv", ".tsv")
 
 def csv_glob_reads(sql: str) -> list[CsvGlobRead]:
     """The reads of CSV files by a glob with no option in ``sql``: ``read_csv('x/*.csv')``,
-    ``read_csv_auto('x/*.csv')`` or ``FROM 'x/*.csv'`` (after :func:`rewrite_paths`)."""
+    ``read_csv_auto('x/*.csv')`` or a table's ``'x/*.csv'`` (after :func:`rewrite_paths`)."""
     tokens = _tokens(sql)
+    tables = _table_literals(sql, tokens)
     words = [sql[start:end] for start, end, _ in tokens]
     reads = []
     for index, (start, end, kind) in enumerate(tokens):
@@ -106,7 +156,7 @@ def csv_glob_reads(sql: str) -> list[CsvGlobRead]:
         )
         if called:
             reads.append(CsvGlobRead(tokens[index - 2][0], tokens[index + 1][1], pattern))
-        elif index and words[index - 1].lower() in ("from", "join"):
+        elif index in tables:
             reads.append(CsvGlobRead(start, end, pattern))
     return reads
 
@@ -122,18 +172,31 @@ def mentions(sql: str, names: tuple[str, ...]) -> bool:
     return False
 
 
+_PUNCTUATION = "(),[]"
+
+
+def _is_table(kind: str, word: str, previous: str, listing: bool) -> bool:
+    """Whether a token is a string literal after a FROM clause's ``FROM``, ``JOIN`` or comma."""
+    return kind == "string_const" and word.startswith("'") and listing and previous in ("from", "join", ",")
+
+
 def _tokens(sql: str) -> list[tuple[int, int, str]]:
     """(start, end, kind) of each token of ``sql`` (comments left out)."""
     found = duckdb.tokenize(sql)
-    result = []
+    result: list[tuple[int, int, str]] = []
     for index, (start, kind) in enumerate(found):
         end = found[index + 1][0] if index + 1 < len(found) else len(sql)
         text = sql[start:end].rstrip()
         name = str(kind).rsplit(".", 1)[-1]
         if name == "comment":
             continue
-        if name == "operator" and len(text) > 1 and text[0] in "(),[]":
-            text = text[0]  # DuckDB gives "()" and "(['" style runs of punctuation as one token
+        if name == "operator" and text[:1] in _PUNCTUATION:
+            # Some DuckDB versions give a run of punctuation ("()", "))") as one token.
+            run = len(text) - len(text.lstrip(_PUNCTUATION))
+            result.extend((start + offset, start + offset + 1, name) for offset in range(run))
+            start, text = start + run, text[run:]
+            if not text:
+                continue
         result.append((start, start + len(text), name))
     return result
 
