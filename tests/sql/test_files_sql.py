@@ -252,6 +252,24 @@ def test_unknown_query_options_are_refused(local_lake: Session) -> None:
         ),
         ("SELECT * FROM 'a' UNION SELECT 'b', 'c'", "SELECT * FROM 'dsrc://s/a' UNION SELECT 'b', 'c'"),
         ("FROM 'a' SELECT 'b', 'c' GROUP BY 1, 2", "FROM 'dsrc://s/a' SELECT 'b', 'c' GROUP BY 1, 2"),
+        # The FROM of trim, extract, substring and overlay is no FROM clause.
+        (
+            "SELECT trim(both 'x' FROM 'xax'), trim(FROM ' a'), extract(year FROM '2020-01-01'::date), "
+            "substring('abc' FROM 'b') FROM 'a'",
+            "SELECT trim(both 'x' FROM 'xax'), trim(FROM ' a'), extract(year FROM '2020-01-01'::date), "
+            "substring('abc' FROM 'b') FROM 'dsrc://s/a'",
+        ),
+        # A list, struct or map in a join's condition holds values; a comparison with IS DISTINCT
+        # FROM there does not end the FROM clause's list.
+        (
+            "SELECT * FROM 'a' t JOIN 'b' u ON t.k = ['p', 'q'] AND u.m = MAP {'r': 1, 's': 2}, 'c' v",
+            "SELECT * FROM 'dsrc://s/a' t JOIN 'dsrc://s/b' u "
+            "ON t.k = ['p', 'q'] AND u.m = MAP {'r': 1, 's': 2}, 'dsrc://s/c' v",
+        ),
+        (
+            "SELECT * FROM 'a' x JOIN 'b' y ON x.k IS DISTINCT FROM 'v', 'c' z",
+            "SELECT * FROM 'dsrc://s/a' x JOIN 'dsrc://s/b' y ON x.k IS DISTINCT FROM 'v', 'dsrc://s/c' z",
+        ),
     ],
 )
 def test_paths_in_file_positions_move_into_the_source(sql: str, expected: str) -> None:
@@ -269,6 +287,18 @@ def test_a_comma_list_of_files_and_a_distinct_from_value_read_as_duckdb_reads_th
     )
     same = sum(1 for n in range(50) if n % 7 == 1)
     assert (int(compared["other"][0]), int(compared["same"][0])) == (50 - same, same)
+
+
+def test_values_beside_a_from_keep_their_results(local_lake: Session) -> None:
+    trimmed = local_lake.query("lake", "SELECT trim(both 'x' FROM 'xax') AS t")
+    assert trimmed["t"][0] == "a"
+    joined = local_lake.query(
+        "lake",
+        "SELECT count(*) AS n FROM 'csv/day-0.csv' a JOIN 'csv/day-1.csv' b "
+        "ON a.qty IS NOT DISTINCT FROM b.qty AND [a.item, 'p'][2] = 'p', 'csv/day-2.csv' c "
+        "WHERE a.qty IS DISTINCT FROM c.qty",
+    )
+    assert int(joined["n"][0]) == 50 * 49
 
 
 _LONG_SCAN = (

@@ -95,29 +95,38 @@ _AFTER_TABLES = frozenset(
 )
 
 
+#: Functions whose parentheses hold a FROM of their own: ``trim(both 'x' FROM 'xax')``.
+_FROM_FUNCTIONS = frozenset({"extract", "trim", "substring", "overlay"})
+
+
 def _table_literals(sql: str, tokens: list[tuple[int, int, str]]) -> set[int]:
     """The indices of the string literals among ``tokens`` that name a table: right after
     ``FROM`` or ``JOIN``, or after a comma of a FROM clause's list (``FROM 'a.csv' a, 'b.csv' b``).
 
     ``IS [NOT] DISTINCT FROM 'x'`` compares with a value, and ``EXTRACT(x FROM ...)`` and the
-    like are no FROM clause either: a comma inside them is another level of parentheses.
+    like are no FROM clause either. A comma inside parentheses, a list (``[...]``) or a
+    struct or map (``{...}``) is another level's.
     """
     found: set[int] = set()
-    listing = [False]  # for each level of parentheses: whether a FROM clause's list is open
+    listing = [False]  # for each level of brackets: whether a FROM clause's list is open
+    in_function = [False]  # for each level: whether it holds the arguments of one of _FROM_FUNCTIONS
     words = [sql[start:end].lower() for start, end, _ in tokens]
     for index, (_, _, kind) in enumerate(tokens):
         word = words[index]
         previous = words[index - 1] if index else ""
-        if word == "(":
+        if word in ("(", "[", "{"):
             listing.append(False)
-        elif word == ")":
+            in_function.append(word == "(" and previous in _FROM_FUNCTIONS)
+        elif word in (")", "]", "}"):
             if len(listing) > 1:
                 listing.pop()
+                in_function.pop()
         elif word in ("from", "join") and kind == "keyword":
-            listing[-1] = previous != "distinct"
+            if previous != "distinct" and not in_function[-1]:
+                listing[-1] = True
         elif word in _AFTER_TABLES and kind == "keyword":
             listing[-1] = False
-        elif _is_table(kind, word, previous, listing[-1]):
+        elif listing[-1] and _is_table(kind, word, words[max(index - 2, 0) : index]):
             found.add(index)
     return found
 
@@ -172,12 +181,18 @@ def mentions(sql: str, names: tuple[str, ...]) -> bool:
     return False
 
 
-_PUNCTUATION = "(),[]"
+_PUNCTUATION = "(),[]{}"
 
 
-def _is_table(kind: str, word: str, previous: str, listing: bool) -> bool:
-    """Whether a token is a string literal after a FROM clause's ``FROM``, ``JOIN`` or comma."""
-    return kind == "string_const" and word.startswith("'") and listing and previous in ("from", "join", ",")
+def _is_table(kind: str, word: str, before: list[str]) -> bool:
+    """Whether a string literal after the tokens ``before`` (lower case) of a FROM clause names a table:
+    it follows ``FROM``, ``JOIN`` or a comma, but not ``IS [NOT] DISTINCT FROM``."""
+    return (
+        kind == "string_const"
+        and word.startswith("'")
+        and before[-1:] in (["from"], ["join"], [","])
+        and before != ["distinct", "from"]
+    )
 
 
 def _tokens(sql: str) -> list[tuple[int, int, str]]:
