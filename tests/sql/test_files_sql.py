@@ -266,6 +266,12 @@ def test_unknown_query_options_are_refused(local_lake: Session) -> None:
             "SELECT * FROM 'dsrc://s/a' t JOIN 'dsrc://s/b' u "
             "ON t.k = ['p', 'q'] AND u.m = MAP {'r': 1, 's': 2}, 'dsrc://s/c' v",
         ),
+        # A file function's named arguments hold values, in a list or a struct too.
+        (
+            "SELECT * FROM read_csv(['a', 'b'], names = ['x', 'y'], columns = {'x': 'INT', 'y': 'INT'})",
+            "SELECT * FROM read_csv(['dsrc://s/a', 'dsrc://s/b'], names = ['x', 'y'], "
+            "columns = {'x': 'INT', 'y': 'INT'})",
+        ),
         (
             "SELECT * FROM 'a' x JOIN 'b' y ON x.k IS DISTINCT FROM 'v', 'c' z",
             "SELECT * FROM 'dsrc://s/a' x JOIN 'dsrc://s/b' y ON x.k IS DISTINCT FROM 'v', 'dsrc://s/c' z",
@@ -299,6 +305,8 @@ def test_values_beside_a_from_keep_their_results(local_lake: Session) -> None:
         "WHERE a.qty IS DISTINCT FROM c.qty",
     )
     assert int(joined["n"][0]) == 50 * 49
+    named = local_lake.query("lake", "FROM read_csv('csv/day-0.csv', names = ['d', 'i', 'q']) LIMIT 1")
+    assert list(named.columns) == ["d", "i", "q"]
 
 
 _LONG_SCAN = (

@@ -52,14 +52,20 @@ def rewrite_paths(sql: str, source: str) -> str:
     tables = _table_literals(sql, tokens)
     out: list[str] = []
     position = 0
-    calls: list[str | None] = []  # for each open "(": the function it calls, if any
+    # For each open bracket: the function whose arguments it holds, if any; a list ("[")
+    # counts as its function's only when it is a positional argument (not "names = [...]").
+    calls: list[str | None] = []
     for index, (start, end, kind) in enumerate(tokens):
         word = sql[start:end]
         previous = sql[tokens[index - 1][0] : tokens[index - 1][1]] if index else ""
         before = sql[tokens[index - 2][0] : tokens[index - 2][1]].lower() if index > 1 else ""
         if word == "(":
             calls.append(previous.lower() if index and tokens[index - 1][2] != "operator" else None)
-        elif word == ")" and calls:
+        elif word == "[":
+            calls.append(calls[-1] if calls and previous in ("(", ",") else None)
+        elif word == "{":
+            calls.append(None)
+        elif word in (")", "]", "}") and calls:
             calls.pop()
         if kind != "string_const" or not word.startswith("'"):
             continue
