@@ -276,6 +276,10 @@ def test_unknown_query_options_are_refused(local_lake: Session) -> None:
             "SELECT * FROM 'a' x JOIN 'b' y ON x.k IS DISTINCT FROM 'v', 'c' z",
             "SELECT * FROM 'dsrc://s/a' x JOIN 'dsrc://s/b' y ON x.k IS DISTINCT FROM 'v', 'dsrc://s/c' z",
         ),
+        ("DESCRIBE 'a'", "DESCRIBE 'dsrc://s/a'"),
+        ("SUMMARIZE 'a'", "SUMMARIZE 'dsrc://s/a'"),
+        ("PIVOT 'a' ON k USING sum(v)", "PIVOT 'dsrc://s/a' ON k USING sum(v)"),
+        ("UNPIVOT 'a' ON b, c INTO NAME n VALUE v", "UNPIVOT 'dsrc://s/a' ON b, c INTO NAME n VALUE v"),
     ],
 )
 def test_paths_in_file_positions_move_into_the_source(sql: str, expected: str) -> None:
@@ -293,6 +297,10 @@ def test_a_comma_list_of_files_and_a_distinct_from_value_read_as_duckdb_reads_th
     )
     same = sum(1 for n in range(50) if n % 7 == 1)
     assert (int(compared["other"][0]), int(compared["same"][0])) == (50 - same, same)
+    described = lake.query("lake", "DESCRIBE 'csv/day-0.csv'")
+    assert list(described["column_name"]) == ["day", "item", "qty"]
+    pivoted = lake.query("lake", "PIVOT 'csv/day-0.csv' ON item USING sum(qty)")
+    assert sorted(pivoted.columns) == sorted(["day", *(f"item-{n}" for n in range(7))])
 
 
 def test_values_beside_a_from_keep_their_results(local_lake: Session) -> None:

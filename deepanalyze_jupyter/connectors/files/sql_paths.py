@@ -101,13 +101,17 @@ _AFTER_TABLES = frozenset(
 )
 
 
+#: Statements that name a table first: ``DESCRIBE 'a.csv'``, ``PIVOT 'a.csv' ON ...``.
+_TABLE_STATEMENTS = frozenset({"describe", "summarize", "pivot", "unpivot"})
+
 #: Functions whose parentheses hold a FROM of their own: ``trim(both 'x' FROM 'xax')``.
 _FROM_FUNCTIONS = frozenset({"extract", "trim", "substring", "overlay"})
 
 
 def _table_literals(sql: str, tokens: list[tuple[int, int, str]]) -> set[int]:
     """The indices of the string literals among ``tokens`` that name a table: right after
-    ``FROM`` or ``JOIN``, or after a comma of a FROM clause's list (``FROM 'a.csv' a, 'b.csv' b``).
+    ``FROM`` or ``JOIN``, or after a comma of a FROM clause's list (``FROM 'a.csv' a, 'b.csv' b``),
+    or first in a statement of :data:`_TABLE_STATEMENTS`.
 
     ``IS [NOT] DISTINCT FROM 'x'`` compares with a value, and ``EXTRACT(x FROM ...)`` and the
     like are no FROM clause either. A comma inside parentheses, a list (``[...]``) or a
@@ -134,6 +138,8 @@ def _table_literals(sql: str, tokens: list[tuple[int, int, str]]) -> set[int]:
             listing[-1] = False
         elif listing[-1] and _is_table(kind, word, words[max(index - 2, 0) : index]):
             found.add(index)
+        elif previous in _TABLE_STATEMENTS and kind == "string_const" and word.startswith("'"):
+            found.add(index)  # DESCRIBE 'a.csv', PIVOT 'a.csv' ON ...
     return found
 
 
