@@ -399,6 +399,10 @@ def test_a_link_out_of_the_folder_is_refused(local_lake: Session, tmp_path: Path
         "SELECT 1 AS a; SELECT 2 AS b",
         "SELECT count(*) AS n FROM 'sales/2024/*.parquet'; CREATE TABLE kept AS SELECT 1 AS x",
         "CREATE TABLE kept AS SELECT 1 AS x; SELECT * FROM kept;",
+        "SELECT 1 /* ; */ AS a; SELECT 2 AS b",
+        "SELECT 'a;b' AS a;\n-- a comment;\nSELECT 2 AS b",
+        "SELECT $$;$$ AS a; SELECT 2 AS b",
+        "SELECT 1 AS a;SELECT 2 AS b",
     ],
 )
 def test_several_statements_are_refused_and_none_runs(local_lake: Session, sql: str) -> None:

@@ -41,7 +41,7 @@ from ..base import Connector
 from .batched import StatementFileSystem
 from .csv_sniffing import with_csv_globs_joined
 from .sandbox import make_spare, sandboxed
-from .sql_paths import FILE_FUNCTIONS, csv_glob_reads, rewrite_paths
+from .sql_paths import FILE_FUNCTIONS, csv_glob_reads, rewrite_paths, separates_statements
 
 __all__ = ["FILE_FUNCTIONS", "SqlOverFiles", "query_file_batches", "query_files", "rewrite_paths"]
 
@@ -300,13 +300,15 @@ def _refuse_several_statements(connection: duckdb.DuckDBPyConnection, sql: str, 
     """Refuse SQL of more than one statement: DuckDB would run them all and give the last result.
 
     The statement's own connection parses it: ``duckdb.extract_statements`` would start
-    DuckDB's default database, which takes as long as a small query.
+    DuckDB's default database, which takes as long as a small query. Some DuckDB versions
+    parse one statement as several (a PIVOT whose values are not listed); only statements
+    written apart, with a ``;`` between them, are refused.
     """
     try:
         count = len(connection.extract_statements(sql))
     except duckdb.Error:
         return  # a syntax error: DuckDB says where when the statement runs
-    if count > 1:
+    if count > 1 and separates_statements(sql):
         raise QueryError(
             "the SQL holds several statements; a query runs one (run them one at a time); none of them ran",
             source=source,

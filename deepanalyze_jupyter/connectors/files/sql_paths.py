@@ -14,7 +14,15 @@ import duckdb
 from ...errors import QueryError
 from ...filesystem import source_url
 
-__all__ = ["FILE_FUNCTIONS", "CsvGlobRead", "csv_glob_reads", "mentions", "rewrite_paths", "sql_literal"]
+__all__ = [
+    "FILE_FUNCTIONS",
+    "CsvGlobRead",
+    "csv_glob_reads",
+    "mentions",
+    "rewrite_paths",
+    "separates_statements",
+    "sql_literal",
+]
 
 #: DuckDB's table functions whose leading string arguments are paths.
 FILE_FUNCTIONS = frozenset(
@@ -180,6 +188,13 @@ def csv_glob_reads(sql: str) -> list[CsvGlobRead]:
         elif index in tables:
             reads.append(CsvGlobRead(start, end, pattern))
     return reads
+
+
+def separates_statements(sql: str) -> bool:
+    """Whether ``sql`` holds a ``;`` with more SQL after it (outside strings and comments)."""
+    tokens = _tokens(sql)
+    # Some DuckDB versions give ";" and a comment after it as one token.
+    return any(sql.startswith(";", start) for start, _, kind in tokens[:-1] if kind == "operator")
 
 
 def mentions(sql: str, names: tuple[str, ...]) -> bool:
