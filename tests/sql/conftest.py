@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -42,6 +43,11 @@ def dataset_files() -> dict[str, bytes]:
         files[f"csv/day-{day}.csv"] = csv_frame(day).to_csv(index=False).encode()
     files["json/items.jsonl"] = b'{"item": "item-1", "price": 2.5}\n{"item": "item-2", "price": 4.0}\n'
     return files
+
+
+def lake_connector_class(session: Session) -> Any:
+    """The connector class of ``session``'s source ``lake`` (to patch its reads in a test)."""
+    return session.registry.connector_class(session.registry.get_config("lake").type)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 
 from deepanalyze_jupyter import ItemNotFound, QueryError, Session
 from deepanalyze_jupyter.connectors.files.batched import SMALL_FILE_BYTES
-from tests.sql.conftest import CSV_FILES, csv_frame, dataset_files
+from tests.sql.conftest import CSV_FILES, csv_frame, dataset_files, lake_connector_class
 
 
 class _ReadSpy:
@@ -45,9 +45,7 @@ class _ReadSpy:
 
 
 def _spy_on_reads(session: Session, monkeypatch: pytest.MonkeyPatch) -> _ReadSpy:
-    registry = session.registry
-    (config,) = [config for config in registry.list_data_sources() if config.id == "lake"]
-    connector_class = registry.connector_class(config.type)
+    connector_class = lake_connector_class(session)
     spy = _ReadSpy()
     for name in ("read_range", "read_whole"):
         if hasattr(connector_class, name):
@@ -94,9 +92,7 @@ def test_a_large_file_is_still_read_in_ranges(local_lake: Session, monkeypatch: 
 def test_a_timeout_stops_a_batch_still_downloading(
     local_lake: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    registry = local_lake.registry
-    (config,) = [config for config in registry.list_data_sources() if config.id == "lake"]
-    connector_class = registry.connector_class(config.type)
+    connector_class = lake_connector_class(local_lake)
     stopped: list[str] = []
 
     async def stuck(connector: Any, path: str, size: int) -> bytes:
@@ -121,9 +117,7 @@ def test_a_timeout_stops_a_batch_still_downloading(
 def test_a_timeout_stops_a_listing_that_never_answers(
     local_lake: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    registry = local_lake.registry
-    (config,) = [config for config in registry.list_data_sources() if config.id == "lake"]
-    connector_class = registry.connector_class(config.type)
+    connector_class = lake_connector_class(local_lake)
     list_items = connector_class.list_items
     stopped: list[str | None] = []
 
@@ -148,9 +142,7 @@ def test_a_timeout_stops_a_listing_that_never_answers(
 def test_a_file_that_fails_in_a_batch_fails_with_its_own_error(
     local_lake: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    registry = local_lake.registry
-    (config,) = [config for config in registry.list_data_sources() if config.id == "lake"]
-    connector_class = registry.connector_class(config.type)
+    connector_class = lake_connector_class(local_lake)
     read_whole = connector_class.read_whole
     last = f"csv/day-{CSV_FILES - 1}.csv"
 

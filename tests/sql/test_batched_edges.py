@@ -21,6 +21,7 @@ from azure.storage.blob import BlobServiceClient
 from deepanalyze_jupyter import QueryError, Session
 from deepanalyze_jupyter.connectors.files import batched
 from tests.services import AzuriteServer
+from tests.sql.conftest import lake_connector_class
 
 _ROWS = "".join(f"{number},name-{number}\n" for number in range(200))
 _DAYS = {f"c/d{day}.csv": "id,name\n" + _ROWS for day in range(4)}
@@ -32,11 +33,6 @@ _CHANGES: dict[str, Callable[[str], str | None]] = {
     "shrunk": lambda text: "id,name\n1,x\n",
     "deleted": lambda text: None,
 }
-
-
-def _connector_class(session: Session) -> Any:
-    config = session.registry.get_config("lake")
-    return session.registry.connector_class(config.type)
 
 
 def _local(session: Session, root: Path, files: dict[str, str | bytes]) -> Callable[[str, str | None], None]:
@@ -91,7 +87,7 @@ def days(
 def test_a_file_changed_between_listing_and_download_fails_the_query_in_one_line(
     session: Session, days: Callable[[str, str | None], None], monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
-    connector_class = _connector_class(session)
+    connector_class = lake_connector_class(session)
     read_whole = connector_class.read_whole
 
     async def changed_meanwhile(connector: Any, path: str, size: int) -> Any:
@@ -137,13 +133,13 @@ def test_small_files_at_the_threshold_and_over_and_empty_ones_read_as_duckdb_rea
     }
     _local(session, tmp_path / "lake", files)
     fetched: list[str] = []
-    read_whole = _connector_class(session).read_whole
+    read_whole = lake_connector_class(session).read_whole
 
     async def counted(connector: Any, path: str, size: int) -> Any:
         fetched.append(path)
         return await read_whole(connector, path, size)
 
-    monkeypatch.setattr(_connector_class(session), "read_whole", counted)
+    monkeypatch.setattr(lake_connector_class(session), "read_whole", counted)
     sql = "SELECT tag, length(pad) AS pad FROM read_csv('c/*.csv') ORDER BY id, tag"
     frame = session.query("lake", sql)
     expected = _duckdb_over_folder(tmp_path / "lake", sql)
@@ -161,7 +157,7 @@ def test_a_batch_over_its_byte_cap_reads_the_rest_in_ranges(
     files: dict[str, str | bytes] = {f"c/f{n:02d}.csv": _csv_of_size(1000 + n, f"t{n}") for n in range(12)}
     _local(session, tmp_path / "lake", files)
     monkeypatch.setattr(batched, "BATCH_BYTES", 5000)  # room for four of them
-    connector_class = _connector_class(session)
+    connector_class = lake_connector_class(session)
     whole: list[str] = []
     read_whole = connector_class.read_whole
 
@@ -193,7 +189,7 @@ def test_ctrl_c_mid_batch_leaves_nothing_running(
     session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _local(session, tmp_path / "lake", dict(_DAYS))
-    connector_class = _connector_class(session)
+    connector_class = lake_connector_class(session)
     read_whole = connector_class.read_whole
     started: list[str] = []
     stopped: list[str] = []
@@ -258,7 +254,7 @@ def odd_names(request: pytest.FixtureRequest, session: Session, tmp_path: Path) 
 def test_files_with_odd_names_come_in_the_batch_once_each(
     odd_names: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    connector_class = _connector_class(odd_names)
+    connector_class = lake_connector_class(odd_names)
     read_whole = connector_class.read_whole
     fetched: list[str] = []
 
