@@ -446,6 +446,23 @@ def test_a_forked_process_makes_its_own_database_and_does_not_crash(local_lake: 
     assert os.waitstatus_to_exitcode(status) == 0
 
 
+def test_a_fork_waits_for_the_databases_being_closed(local_lake: Session) -> None:
+    """A finished statement's database is closed in a thread; before a fork that is waited for,
+    so no child inherits a database half freed."""
+    from deepanalyze_jupyter.connectors.files import sandbox
+
+    for _ in range(3):
+        local_lake.query("lake", "SELECT 1 AS one")
+    sandbox._spare.drop()  # what runs before a fork
+    assert not sandbox._spare._closing
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0 if not sandbox._spare._closing else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert local_lake.query("lake", "SELECT 2 AS two")["two"].tolist() == [2]
+
+
 _FAILS_LATE = (
     "SELECT CASE WHEN i > 300000 THEN error('row ' || i || ' is refused') ELSE i END AS i "
     "FROM range(1000000) AS t(i)"

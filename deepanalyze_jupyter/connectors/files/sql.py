@@ -40,7 +40,7 @@ from ...sqlparams import missing_parameters, strip_terminator, to_numbered
 from ..base import Connector
 from .batched import StatementFileSystem
 from .csv_sniffing import with_csv_globs_joined
-from .sandbox import make_spare, sandboxed
+from .sandbox import release, sandboxed
 from .sql_paths import FILE_FUNCTIONS, csv_glob_reads, rewrite_paths, separates_statements
 
 __all__ = ["FILE_FUNCTIONS", "SqlOverFiles", "query_file_batches", "query_files", "rewrite_paths"]
@@ -128,8 +128,7 @@ async def query_files(
         with contextlib.suppress(BaseException):
             await asyncio.shield(work)
         await filesystem.aclose()
-        connection.close()
-        make_spare()
+        release(connection)
     if output == "arrow":  # as it came from DuckDB: the session converts an Arrow result once
         info = {"source": source, "truncated": truncated, "row_limit": limit}
         return with_info(table, {**info, "bytes_fetched": filesystem.bytes_fetched})
@@ -187,8 +186,7 @@ async def query_file_batches(
         for opened in reader:
             with contextlib.suppress(Exception):
                 opened.close()
-        connection.close()
-        make_spare()
+        release(connection)
 
 
 def _next_batch(
