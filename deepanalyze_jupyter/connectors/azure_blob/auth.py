@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
-from urllib.request import getproxies
+from urllib.request import getproxies, proxy_bypass
 
 from azure.core.credentials import AzureNamedKeyCredential, AzureSasCredential
 from azure.core.exceptions import (
@@ -190,12 +190,15 @@ def open_service(
 ) -> ServiceClients:
     """Make the async service client for a source's options; secrets come from ``reveal``."""
     auth = options.get("auth") or "anonymous"
-    kwargs = {**tuning.client_kwargs(), "use_env_settings": _environment_names_a_proxy()}
+    kwargs = {**tuning.client_kwargs(), "use_env_settings": False}
     if auth == "connection_string":
         text = _required_secret(reveal, "connection_string", source)
         try:
             parts = connection_string_parts(text)
             service = BlobServiceClient.from_connection_string(text, **kwargs)
+            proxies = _environment_proxies(urlsplit(service.url).hostname or "")
+            if proxies:  # its host is known once the string is parsed; no session is open yet
+                service = BlobServiceClient.from_connection_string(text, **kwargs, proxies=proxies)
         except ValueError:
             raise ConfigurationError("the connection string is malformed", source=source) from None
         endpoint = parts.get("BlobEndpoint") or f"{service.scheme}://{service.primary_hostname}"
@@ -204,6 +207,7 @@ def open_service(
     if not url:
         raise ConfigurationError(f"option 'account_url' is required for auth {auth!r}", source=source)
     endpoint = endpoint_of(url)
+    kwargs["proxies"] = _environment_proxies(urlsplit(endpoint).hostname or "")
     if auth == "account_key":
         key = _required_secret(reveal, "account_key", source)
         credential: Any = AzureNamedKeyCredential(account_name(url), key)
@@ -217,14 +221,19 @@ def open_service(
     return ServiceClients(BlobServiceClient(url, credential=identity, **kwargs), endpoint, identity)
 
 
-def _environment_names_a_proxy() -> bool:
-    """Whether the environment names an HTTP(S) proxy (``HTTPS_PROXY`` and the like).
+def _environment_proxies(host: str) -> dict[str, str]:
+    """The HTTP(S) proxies the environment names for ``host``: none when ``NO_PROXY`` bypasses it.
 
-    Only then is the client told to read the environment: told to, aiohttp reads the proxy
-    variables and ``~/.netrc`` again for every request, in two trips to a worker thread
-    that cost more than a small blob's download.
+    Read here, once per client, rather than by the client: told to read the environment,
+    aiohttp reads the proxy variables and ``~/.netrc`` again for every request (two trips to
+    a worker thread that cost more than a small blob's download), and sends the ``~/.netrc``
+    login of the storage host, or its ``default`` line, with each request, which a source
+    signed with a key or connection string refuses.
     """
-    return any(scheme in getproxies() for scheme in ("http", "https"))
+    named = {scheme: url for scheme, url in getproxies().items() if scheme in ("http", "https")}
+    if not named or proxy_bypass(host):
+        return {}
+    return named
 
 
 def _required_secret(reveal: Callable[[str], str | None], name: str, source: str) -> str:

@@ -3,6 +3,8 @@
 Told to read the environment, aiohttp reads the proxy variables and ``~/.netrc`` again for
 every request, and sends the ``~/.netrc`` login of the storage host (or its ``default``
 line) with each request, which a source signed with a key or connection string refuses.
+So the source reads the proxy variables itself, once, and never ``~/.netrc``, with a proxy
+named or not.
 """
 
 from __future__ import annotations
@@ -90,6 +92,32 @@ def test_a_proxy_named_in_the_environment_carries_the_requests(
         assert proxy.connections >= 1
 
 
+def test_a_netrc_default_login_does_not_break_a_source_that_goes_through_a_proxy(
+    azurite: AzuriteServer, session: Session, tmp_path: Path, environment: pytest.MonkeyPatch
+) -> None:
+    login = tmp_path / "netrc"
+    login.write_text("default login someone password not-for-azure\n")
+    login.chmod(0o600)
+    environment.setenv("NETRC", str(login))
+    reads: list[Any] = []
+
+    class CountedNetrc(netrc.netrc):
+        def __init__(self, file: str | None = None) -> None:
+            reads.append(file)
+            super().__init__(file)
+
+    environment.setattr(netrc, "netrc", CountedNetrc)
+    endpoint = urlsplit(azurite.blob_endpoint)
+    with CuttingProxy(endpoint.hostname or "127.0.0.1", endpoint.port or 80) as proxy:
+        environment.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
+        try:
+            assert _ids(session) == [1, 2]
+        finally:
+            session.close()
+        assert proxy.connections >= 1
+    assert reads == []
+
+
 @pytest.mark.parametrize(
     ("named", "through_proxy"),
     [({"http_proxy": "{proxy}"}, True), ({"HTTP_PROXY": "{proxy}", "NO_PROXY": "{host}"}, False)],
@@ -111,4 +139,32 @@ def test_the_environment_s_proxy_variables_are_honoured_in_either_case(
             assert _ids(session) == [1, 2]
         finally:
             session.close()
+        assert (proxy.connections >= 1) is through_proxy
+
+
+@pytest.mark.parametrize(
+    ("bypassed", "through_proxy"), [(False, True), (True, False)], ids=["proxy", "no_proxy"]
+)
+def test_a_source_signed_with_an_account_key_takes_the_proxy_too(
+    azurite: AzuriteServer,
+    two_blobs: str,
+    environment: pytest.MonkeyPatch,
+    bypassed: bool,
+    through_proxy: bool,
+) -> None:
+    endpoint = urlsplit(azurite.blob_endpoint)
+    host = endpoint.hostname or "127.0.0.1"
+    with CuttingProxy(host, endpoint.port or 80) as proxy:
+        environment.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
+        if bypassed:
+            environment.setenv("NO_PROXY", host)
+        with Session() as keyed:
+            keyed.add(
+                "lake",
+                "azure_blob",
+                account_url=azurite.blob_endpoint,
+                container=two_blobs,
+                secrets={"account_key": azurite.account_key},
+            )
+            assert _ids(keyed) == [1, 2]
         assert (proxy.connections >= 1) is through_proxy
