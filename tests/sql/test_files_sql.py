@@ -276,6 +276,11 @@ def test_unknown_query_options_are_refused(local_lake: Session) -> None:
             "SELECT * FROM 'a' x JOIN 'b' y ON x.k IS DISTINCT FROM 'v', 'c' z",
             "SELECT * FROM 'dsrc://s/a' x JOIN 'dsrc://s/b' y ON x.k IS DISTINCT FROM 'v', 'dsrc://s/c' z",
         ),
+        ("SELECT t.distinct FROM 'a' t", "SELECT t.distinct FROM 'dsrc://s/a' t"),
+        (
+            "SELECT t.distinct FROM 'a' t, 'b' u WHERE t.k IS NOT DISTINCT FROM 'v'",
+            "SELECT t.distinct FROM 'dsrc://s/a' t, 'dsrc://s/b' u WHERE t.k IS NOT DISTINCT FROM 'v'",
+        ),
         ("DESCRIBE 'a'", "DESCRIBE 'dsrc://s/a'"),
         ("SUMMARIZE 'a'", "SUMMARIZE 'dsrc://s/a'"),
         ("PIVOT 'a' ON k USING sum(v)", "PIVOT 'dsrc://s/a' ON k USING sum(v)"),
@@ -315,6 +320,10 @@ def test_values_beside_a_from_keep_their_results(local_lake: Session) -> None:
     assert int(joined["n"][0]) == 50 * 49
     named = local_lake.query("lake", "FROM read_csv('csv/day-0.csv', names = ['d', 'i', 'q']) LIMIT 1")
     assert list(named.columns) == ["d", "i", "q"]
+    distinct = local_lake.query(
+        "lake", "SELECT t.distinct FROM 'csv/day-0.csv' AS t(day, item, \"distinct\") LIMIT 1"
+    )
+    assert list(distinct.columns) == ["distinct"]  # a column named distinct, then a FROM clause
 
 
 _LONG_SCAN = (

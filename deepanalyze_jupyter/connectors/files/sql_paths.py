@@ -140,11 +140,11 @@ def _table_literals(sql: str, tokens: list[tuple[int, int, str]]) -> set[int]:
                 listing.pop()
                 in_function.pop()
         elif word in ("from", "join") and kind == "keyword":
-            if previous != "distinct" and not in_function[-1]:
+            if not _compares(words[max(index - 2, 0) : index + 1]) and not in_function[-1]:
                 listing[-1] = True
         elif word in _AFTER_TABLES and kind == "keyword":
             listing[-1] = False
-        elif listing[-1] and _is_table(kind, word, words[max(index - 2, 0) : index]):
+        elif listing[-1] and _is_table(kind, word, words[max(index - 3, 0) : index]):
             found.add(index)
         elif previous in _TABLE_STATEMENTS and kind == "string_const" and word.startswith("'"):
             found.add(index)  # DESCRIBE 'a.csv', PIVOT 'a.csv' ON ...
@@ -218,8 +218,14 @@ def _is_table(kind: str, word: str, before: list[str]) -> bool:
         kind == "string_const"
         and word.startswith("'")
         and before[-1:] in (["from"], ["join"], [","])
-        and before != ["distinct", "from"]
+        and not _compares(before)
     )
+
+
+def _compares(words: list[str]) -> bool:
+    """Whether ``words`` (lower case) end with ``IS DISTINCT FROM`` or ``NOT DISTINCT FROM``, a
+    comparison (``t.distinct FROM`` is a column named ``distinct``, then a FROM clause)."""
+    return words[-3:] in (["is", "distinct", "from"], ["not", "distinct", "from"])
 
 
 def _tokens(sql: str) -> list[tuple[int, int, str]]:
