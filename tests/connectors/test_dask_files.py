@@ -78,16 +78,8 @@ def container_lake(
     session: Session, azurite: AzuriteServer, container: str, files: dict[str, bytes]
 ) -> Session:
     """Source ``lake``: the Azurite ``container``, made to hold ``files``, signed in with the account key."""
-    with BlobServiceClient.from_connection_string(azurite.connection_string) as service:
-        for name, data in files.items():
-            service.get_container_client(container).upload_blob(name, data)
-    session.add(
-        "lake",
-        "azure_blob",
-        account_url=azurite.blob_endpoint,
-        container=container,
-        secrets={"account_key": azurite.account_key},
-    )
+    azurite.upload(container, files)
+    session.add("lake", "azure_blob", **azurite.keyed_source(container))
     return session
 
 

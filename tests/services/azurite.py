@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -85,6 +86,14 @@ class AzuriteServer:
             client = service.get_container_client(container)
             for name, data in blobs.items():
                 client.upload_blob(name, data, overwrite=True)
+
+    def keyed_source(self, container: str) -> dict[str, Any]:
+        """The options of a blob source for ``container``, signed with the account key."""
+        return {
+            "account_url": self.blob_endpoint,
+            "container": container,
+            "secrets": {"account_key": self.account_key},
+        }
 
     @property
     def external(self) -> bool:

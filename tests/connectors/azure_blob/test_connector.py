@@ -229,13 +229,7 @@ def test_connection_string_source_lists_and_hides_the_string(
 
 
 def test_account_key_source(session: Session, azurite: AzuriteServer, data_container: str) -> None:
-    session.add(
-        "keyed",
-        "azure_blob",
-        account_url=azurite.blob_endpoint,
-        container=data_container,
-        secrets={"account_key": azurite.account_key},
-    )
+    session.add("keyed", "azure_blob", **azurite.keyed_source(data_container))
     assert session.registry.get_config("keyed").options["auth"] == "account_key"
     assert session.read("keyed", "sales/2024/q1.csv")["amount"].tolist() == [10, 20]
 

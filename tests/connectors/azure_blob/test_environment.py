@@ -48,39 +48,50 @@ def environment(session: Session) -> Iterator[pytest.MonkeyPatch]:
         yield patch
 
 
+@pytest.fixture
+def netrc_default(tmp_path: Path, environment: pytest.MonkeyPatch) -> None:
+    """A ``~/.netrc`` (``NETRC``) whose ``default`` line logs in to every host."""
+    login = tmp_path / "netrc"
+    login.write_text("default login someone password not-for-azure\n")
+    login.chmod(0o600)
+    environment.setenv("NETRC", str(login))
+
+
+@pytest.fixture
+def netrc_reads(environment: pytest.MonkeyPatch) -> list[Any]:
+    """Each read of a ``.netrc`` file from now on (the file named, or ``None``)."""
+    reads: list[Any] = []
+
+    class CountedNetrc(netrc.netrc):
+        def __init__(self, file: str | None = None) -> None:
+            reads.append(file)
+            super().__init__(file)
+
+    environment.setattr(netrc, "netrc", CountedNetrc)
+    return reads
+
+
 def _ids(session: Session) -> list[int]:
     return sorted(session.read("lake", "*.csv")["id"])
 
 
 def test_a_netrc_default_login_does_not_break_a_source_signed_with_a_key(
-    session: Session, tmp_path: Path, environment: pytest.MonkeyPatch
+    session: Session, netrc_default: None
 ) -> None:
-    login = tmp_path / "netrc"
-    login.write_text("default login someone password not-for-azure\n")
-    login.chmod(0o600)
-    environment.setenv("NETRC", str(login))
-
     assert _ids(session) == [1, 2]
 
 
-def test_with_no_proxy_named_no_request_reads_netrc(
-    session: Session, environment: pytest.MonkeyPatch
-) -> None:
-    reads: list[Any] = []
-
-    class CountedNetrc(netrc.netrc):
-        def __init__(self, file: str | None = None) -> None:
-            reads.append(file)
-            super().__init__(file)
-
-    environment.setattr(netrc, "netrc", CountedNetrc)
-
+def test_with_no_proxy_named_no_request_reads_netrc(session: Session, netrc_reads: list[Any]) -> None:
     assert _ids(session) == [1, 2]
-    assert reads == []
+    assert netrc_reads == []
 
 
-def test_a_proxy_named_in_the_environment_carries_the_requests(
-    azurite: AzuriteServer, session: Session, environment: pytest.MonkeyPatch
+def test_a_proxy_named_in_the_environment_carries_the_requests_and_netrc_stays_unread(
+    azurite: AzuriteServer,
+    session: Session,
+    environment: pytest.MonkeyPatch,
+    netrc_default: None,
+    netrc_reads: list[Any],
 ) -> None:
     endpoint = urlsplit(azurite.blob_endpoint)
     with CuttingProxy(endpoint.hostname or "127.0.0.1", endpoint.port or 80) as proxy:
@@ -90,32 +101,7 @@ def test_a_proxy_named_in_the_environment_carries_the_requests(
         finally:
             session.close()
         assert proxy.connections >= 1
-
-
-def test_a_netrc_default_login_does_not_break_a_source_that_goes_through_a_proxy(
-    azurite: AzuriteServer, session: Session, tmp_path: Path, environment: pytest.MonkeyPatch
-) -> None:
-    login = tmp_path / "netrc"
-    login.write_text("default login someone password not-for-azure\n")
-    login.chmod(0o600)
-    environment.setenv("NETRC", str(login))
-    reads: list[Any] = []
-
-    class CountedNetrc(netrc.netrc):
-        def __init__(self, file: str | None = None) -> None:
-            reads.append(file)
-            super().__init__(file)
-
-    environment.setattr(netrc, "netrc", CountedNetrc)
-    endpoint = urlsplit(azurite.blob_endpoint)
-    with CuttingProxy(endpoint.hostname or "127.0.0.1", endpoint.port or 80) as proxy:
-        environment.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
-        try:
-            assert _ids(session) == [1, 2]
-        finally:
-            session.close()
-        assert proxy.connections >= 1
-    assert reads == []
+    assert netrc_reads == []
 
 
 @pytest.mark.parametrize(
@@ -159,12 +145,6 @@ def test_a_source_signed_with_an_account_key_takes_the_proxy_too(
         if bypassed:
             environment.setenv("NO_PROXY", host)
         with Session() as keyed:
-            keyed.add(
-                "lake",
-                "azure_blob",
-                account_url=azurite.blob_endpoint,
-                container=two_blobs,
-                secrets={"account_key": azurite.account_key},
-            )
+            keyed.add("lake", "azure_blob", **azurite.keyed_source(two_blobs))
             assert _ids(keyed) == [1, 2]
         assert (proxy.connections >= 1) is through_proxy
