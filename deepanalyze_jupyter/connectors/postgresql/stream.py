@@ -3,17 +3,20 @@
 The statement is described and run as ``COPY (SELECT * FROM (<sql>) AS q) TO STDOUT``
 like a whole read (:mod:`.copy_query`), but the connection reads only ``rows`` rows at a
 time: nothing more is taken off the socket until the caller asks for the next batch,
-so the server waits and memory holds about two batches (one is parsed in a worker
-thread while the next one's rows are read; parses run one after another, in order, so
-that a column one batch had to read as text is text in every later batch). Closing the batches early (or an
-interrupt while one is read) cancels the query on the server and drains what it sent,
-so the connection goes back to the pool idle.
+so the server waits and memory holds about two batches (one is parsed in the stream's
+own thread while the next one's rows are read; parses run one after another, in order, so
+that a column one batch had to read as text is text in every later batch). One thread, not
+whichever worker is free: the C library keeps what a thread freed in that thread's heap,
+so batches parsed on every worker left a batch's memory held in each. Closing the batches
+early (or an interrupt while one is read) cancels the query on the server and drains what
+it sent, so the connection goes back to the pool idle.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Generator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
 from psycopg import errors, pq
@@ -49,8 +52,9 @@ async def stream_copy(
     pgconn.send_query_params(f"COPY ({subquery}) TO STDOUT".encode(), None)
     finished = False
     started = False
-    parsing: asyncio.Future[pa.Table] | None = None  # the last batch read, parsed in a worker thread
+    parsing: asyncio.Future[pa.Table] | None = None  # the last batch read, parsed in the parser thread
     loop = asyncio.get_running_loop()
+    parser = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postgresql-batches")
     try:  # the server may hold the start of the COPY until its first rows fill a buffer
         await conn.wait(_start_copy(pgconn))
         while not finished:
@@ -58,7 +62,7 @@ async def stream_copy(
             if count or not started:  # an empty result is one empty batch: its columns
                 started = True
                 parsed = None if parsing is None else await parsing
-                parsing = loop.run_in_executor(None, _batch, data, count, plans)
+                parsing = loop.run_in_executor(parser, _batch, data, count, plans)
                 del data  # held by the parse alone: freed once parsed, not when the next rows are in
                 if parsed is not None:
                     yield parsed
@@ -71,6 +75,7 @@ async def stream_copy(
             await asyncio.wait({parsing})
             if not parsing.cancelled():
                 parsing.exception()
+        parser.shutdown(wait=False)  # idle: its last parse was awaited
         if not finished:
             await _cancel(conn)
 
