@@ -37,6 +37,7 @@ from ..files.globs import is_glob
 from ..files.write import (
     BatchEncoder,
     encode_table,
+    encoder_thread,
     in_thread_to_end,
     refuse_what_the_format_cannot_hold,
     writable_format,
@@ -112,14 +113,15 @@ async def upload_batches(
     sink = _Blocks()
     encoder = BatchEncoder(sink, fmt, compression, source=source)  # type: ignore[arg-type]  # a binary file
     stager = _Stager(blob, progress)
+    encoding = encoder_thread()
     try:
         async for batch in batches:
-            await in_thread_to_end(encoder.write, batch)
+            await in_thread_to_end(encoder.write, batch, thread=encoding)
             progress.update(items=batch.num_rows)
             del batch  # encoded: not held while the next one is read
             for chunk in sink.full_blocks(BLOCK_SIZE):
                 await stager.stage(chunk)
-        await in_thread_to_end(encoder.close)
+        await in_thread_to_end(encoder.close, thread=encoding)
         for chunk in sink.full_blocks(BLOCK_SIZE):
             await stager.stage(chunk)
         await stager.stage(sink.rest())
@@ -129,6 +131,8 @@ async def upload_batches(
         with suppress(Exception):  # the writers let go of the file they will not finish
             encoder.close()
         raise
+    finally:
+        encoding.shutdown(wait=False)  # idle: each step was waited for
     await _commit(blob, blocks, etag, replace=replace, shown=shown, source=source, stage=stage)
     return encoder.rows
 
