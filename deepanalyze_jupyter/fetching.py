@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from .registry import DataSourceRegistry, RowLimit
 from .results import Result, check_output, convert_result, result_info, with_info
-from .results_cache import result_key
+from .results_cache import check_ttl, result_key
 
 __all__ = ["ResultTruncated", "query_work", "read_work", "value_warning_if_cut"]
 
@@ -145,6 +145,7 @@ async def _result(
     Runs on the session's loop; the conversion to Arrow or Polars runs in a worker thread.
     """
     check_output(output, source=source_id)
+    cache_ttl = check_ttl(cache_ttl, source=source_id)
     key = result_key(*key_parts) if cache_ttl else None
     if key is not None and cache_ttl:
         hit = registry.results.get(source_id, key, ttl=cache_ttl)

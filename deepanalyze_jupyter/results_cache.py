@@ -10,6 +10,7 @@ is updated or removed.
 
 from __future__ import annotations
 
+import math
 import pickle
 import time
 from collections import OrderedDict
@@ -20,9 +21,10 @@ from typing import Any
 import pyarrow as pa
 
 from .cache import _copied
+from .errors import ConfigurationError
 from .results import Result, result_size
 
-__all__ = ["DEFAULT_RESULT_CACHE_BYTES", "CachedResult", "ResultCache", "result_key"]
+__all__ = ["DEFAULT_RESULT_CACHE_BYTES", "CachedResult", "ResultCache", "check_ttl", "result_key"]
 
 #: The default bound of a session's results cache: 256 MiB of results.
 DEFAULT_RESULT_CACHE_BYTES = 256 * 1024 * 1024
@@ -132,6 +134,25 @@ def result_key(*parts: Any) -> bytes | None:
         return pickle.dumps(parts, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:
         return None
+
+
+def check_ttl(ttl: Any, *, source: str | None = None) -> float | None:
+    """``ttl`` in seconds (``None`` or 0: no cache); one clear error unless a finite number, 0 or more.
+
+    NaN would keep a result for ever (no age is ever as old) and a negative TTL would fetch
+    every time while keeping results, so neither is taken for a TTL.
+    """
+    if ttl is None:
+        return None
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float):
+        raise ConfigurationError(
+            f"cache_ttl must be a number of seconds, got {type(ttl).__name__}", source=source
+        )
+    if not (math.isfinite(ttl) and ttl >= 0):
+        raise ConfigurationError(
+            f"cache_ttl must be a finite number of seconds, 0 or more, got {ttl!r}", source=source
+        )
+    return float(ttl) or None
 
 
 def _private_copy(result: Result) -> Result:

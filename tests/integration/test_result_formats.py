@@ -25,7 +25,7 @@ from psycopg import sql
 
 from deepanalyze_jupyter import Session, results
 from deepanalyze_jupyter.connectors.sqlite import values as sqlite_values
-from deepanalyze_jupyter.errors import ConnectionFailed, QueryError
+from deepanalyze_jupyter.errors import ConfigurationError, ConnectionFailed, QueryError
 from deepanalyze_jupyter.results import result_info
 from tests.connectors.postgresql.postgres import source_options
 from tests.services import AzuriteServer, PostgresServer
@@ -336,3 +336,30 @@ def test_sessions_do_not_share_cached_results(tmp_path: Path) -> None:
         second.query("shop", "INSERT INTO t VALUES (2)")
         assert second.query("shop", "SELECT count(*) AS n FROM t", cache_ttl=60)["n"].tolist() == [2]
         assert first.query("shop", "SELECT count(*) AS n FROM t", cache_ttl=60)["n"].tolist() == [1]
+
+
+@pytest.mark.parametrize(
+    ("ttl", "problem"),
+    [
+        (-1, "a finite number of seconds, 0 or more, got -1"),
+        (math.nan, "a finite number of seconds, 0 or more, got nan"),
+        (math.inf, "a finite number of seconds, 0 or more, got inf"),
+        ("600", "a number of seconds, got str"),
+    ],
+)
+def test_a_cache_ttl_that_is_no_number_of_seconds_is_one_line(
+    session: Session, tmp_path: Path, ttl: Any, problem: str
+) -> None:
+    """NaN kept a result for ever, -1 fetched every time while storing, '600' raised a bare TypeError."""
+    path = tmp_path / "shop.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE t (n INTEGER)")
+    connection.close()
+    session.add("shop", "sqlite", path=str(path))
+    for call in (session.query, session.query_result):
+        with pytest.raises(ConfigurationError) as refused:
+            call("shop", "SELECT * FROM t", cache_ttl=ttl)
+        assert str(refused.value) == f"shop: cache_ttl must be {problem}"
+    assert len(session.registry.results) == 0
+    assert session.query("shop", "SELECT * FROM t", cache_ttl=0).empty  # 0: no cache, as None
+    assert len(session.registry.results) == 0

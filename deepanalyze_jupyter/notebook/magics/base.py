@@ -9,6 +9,7 @@ source, with secrets masked in any message.
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -165,8 +166,8 @@ class MagicsBase(Magics):
 
     @validate("cache_ttl", "cache_max_mb")
     def _validate_not_negative(self, proposal: Any) -> Any:
-        if proposal["value"] < 0:
-            raise TraitError(f"{proposal['trait'].name} must be 0 or more")
+        if not proposal["value"] >= 0 or proposal["value"] == math.inf:  # NaN is not >= 0
+            raise TraitError(f"{proposal['trait'].name} must be 0 or more (a finite number)")
         return proposal["value"]
 
     @validate("autolimit", "displaylimit")

@@ -126,3 +126,16 @@ def test_a_line_query_takes_as(shell: InteractiveShell, shop: Path) -> None:
     ran = run(shell, "%dsquery shop --as arrow SELECT id FROM orders ORDER BY id")
     assert ran.error is None, ran.text
     assert ran.result.column("id").to_pylist() == [1, 2, 3]
+
+
+@pytest.mark.parametrize("value", ["float('nan')", "float('inf')"])
+def test_config_cache_ttl_refuses_what_is_not_a_finite_number(
+    shell: InteractiveShell, shop: Path, value: str
+) -> None:
+    """NaN passed the check of ``< 0`` and then kept every result for ever (no age is >= NaN)."""
+    ran = run(shell, f"%config DataSourceMagics.cache_ttl = {value}")
+    assert ran.error is not None
+    assert "cache_ttl must be 0 or more (a finite number); nothing was changed" in ran.text
+    run(shell, "%%dsquery shop\nSELECT * FROM orders")
+    _add_row(shop)
+    assert len(run(shell, "%%dsquery shop\nSELECT * FROM orders").result) == 4
