@@ -120,8 +120,8 @@ def result_size(result: Any) -> int:
     """The bytes a result holds in memory (for the results cache's bound)."""
     if isinstance(result, pd.DataFrame):
         return int(result.memory_usage(index=True, deep=True).sum())
-    if isinstance(result, pa.Table):
-        return int(result.nbytes)
+    if isinstance(result, pa.Table):  # all its buffers: a slice (a row limit) holds the whole of them
+        return int(result.get_total_buffer_size())
     return int(result.estimated_size())
 
 

@@ -10,6 +10,7 @@ is updated or removed.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import pickle
 import time
@@ -129,9 +130,11 @@ def result_key(*parts: Any) -> bytes | None:
 
     Pickled, so that parameter values that cannot be hashed (lists, arrays) still make a
     key and equal values make equal keys; a value that cannot be pickled is never cached.
+    The key is the SHA-256 of the pickle, not the pickle: a DataFrame joined with ``frames=``
+    would otherwise stay in memory, in the key, uncounted by the bound.
     """
     try:
-        return pickle.dumps(parts, protocol=pickle.HIGHEST_PROTOCOL)
+        return hashlib.sha256(pickle.dumps(parts, protocol=pickle.HIGHEST_PROTOCOL)).digest()
     except Exception:
         return None
 

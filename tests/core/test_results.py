@@ -185,3 +185,22 @@ def test_a_column_arrow_cannot_hold_is_named() -> None:
         "src: column 'm' cannot be returned as arrow (Could not convert 'a' with type str:"
         " tried to convert to int64); use --as pandas"
     )
+
+
+def test_a_key_holds_no_copy_of_a_joined_frame() -> None:
+    """The key was the pickle itself: a DataFrame joined with ``frames=`` stayed in the cache, uncounted."""
+    frame = pd.DataFrame({"x": np.arange(1_000_000)})
+    key = result_key("query", "SELECT sum(x) FROM f", [], 10, "pandas", [("frames", {"f": frame})])
+    assert key is not None
+    assert len(key) <= 64
+    frame.loc[0, "x"] = -1  # a changed frame still makes another key
+    assert result_key("query", "SELECT sum(x) FROM f", [], 10, "pandas", [("frames", {"f": frame})]) != key
+
+
+def test_a_slice_of_an_arrow_table_counts_the_buffers_it_holds() -> None:
+    """A row limit slices a file's table: ten rows held all 8 MB of its buffers but counted 80 bytes."""
+    table = pa.table({"x": np.arange(1_000_000, dtype=np.float64)})
+    cache = ResultCache(max_bytes=2**20)
+    cache.put("s", "k", Result(table.slice(0, 10)))
+    assert cache.nbytes == 0 or cache.nbytes >= table.get_total_buffer_size()
+    assert cache.get("s", "k", ttl=60) is None  # larger than the bound: not kept
