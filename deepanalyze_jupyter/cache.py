@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Hashable
+from copy import deepcopy
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 __all__ = ["MetadataCache"]
@@ -61,9 +63,21 @@ class MetadataCache:
         return len(keys)
 
 
+#: Values of an object column a caller can change in place (JSON objects and arrays, lists).
+_MUTABLE = (dict, list, set, bytearray, np.ndarray)
+
+
 def _copied(value: Any) -> Any:
+    """A copy of a frame the caller may change, also in the dicts and lists its object columns hold."""
     if isinstance(value, pd.DataFrame):
         copy = value.copy()
         copy.attrs = dict(value.attrs)
+        for position, dtype in enumerate(copy.dtypes):
+            column = copy.iloc[:, position]
+            if dtype == np.dtype(object) and any(isinstance(item, _MUTABLE) for item in column):
+                values = np.empty(len(column), dtype=object)  # one by one: equal lists are no 2-D array
+                for row, item in enumerate(column):
+                    values[row] = deepcopy(item) if isinstance(item, _MUTABLE) else item
+                copy.isetitem(position, values)
         return copy
     return value

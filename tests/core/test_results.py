@@ -204,3 +204,20 @@ def test_a_slice_of_an_arrow_table_counts_the_buffers_it_holds() -> None:
     cache.put("s", "k", Result(table.slice(0, 10)))
     assert cache.nbytes == 0 or cache.nbytes >= table.get_total_buffer_size()
     assert cache.get("s", "k", ttl=60) is None  # larger than the bound: not kept
+
+
+def test_a_cached_frame_is_a_private_copy_down_to_its_json_values() -> None:
+    """PostgreSQL json/jsonb and arrays, and Parquet structs, are dicts and lists in an object column:
+    a caller changing one in the frame it was given changed the result the cache gave next."""
+    cache = ResultCache()
+    frame = pd.DataFrame({"j": [{"a": [1]}, None], "arr": [[1, 2], [3, 4]], "s": ["x", "y"]})
+    cache.put("s", "k", Result(frame))
+    frame.loc[0, "j"]["a"].append(99)  # the caller's own frame, after the put
+    hit = cache.get("s", "k", ttl=60)
+    assert hit is not None
+    hit.result.value.loc[0, "j"]["a"] = "changed"
+    hit.result.value.loc[0, "arr"][0] = -1
+    again = cache.get("s", "k", ttl=60)
+    assert again is not None
+    expected = {"j": [{"a": [1]}, None], "arr": [[1, 2], [3, 4]], "s": ["x", "y"]}
+    assert again.result.value.to_dict("list") == expected
