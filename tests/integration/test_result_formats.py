@@ -363,3 +363,22 @@ def test_a_cache_ttl_that_is_no_number_of_seconds_is_one_line(
     assert len(session.registry.results) == 0
     assert session.query("shop", "SELECT * FROM t", cache_ttl=0).empty  # 0: no cache, as None
     assert len(session.registry.results) == 0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a statement that writes, sent with Session.query or %%dsquery to a source added with "
+    "read_only=False, does not forget the source's cached results, which the README promises for "
+    "'written to through the session'",
+)
+def test_a_write_sent_as_a_query_forgets_the_sources_results(session: Session, tmp_path: Path) -> None:
+    path = tmp_path / "shop.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE t (n INTEGER)")
+        connection.execute("INSERT INTO t VALUES (1)")
+    connection.close()
+    session.add("shop", "sqlite", path=str(path), read_only=False)
+    count = "SELECT count(*) AS n FROM t"
+    assert session.query("shop", count, cache_ttl=60)["n"].tolist() == [1]
+    session.query("shop", "INSERT INTO t VALUES (2)")
+    assert session.query("shop", count, cache_ttl=60)["n"].tolist() == [2]
