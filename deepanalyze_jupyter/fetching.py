@@ -60,7 +60,7 @@ def query_work(
         asked = {**options, "output": native} if native else options
         return registry.query(source_id, sql, params, limit=limit, timeout=timeout, options=asked)
 
-    return _result(registry, source_id, key, output, cache_ttl, fetch)
+    return _result(registry, source_id, key, output, cache_ttl, fetch, statement=True)
 
 
 def read_work(
@@ -139,10 +139,14 @@ async def _result(
     output: str,
     cache_ttl: float | None,
     fetch: Fetch,
+    *,
+    statement: bool = False,
 ) -> Result:
     """Fetch and convert a result, or take it from the results cache while younger than ``cache_ttl``.
 
     Runs on the session's loop; the conversion to Arrow or Polars runs in a worker thread.
+    A ``statement`` on a writable source forgets the source's cached results once it has run
+    (:meth:`~.registry.DataSourceRegistry.forget_if_writable`); its own result is still kept.
     """
     check_output(output, source=source_id)
     cache_ttl = check_ttl(cache_ttl, source=source_id)
@@ -153,6 +157,8 @@ async def _result(
             info = {**hit.result.info, "cache_age": hit.age}
             return Result(with_info(hit.result.value, {"cache_age": hit.age}), info)
     generation = registry.results.generation(source_id)
+    if statement and registry.writable(source_id):
+        generation += 1  # the clear the statement makes of its own source, and no other, leaves it kept
     frame = await fetch(_native_output(registry, source_id, output))
     info = result_info(frame)
     value = (

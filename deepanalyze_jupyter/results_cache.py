@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import numbers
 import pickle
 import time
 from collections import OrderedDict
@@ -49,8 +50,10 @@ class ResultCache:
         self._clock = clock
         self._entries: OrderedDict[tuple[str, Hashable], tuple[float, Any, int]] = OrderedDict()
         self._bytes = 0
-        #: Bumped by each clear of a source, so that a result fetched before the clear is not kept.
+        #: Bumped by each clear of a source (of all: ``_all_cleared``), so that a result fetched
+        #: before the clear is not kept.
         self._generations: dict[str, int] = {}
+        self._all_cleared = 0
 
     def __repr__(self) -> str:
         return f"<ResultCache entries={len(self._entries)} bytes={self._bytes} max_bytes={self._max_bytes}>"
@@ -88,7 +91,7 @@ class ResultCache:
 
     def generation(self, source: str) -> int:
         """A number that changes whenever ``source``'s results are cleared (pass it to :meth:`put`)."""
-        return self._generations.get(source, 0)
+        return self._all_cleared + self._generations.get(source, 0)
 
     def put(self, source: str, key: Hashable, result: Result, *, generation: int | None = None) -> None:
         """Keep ``result`` (a copy of a pandas frame) unless it alone is larger than the bound.
@@ -109,8 +112,10 @@ class ResultCache:
     def clear(self, source: str | None = None) -> int:
         """Forget the results of ``source`` (or all); return how many were dropped."""
         keys = [key for key in self._entries if source is None or key[0] == source]
-        for owner in list(self._generations) if source is None else [source]:
-            self._generations[owner] = self.generation(owner) + 1
+        if source is None:
+            self._all_cleared += 1
+        else:
+            self._generations[source] = self._generations.get(source, 0) + 1
         for key in keys:
             self._drop(key)
         return len(keys)
@@ -147,15 +152,16 @@ def check_ttl(ttl: Any, *, source: str | None = None) -> float | None:
     """
     if ttl is None:
         return None
-    if isinstance(ttl, bool) or not isinstance(ttl, int | float):
+    if isinstance(ttl, bool) or not isinstance(ttl, numbers.Real):
         raise ConfigurationError(
             f"cache_ttl must be a number of seconds, got {type(ttl).__name__}", source=source
         )
-    if not (math.isfinite(ttl) and ttl >= 0):
+    seconds = float(ttl)
+    if not (math.isfinite(seconds) and seconds >= 0):
         raise ConfigurationError(
             f"cache_ttl must be a finite number of seconds, 0 or more, got {ttl!r}", source=source
         )
-    return float(ttl) or None
+    return seconds or None
 
 
 def _private_copy(result: Result) -> Result:

@@ -144,6 +144,7 @@ async def query_batches(
             yield _frame(batch) if output == "pandas" else convert_result(batch, "arrow", source=source_id)
     finally:
         await _close(batches)
+        registry.forget_if_writable(source_id)
 
 
 def _frame(batch: pa.Table) -> pd.DataFrame:

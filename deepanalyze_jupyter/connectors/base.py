@@ -81,6 +81,9 @@ class Connector(ABC):
     #: Whether :meth:`write` takes an object column of lists and dicts as JSON text
     #: (``pa.json_()``, each value's own JSON) rather than as Arrow lists and structs.
     json_values: ClassVar[bool] = False
+    #: Whether a statement sent to :meth:`query` can write when the source allows writes
+    #: (``read_only=False``): then it forgets what was cached of the source once it has run.
+    statements_write: ClassVar[bool] = False
 
     def __init__(self, context: SourceContext) -> None:
         self.context = context

@@ -101,11 +101,31 @@ class SourceOperations(SourceTable):
 
         ``options`` are the connector's own per-query settings (PostgreSQL: ``numeric_as_float``).
         """
-        async with self._operation(source_id, QueryError):
-            connector = await self.get_connector(source_id)
-            return await connector.query(
-                sql, params, limit=self._row_limit(limit), timeout=timeout, **dict(options or {})
-            )
+        try:
+            async with self._operation(source_id, QueryError):
+                connector = await self.get_connector(source_id)
+                return await connector.query(
+                    sql, params, limit=self._row_limit(limit), timeout=timeout, **dict(options or {})
+                )
+        finally:
+            self.forget_if_writable(source_id)
+
+    def writable(self, source_id: str) -> bool:
+        """Whether a statement sent to the source can write: it allows writes
+        (``read_only=False``) and its statements can (SQL over files only reads)."""
+        source = self._sources.get(source_id)
+        return (
+            source is not None
+            and source.connector_class.statements_write
+            and source.config.options.get("read_only", True) is False
+        )
+
+    def forget_if_writable(self, source_id: str) -> None:
+        """After a statement on a source that allows writes, forget what was cached of it: the
+        statement may have written (``INSERT``, ``CREATE``, a function that writes)."""
+        if self.writable(source_id):
+            self.cache.clear(source_id)
+            self.results.clear(source_id)
 
     async def read(
         self,

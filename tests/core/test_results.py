@@ -160,10 +160,11 @@ def test_keys_tell_parameters_apart_and_refuse_what_cannot_be_one() -> None:
     assert result_key("q", [("f", lambda: 1)]) is None
 
 
-def test_a_result_fetched_before_a_clear_is_not_kept() -> None:
+@pytest.mark.parametrize("cleared", ["s", None], ids=["its-source", "all"])
+def test_a_result_fetched_before_a_clear_is_not_kept(cleared: str | None) -> None:
     cache = ResultCache()
     before = cache.generation("s")
-    cache.clear("s")  # the source was updated while its query ran
+    cache.clear(cleared)  # the source was updated (or the cache emptied) while its query ran
     cache.put("s", "k", Result(frame_of(2)), generation=before)
     assert cache.get("s", "k", ttl=60) is None
     cache.put("s", "k", Result(frame_of(2)), generation=cache.generation("s"))

@@ -7,6 +7,7 @@ decimal and a time-zone-aware timestamp (where the source type can hold them).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import sqlite3
@@ -365,20 +366,71 @@ def test_a_cache_ttl_that_is_no_number_of_seconds_is_one_line(
     assert len(session.registry.results) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a statement that writes, sent with Session.query or %%dsquery to a source added with "
-    "read_only=False, does not forget the source's cached results, which the README promises for "
-    "'written to through the session'",
-)
-def test_a_write_sent_as_a_query_forgets_the_sources_results(session: Session, tmp_path: Path) -> None:
-    path = tmp_path / "shop.db"
-    with sqlite3.connect(path) as connection:
-        connection.execute("CREATE TABLE t (n INTEGER)")
-        connection.execute("INSERT INTO t VALUES (1)")
-    connection.close()
-    session.add("shop", "sqlite", path=str(path), read_only=False)
-    count = "SELECT count(*) AS n FROM t"
-    assert session.query("shop", count, cache_ttl=60)["n"].tolist() == [1]
-    session.query("shop", "INSERT INTO t VALUES (2)")
-    assert session.query("shop", count, cache_ttl=60)["n"].tolist() == [2]
+@pytest.fixture(params=["sqlite", "postgresql"])
+def writable(request: pytest.FixtureRequest, session: Session, tmp_path: Path) -> Session:
+    """Source ``shop``, added with ``read_only=False``, holding table ``t`` of one row (n = 1)."""
+    if request.param == "sqlite":
+        path = tmp_path / "shop.db"
+        with contextlib.closing(sqlite3.connect(path)) as connection, connection:
+            connection.execute("CREATE TABLE t (n INTEGER)")
+            connection.execute("INSERT INTO t VALUES (1)")
+        session.add("shop", "sqlite", path=str(path), read_only=False)
+        return session
+    pg_server: PostgresServer = request.getfixturevalue("pg_server")
+    schema: str = request.getfixturevalue("pg_schema")
+    with pg_server.admin_connection() as connection:
+        connection.execute(sql.SQL("CREATE TABLE {}.t (n bigint)").format(sql.Identifier(schema)))
+        connection.execute(sql.SQL("INSERT INTO {}.t VALUES (1)").format(sql.Identifier(schema)))
+    session.add(
+        "shop",
+        "postgresql",
+        secrets={"password": pg_server.password},
+        read_only=False,
+        **source_options(pg_server, options=f"-c search_path={schema}"),
+    )
+    return session
+
+
+_COUNT = "SELECT count(*) AS n FROM t"
+
+
+def _tables(session: Session) -> set[str]:
+    """The tables of ``shop`` (in its search path's schema, for PostgreSQL)."""
+    options = session.registry.get_config("shop").options
+    schema = str(options.get("options", "")).partition("search_path=")[2] or None
+    return {name.rpartition(".")[2] for name in session.list_items("shop", schema)["name"]}
+
+
+def test_a_write_sent_as_a_query_forgets_what_was_cached_of_the_source(writable: Session) -> None:
+    assert int(writable.query("shop", _COUNT, cache_ttl=60)["n"][0]) == 1
+    assert "u" not in _tables(writable)  # the listing is cached now
+    writable.query("shop", "INSERT INTO t VALUES (2)")
+    writable.query("shop", "CREATE TABLE u (n INTEGER)")
+    counted = writable.query("shop", _COUNT, cache_ttl=60)
+    assert int(counted["n"][0]) == 2
+    assert "cache_age" not in counted.attrs
+    assert "u" in _tables(writable)
+    if writable.registry.get_config("shop").type == "postgresql":  # a function that writes, in batches
+        writes = "CREATE FUNCTION more() RETURNS int LANGUAGE sql AS 'INSERT INTO t VALUES (3) RETURNING 3'"
+        writable.query("shop", writes)
+        assert int(writable.query("shop", _COUNT, cache_ttl=60)["n"][0]) == 2
+        assert [len(batch) for batch in writable.query_batches("shop", "SELECT more() AS n", rows=10)] == [1]
+        assert int(writable.query("shop", _COUNT, cache_ttl=60)["n"][0]) == 3
+
+
+@pytest.mark.parametrize("kind", ["read-only sqlite", "writable folder"])
+def test_a_source_whose_statements_cannot_write_keeps_its_cached_results(
+    session: Session, tmp_path: Path, kind: str
+) -> None:
+    if kind == "writable folder":  # SQL over files only reads, whatever the source allows
+        (tmp_path / "t.csv").write_text("n\n1\n")
+        session.add("shop", "local", path=str(tmp_path), read_only=False)
+        count = "SELECT count(*) AS n FROM 't.csv'"
+    else:
+        with contextlib.closing(sqlite3.connect(tmp_path / "shop.db")) as connection, connection:
+            connection.execute("CREATE TABLE t (n INTEGER)")
+        session.add("shop", "sqlite", path=str(tmp_path / "shop.db"))
+        count = _COUNT
+    session.query("shop", count, cache_ttl=60)
+    session.query("shop", "SELECT 1 AS one")
+    assert "cache_age" in session.query("shop", count, cache_ttl=60).attrs

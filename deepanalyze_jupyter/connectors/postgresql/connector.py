@@ -72,6 +72,7 @@ class PostgresConnector(Connector):
     option_specs: ClassVar[tuple[OptionSpec, ...]] = OPTION_SPECS
     native_outputs = frozenset({"arrow"})
     json_values = True  # a jsonb column holds each dict as it is, not as a struct of every key
+    statements_write = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -57,6 +57,7 @@ class SqliteConnector(Connector):
     display_name = "SQLite"
     kind = "sql"
     native_outputs = frozenset({"arrow"})
+    statements_write = True
     option_specs = (
         OptionSpec("path", str, "database file path, or :memory:", required=True, label="Database file"),
         OptionSpec(
