@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Mapping
+import sys
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,10 +120,43 @@ def result_rows(result: Any) -> int:
 def result_size(result: Any) -> int:
     """The bytes a result holds in memory (for the results cache's bound)."""
     if isinstance(result, pd.DataFrame):
-        return int(result.memory_usage(index=True, deep=True).sum())
+        held = int(result.memory_usage(index=True, deep=True).sum())  # each value's own size
+        columns = (result.iloc[:, index] for index, dtype in enumerate(result.dtypes) if dtype == _OBJECT)
+        return held + sum(_contents_size(column) for column in columns if _may_hold_containers(column))
     if isinstance(result, pa.Table):  # all its buffers: a slice (a row limit) holds the whole of them
         return int(result.get_total_buffer_size())
     return int(result.estimated_size())
+
+
+#: Values that hold others: pandas counts only their own size (a JSON object, an array).
+_CONTAINERS = (dict, list, tuple, set, frozenset)
+_OBJECT = np.dtype(object)
+#: What pandas infers of an object column that holds no list or dict (told in one pass in C).
+_FLAT_KINDS = frozenset(
+    {"empty", "string", "bytes", "boolean", "integer", "floating", "decimal", "date", "datetime", "time"}
+)
+
+
+def _may_hold_containers(column: pd.Series) -> bool:
+    return pd.api.types.infer_dtype(column, skipna=True) not in _FLAT_KINDS
+
+
+def _contents_size(values: Iterable[Any]) -> int:
+    """The bytes of what the lists and dicts among ``values`` hold, down to their last level."""
+    size = 0
+    seen: set[int] = set()
+    waiting = [value for value in values if isinstance(value, _CONTAINERS)]
+    while waiting:
+        container = waiting.pop()
+        if id(container) in seen:
+            continue
+        seen.add(id(container))
+        items = [*container.keys(), *container.values()] if isinstance(container, dict) else container
+        for item in items:
+            size += sys.getsizeof(item)
+            if isinstance(item, _CONTAINERS):
+                waiting.append(item)
+    return size
 
 
 def _arrow_table(frame: pd.DataFrame) -> pa.Table:

@@ -12,7 +12,14 @@ import pyarrow as pa
 import pytest
 
 from deepanalyze_jupyter.errors import ConfigurationError, QueryError
-from deepanalyze_jupyter.results import Result, check_output, convert_result, result_info, with_info
+from deepanalyze_jupyter.results import (
+    Result,
+    check_output,
+    convert_result,
+    result_info,
+    result_size,
+    with_info,
+)
 from deepanalyze_jupyter.results_cache import ResultCache, result_key
 
 
@@ -169,6 +176,16 @@ def test_a_result_fetched_before_a_clear_is_not_kept(cleared: str | None) -> Non
     assert cache.get("s", "k", ttl=60) is None
     cache.put("s", "k", Result(frame_of(2)), generation=cache.generation("s"))
     assert cache.get("s", "k", ttl=60) is not None
+
+
+def test_lists_and_dicts_in_a_frame_count_what_they_hold() -> None:
+    """A JSON or array column holds its values' contents: 1,000 lists of 2,000 large ints are
+    about 72 MB, though pandas counts each list's own 16 KB."""
+    lists = pd.DataFrame({"v": [list(range(10**6, 10**6 + 2000)) for _ in range(1000)]})
+    assert result_size(lists) > 1000 * 2000 * (8 + 28)
+    nested = pd.DataFrame({"j": [{"a": [{"b": "x" * 1000}]} for _ in range(1000)]})
+    assert result_size(nested) > 1000 * 1000
+    assert result_size(pd.DataFrame({"s": ["x"] * 10})) < 10_000
 
 
 def test_nanoseconds_a_file_holds_are_kept_in_utc() -> None:
