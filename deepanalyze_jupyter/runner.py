@@ -122,6 +122,7 @@ class LoopRunner:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await loop.shutdown_asyncgens()
+            await _abort_transports(loop)
 
         with contextlib.suppress(concurrent.futures.TimeoutError, RuntimeError):
             asyncio.run_coroutine_threadsafe(shutdown(), loop).result(timeout)
@@ -129,6 +130,23 @@ class LoopRunner:
         thread.join(timeout)
         if not thread.is_alive():
             loop.close()
+
+
+async def _abort_transports(loop: asyncio.AbstractEventLoop) -> None:
+    """Abort the connections the loop still holds, so that their sockets close with it.
+
+    A connection closed with bytes still to send (an upload cancelled while its peer reads
+    no more) waits until they are sent: with the loop gone it never closes, and its socket
+    stays open until the transport is collected. Selector loops keep their transports by
+    file descriptor (``_transports``, where one already closed may stay until collected);
+    other loops are left as they are.
+    """
+    transports = getattr(loop, "_transports", None)
+    open_ones = [each for each in (transports or {}).values() if getattr(each, "_sock", None) is not None]
+    for transport in open_ones:
+        transport.abort()
+    if open_ones:
+        await asyncio.sleep(0)  # the aborts close their sockets in the next iteration
 
 
 class _LoopTask(Generic[T]):

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -293,6 +296,37 @@ def test_close_cancels_pending_work_and_stops_the_loop() -> None:
     assert loop.is_closed()
     assert repr(runner) == "<LoopRunner 'deepanalyze-loop' stopped>"
     runner.close()  # twice is harmless
+
+
+def test_close_leaves_no_socket_open_behind_a_transport_still_closing() -> None:
+    """A connection closed with bytes still unsent (a cancelled upload to a peer that reads
+    no more) waits for them: the loop's close aborts it, so its socket is closed, not left
+    to a ResourceWarning when the transport is collected."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    runner = LoopRunner("closing")
+    try:
+
+        async def send_and_close() -> tuple[asyncio.BaseTransport, asyncio.BaseTransport]:
+            loop = asyncio.get_running_loop()
+            closed, _ = await loop.create_connection(asyncio.Protocol, *listener.getsockname())
+            closed.close()
+            await asyncio.sleep(0.05)  # closed for good, though held (the loop keeps it until collected)
+            transport, _ = await loop.create_connection(asyncio.Protocol, *listener.getsockname())
+            transport.write(b"x" * (64 * 1024 * 1024))  # more than the kernel's buffers take
+            transport.close()
+            return closed, transport
+
+        closed, transport = runner.run_sync(send_and_close())
+        assert transport.is_closing()
+        runner.close()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            del closed, transport
+            gc.collect()
+        assert [str(warning.message) for warning in caught] == []
+    finally:
+        runner.close()
+        listener.close()
 
 
 def test_close_before_any_use_is_harmless() -> None:
