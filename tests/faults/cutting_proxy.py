@@ -45,9 +45,8 @@ class CuttingProxy:
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
-        if self._server is not None:
-            self._server.close()
-            asyncio.run_coroutine_threadsafe(self._server.wait_closed(), self._loop).result(timeout=10)
+        if self._server is not None:  # closed on its own loop: a relay ending meanwhile wakes it too
+            asyncio.run_coroutine_threadsafe(_closed(self._server), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
         self._loop.close()
@@ -91,6 +90,11 @@ class CuttingProxy:
             await client.drain()
             sent += len(piece)
         client.close()
+
+
+async def _closed(server: asyncio.Server) -> None:
+    server.close()
+    await server.wait_closed()
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
