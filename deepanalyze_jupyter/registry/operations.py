@@ -101,6 +101,9 @@ class SourceOperations(SourceTable):
 
         ``options`` are the connector's own per-query settings (PostgreSQL: ``numeric_as_float``).
         """
+        # Decided as the statement starts: a source removed or made read-only meanwhile must
+        # still be cleared, or the result fetched from it as it was would be kept.
+        writable = self.writable(source_id)
         try:
             async with self._operation(source_id, QueryError):
                 connector = await self.get_connector(source_id)
@@ -108,7 +111,9 @@ class SourceOperations(SourceTable):
                     sql, params, limit=self._row_limit(limit), timeout=timeout, **dict(options or {})
                 )
         finally:
-            self.forget_if_writable(source_id)
+            if writable:
+                self.cache.clear(source_id)
+                self.results.clear(source_id)
 
     def writable(self, source_id: str) -> bool:
         """Whether a statement sent to the source can write: it allows writes

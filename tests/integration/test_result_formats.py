@@ -7,6 +7,7 @@ decimal and a time-zone-aware timestamp (where the source type can hold them).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import math
@@ -24,7 +25,7 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 from psycopg import sql
 
-from deepanalyze_jupyter import Session, results
+from deepanalyze_jupyter import Session, fetching, results
 from deepanalyze_jupyter.connectors.sqlite import values as sqlite_values
 from deepanalyze_jupyter.errors import ConfigurationError, ConnectionFailed, QueryError
 from deepanalyze_jupyter.results import result_info
@@ -434,3 +435,47 @@ def test_a_source_whose_statements_cannot_write_keeps_its_cached_results(
     session.query("shop", count, cache_ttl=60)
     session.query("shop", "SELECT 1 AS one")
     assert "cache_age" in session.query("shop", count, cache_ttl=60).attrs
+
+
+@pytest.mark.parametrize("change", ["remove", "update to read-only"])
+def test_a_statement_in_flight_while_its_source_changes_is_not_kept(
+    session: Session, tmp_path: Path, change: str
+) -> None:
+    """A result fetched from the source as it was is not kept for the source as it is now."""
+    for name, rows in (("old.db", 1), ("new.db", 5)):
+        with contextlib.closing(sqlite3.connect(tmp_path / name)) as connection, connection:
+            connection.execute("CREATE TABLE t (n INTEGER)")
+            connection.executemany("INSERT INTO t VALUES (?)", [(1,)] * rows)
+    session.add("shop", "sqlite", path=str(tmp_path / "old.db"), read_only=False)
+    registry = session.registry
+
+    async def statement_while_the_source_changes() -> None:
+        connector = await registry.get_connector("shop")
+        fetched, go_on = asyncio.Event(), asyncio.Event()
+        ask = connector.query
+
+        async def held(*args: Any, **kwargs: Any) -> Any:
+            answer = await ask(*args, **kwargs)
+            fetched.set()  # the source has answered; its answer is on its way to the cache
+            await go_on.wait()
+            return answer
+
+        connector.query = held  # type: ignore[method-assign]
+        work = asyncio.ensure_future(
+            fetching.query_work(registry, "shop", _COUNT, None, "default", None, "pandas", 60, {})
+        )
+        await fetched.wait()
+        if change == "remove":
+            await registry.unregister_data_source("shop")
+        else:
+            new = {"read_only": True, "path": str(tmp_path / "new.db")}
+            await registry.update_data_source("shop", options=new)
+        go_on.set()
+        await work
+
+    session.run(statement_while_the_source_changes())
+    if change == "remove":
+        session.add("shop", "sqlite", path=str(tmp_path / "new.db"), read_only=False)
+    counted = session.query("shop", _COUNT, cache_ttl=60)
+    assert "cache_age" not in counted.attrs
+    assert int(counted["n"][0]) == 5
