@@ -13,6 +13,8 @@ own::
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import os
 import sys
 from collections.abc import Coroutine, Generator, Mapping, Sequence
@@ -103,6 +105,10 @@ class Session:
             return self.runner.run_sync(coro, timeout=timeout)
         except DataSourceError as error:
             raise error.with_traceback(None) from None
+        except (asyncio.CancelledError, concurrent.futures.CancelledError):
+            if self._closed:  # closed by another thread while this work ran: it was stopped
+                raise RuntimeError("this session is closed; the work running was stopped") from None
+            raise
         except Exception as error:  # the same error again, so nothing to chain
             raise error.with_traceback(traceback_past_the_bridge(error.__traceback__, sys._getframe()))  # noqa: B904
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import sqlite3
+import threading
 import traceback
 import warnings
 from collections.abc import Iterator
@@ -114,6 +115,30 @@ def test_a_closed_session_refuses_work(session: Session) -> None:
     with pytest.raises(RuntimeError, match="this session is closed"):
         session.run(coro)
     assert inspect.getcoroutinestate(coro) == inspect.CORO_CLOSED
+
+
+def test_work_running_when_the_session_closes_says_so(session: Session) -> None:
+    started = threading.Event()
+    outcome: list[BaseException] = []
+
+    async def long_work() -> None:
+        started.set()
+        await asyncio.sleep(60)
+
+    def run() -> None:
+        try:
+            session.run(long_work())
+        except BaseException as error:  # what the caller sees, whatever it is
+            outcome.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    started.wait()
+    session.close()
+    thread.join()
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], RuntimeError), repr(outcome[0])
+    assert "this session is closed" in str(outcome[0])
 
 
 def test_a_session_is_a_context_manager(fake_class: type[FakeConnector]) -> None:
