@@ -7,6 +7,7 @@ and go straight into the SDK's credential objects; no message built here holds o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -196,7 +197,7 @@ def open_service(
         try:
             parts = connection_string_parts(text)
             service = BlobServiceClient.from_connection_string(text, **kwargs)
-            proxies = _environment_proxies(urlsplit(service.url).hostname or "")
+            proxies = _environment_proxies(urlsplit(service.url).netloc)
             if proxies:  # its host is known once the string is parsed; no session is open yet
                 service = BlobServiceClient.from_connection_string(text, **kwargs, proxies=proxies)
         except ValueError:
@@ -207,7 +208,7 @@ def open_service(
     if not url:
         raise ConfigurationError(f"option 'account_url' is required for auth {auth!r}", source=source)
     endpoint = endpoint_of(url)
-    kwargs["proxies"] = _environment_proxies(urlsplit(endpoint).hostname or "")
+    kwargs["proxies"] = _environment_proxies(urlsplit(endpoint).netloc)
     if auth == "account_key":
         key = _required_secret(reveal, "account_key", source)
         credential: Any = AzureNamedKeyCredential(account_name(url), key)
@@ -221,8 +222,8 @@ def open_service(
     return ServiceClients(BlobServiceClient(url, credential=identity, **kwargs), endpoint, identity)
 
 
-def _environment_proxies(host: str) -> dict[str, str]:
-    """The HTTP(S) proxies the environment names for ``host``: none when ``NO_PROXY`` bypasses it.
+def _environment_proxies(netloc: str) -> dict[str, str]:
+    """The HTTP(S) proxies the environment names for ``host[:port]``: none when ``NO_PROXY`` bypasses it.
 
     Read here, once per client, rather than by the client: told to read the environment,
     aiohttp reads the proxy variables and ``~/.netrc`` again for every request (two trips to
@@ -230,10 +231,28 @@ def _environment_proxies(host: str) -> dict[str, str]:
     login of the storage host, or its ``default`` line, with each request, which a source
     signed with a key or connection string refuses.
     """
-    named = {scheme: url for scheme, url in getproxies().items() if scheme in ("http", "https")}
-    if not named or proxy_bypass(host):
+    proxies = getproxies()
+    named = {scheme: url for scheme, url in proxies.items() if scheme in ("http", "https")}
+    if not named or _bypassed(netloc, proxies.get("no", "")):
         return {}
     return named
+
+
+def _bypassed(netloc: str, no_proxy: str) -> bool:
+    """Whether ``NO_PROXY`` names ``host[:port]``: its name or port as ``urllib`` matches them,
+    or, for an IP address, a network that holds it (``127.0.0.0/8``, as curl and requests do)."""
+    host = urlsplit(f"//{netloc}").hostname or netloc
+    if proxy_bypass(host) or proxy_bypass(netloc):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    for entry in no_proxy.split(","):
+        with contextlib.suppress(ValueError):
+            if address in ipaddress.ip_network(entry.strip(), strict=False):
+                return True
+    return False
 
 
 def _required_secret(reveal: Callable[[str], str | None], name: str, source: str) -> str:

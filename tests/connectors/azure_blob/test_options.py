@@ -16,6 +16,7 @@ from azure.core.exceptions import (
     ServiceResponseTimeoutError,
 )
 
+from deepanalyze_jupyter.connectors.azure_blob import auth
 from deepanalyze_jupyter.connectors.azure_blob.auth import (
     Tuning,
     account_name,
@@ -317,3 +318,31 @@ def test_refused_anonymous_access_says_the_container_is_not_public() -> None:
     translated = translate(error, anonymous=True)
     assert isinstance(translated, AuthenticationFailed)
     assert "does not allow anonymous access" in str(translated)
+
+
+@pytest.mark.parametrize(
+    ("no_proxy", "bypassed"),
+    [
+        ("127.0.0.1:10000", True),
+        ("127.0.0.0/8", True),
+        ("example.com, 127.0.0.1", True),
+        ("127.0.0.1:9999", False),
+        ("10.0.0.0/8", False),
+        ("not-a-network/99", False),
+    ],
+)
+def test_no_proxy_with_a_port_or_a_network_bypasses_the_proxy(
+    monkeypatch: pytest.MonkeyPatch, no_proxy: str, bypassed: bool
+) -> None:
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setenv("NO_PROXY", no_proxy)
+    service = auth.open_service(
+        {"auth": "anonymous", "account_url": "http://127.0.0.1:10000/devstoreaccount1"},
+        lambda name: None,
+        Tuning(connect_timeout=1, read_timeout=1, retries=0, range_size=1 << 20),
+        source="b",
+    )
+    assert (not service.service._config.proxy_policy.proxies) is bypassed
