@@ -145,8 +145,8 @@ async def _result(
     """Fetch and convert a result, or take it from the results cache while younger than ``cache_ttl``.
 
     Runs on the session's loop; the conversion to Arrow or Polars runs in a worker thread.
-    A ``statement`` on a writable source forgets the source's cached results once it has run
-    (:meth:`~.registry.DataSourceRegistry.forget_if_writable`); its own result is still kept.
+    A ``statement`` on a writable source forgets what was cached of the source once it has run
+    (:meth:`~.registry.DataSourceRegistry.query`); its own result is still kept.
     """
     check_output(output, source=source_id)
     cache_ttl = check_ttl(cache_ttl, source=source_id)

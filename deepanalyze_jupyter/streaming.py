@@ -132,6 +132,7 @@ async def query_batches(
 ) -> AsyncIterator[pa.Table | pd.DataFrame]:
     """The rows of a query on ``source_id`` in batches of at most ``rows`` rows."""
     _check_batches(output, rows, source_id)
+    writable = registry.writable(source_id)  # as the statement starts (see ``query``)
     connector = await registry.get_connector(source_id)
     stream = getattr(connector, "query_batches", None)
     if stream is None:
@@ -144,7 +145,8 @@ async def query_batches(
             yield _frame(batch) if output == "pandas" else convert_result(batch, "arrow", source=source_id)
     finally:
         await _close(batches)
-        registry.forget_if_writable(source_id)
+        if writable:  # the statement may have written
+            registry.forget(source_id)
 
 
 def _frame(batch: pa.Table) -> pd.DataFrame:

@@ -112,25 +112,7 @@ class SourceOperations(SourceTable):
                 )
         finally:
             if writable:
-                self.cache.clear(source_id)
-                self.results.clear(source_id)
-
-    def writable(self, source_id: str) -> bool:
-        """Whether a statement sent to the source can write: it allows writes
-        (``read_only=False``) and its statements can (SQL over files only reads)."""
-        source = self._sources.get(source_id)
-        return (
-            source is not None
-            and source.connector_class.statements_write
-            and source.config.options.get("read_only", True) is False
-        )
-
-    def forget_if_writable(self, source_id: str) -> None:
-        """After a statement on a source that allows writes, forget what was cached of it: the
-        statement may have written (``INSERT``, ``CREATE``, a function that writes)."""
-        if self.writable(source_id):
-            self.cache.clear(source_id)
-            self.results.clear(source_id)
+                self.forget(source_id)
 
     async def read(
         self,
@@ -170,8 +152,7 @@ class SourceOperations(SourceTable):
                 connector = await self.get_connector(source_id)
                 return await connector.write(request, table)
         finally:  # also after a failure: an interrupted write's outcome is not known here
-            self.cache.clear(source_id)
-            self.results.clear(source_id)
+            self.forget(source_id)
 
     async def write_batches(
         self, source_id: str, request: WriteRequest, batches: AsyncIterator[pa.Table]
@@ -188,8 +169,7 @@ class SourceOperations(SourceTable):
                     )
                 return str(await write(request, batches))
         finally:
-            self.cache.clear(source_id)
-            self.results.clear(source_id)
+            self.forget(source_id)
 
     @asynccontextmanager
     async def _operation(self, source_id: str, wrap_as: type[DataSourceError]) -> AsyncIterator[None]:

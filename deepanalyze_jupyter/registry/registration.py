@@ -98,8 +98,7 @@ class SourceRegistration(SourceTable):
         """Disconnect and forget a source, its secrets and its cached metadata."""
         source = self._source(source_id)
         del self._sources[source_id]
-        self.cache.clear(source_id)
-        self.results.clear(source_id)
+        self.forget(source_id)
         await self.connections.close(source)  # its secrets stay masked, also in an error closing shows
         logger.info("unregistered data source %r", source_id)
 
@@ -168,8 +167,7 @@ class SourceRegistration(SourceTable):
             await self.connections.close(updated)
             raise DataSourceNotFound("the source was removed while it was being updated", source=source_id)
         self._sources[source_id] = updated
-        self.cache.clear(source_id)
-        self.results.clear(source_id)
+        self.forget(source_id)
         await self.connections.close(current)
         logger.info("updated data source %r", source_id)
         return self.get_config(source_id)

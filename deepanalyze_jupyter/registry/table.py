@@ -112,6 +112,21 @@ class SourceTable:
         """One row per source: id, type, name, status, last_success, created (never a secret)."""
         return sources_frame(self._sources)
 
+    def forget(self, source_id: str) -> None:
+        """Forget what was cached of the source: its listings and descriptions, and its results."""
+        self.cache.clear(source_id)
+        self.results.clear(source_id)
+
+    def writable(self, source_id: str) -> bool:
+        """Whether a statement sent to the source can write: it allows writes
+        (``read_only=False``) and its statements can (SQL over files only reads)."""
+        source = self._sources.get(source_id)
+        return (
+            source is not None
+            and source.connector_class.statements_write
+            and source.config.options.get("read_only", True) is False
+        )
+
     def _source(self, source_id: str) -> SourceRecord:
         try:
             return self._sources[source_id]
