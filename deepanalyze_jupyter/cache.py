@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["MetadataCache"]
+__all__ = ["MetadataCache", "object_columns"]
 
 
 class MetadataCache:
@@ -65,6 +65,20 @@ class MetadataCache:
 
 #: Values of an object column a caller can change in place (JSON objects and arrays, lists).
 _MUTABLE = (dict, list, set, bytearray, np.ndarray)
+#: What pandas infers of an object column whose values hold no others (told in one pass in C).
+_FLAT_KINDS = frozenset(
+    {"empty", "string", "bytes", "boolean", "integer", "floating", "decimal", "date", "datetime", "time"}
+)
+
+
+def object_columns(frame: pd.DataFrame) -> list[tuple[int, pd.Series]]:
+    """The positions and values of ``frame``'s object columns that may hold lists, dicts or the like."""
+    return [
+        (position, frame.iloc[:, position])
+        for position, dtype in enumerate(frame.dtypes)
+        if dtype == np.dtype(object)
+        and pd.api.types.infer_dtype(frame.iloc[:, position], skipna=True) not in _FLAT_KINDS
+    ]
 
 
 def _copied(value: Any) -> Any:
@@ -72,9 +86,8 @@ def _copied(value: Any) -> Any:
     if isinstance(value, pd.DataFrame):
         copy = value.copy()
         copy.attrs = dict(value.attrs)
-        for position, dtype in enumerate(copy.dtypes):
-            column = copy.iloc[:, position]
-            if dtype == np.dtype(object) and any(isinstance(item, _MUTABLE) for item in column):
+        for position, column in object_columns(copy):
+            if any(isinstance(item, _MUTABLE) for item in column):
                 values = np.empty(len(column), dtype=object)  # one by one: equal lists are no 2-D array
                 for row, item in enumerate(column):
                     values[row] = deepcopy(item) if isinstance(item, _MUTABLE) else item

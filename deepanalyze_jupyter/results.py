@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from .cache import object_columns
 from .errors import ConfigurationError, QueryError
 
 __all__ = [
@@ -121,8 +122,7 @@ def result_size(result: Any) -> int:
     """The bytes a result holds in memory (for the results cache's bound)."""
     if isinstance(result, pd.DataFrame):
         held = int(result.memory_usage(index=True, deep=True).sum())  # each value's own size
-        columns = (result.iloc[:, index] for index, dtype in enumerate(result.dtypes) if dtype == _OBJECT)
-        return held + sum(_contents_size(column) for column in columns if _may_hold_containers(column))
+        return held + sum(_contents_size(column) for _, column in object_columns(result))
     if isinstance(result, pa.Table):  # all its buffers: a slice (a row limit) holds the whole of them
         return int(result.get_total_buffer_size())
     return int(result.estimated_size())
@@ -130,15 +130,6 @@ def result_size(result: Any) -> int:
 
 #: Values that hold others: pandas counts only their own size (a JSON object, an array).
 _CONTAINERS = (dict, list, tuple, set, frozenset)
-_OBJECT = np.dtype(object)
-#: What pandas infers of an object column that holds no list or dict (told in one pass in C).
-_FLAT_KINDS = frozenset(
-    {"empty", "string", "bytes", "boolean", "integer", "floating", "decimal", "date", "datetime", "time"}
-)
-
-
-def _may_hold_containers(column: pd.Series) -> bool:
-    return pd.api.types.infer_dtype(column, skipna=True) not in _FLAT_KINDS
 
 
 def _contents_size(values: Iterable[Any]) -> int:
