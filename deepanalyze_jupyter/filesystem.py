@@ -331,7 +331,7 @@ class SourceFileSystem(AbstractFileSystem):  # type: ignore[misc]
         raise FileNotFoundError(f"{PROTOCOL}://{name}")
 
     def _remember(self, source_id: str, frame: pd.DataFrame) -> list[dict[str, Any]]:
-        entries = [_entry(source_id, row) for row in frame.itertuples(index=False)]
+        entries = _entries(source_id, frame)
         self._listed.update((entry["name"], entry) for entry in entries if entry["type"] == "file")
         return entries
 
@@ -472,13 +472,27 @@ class SourceFile(AbstractBufferedFile):  # type: ignore[misc]
                 self._direct.close()
 
 
-def _entry(source_id: str, row: Any) -> dict[str, Any]:
+def _entries(source_id: str, frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """fsspec's descriptions of the rows of a source's listing.
+
+    Read a column at a time: pandas takes a row at a time (``itertuples``) about 0.1 ms each
+    on a listing's columns, the most of an ``ls`` of a few files.
+    """
+    columns = [
+        frame[column].tolist() if column in frame.columns else [None] * len(frame)
+        for column in ("name", "kind", "size", "last_modified")
+    ]
+    return [_entry(source_id, *row) for row in zip(*columns, strict=True)]
+
+
+def _entry(source_id: str, name: Any, kind: Any, size: Any, modified: Any) -> dict[str, Any]:
     """fsspec's description of one row of a source's listing."""
-    name = str(row.name).rstrip("/")
-    folder = str(row.kind) != "file"
-    size = 0 if folder or pd.isna(row.size) else int(row.size)
-    entry = {"name": f"{source_id}/{name}", "size": size, "type": "directory" if folder else "file"}
-    modified = getattr(row, "last_modified", None)
+    folder = str(kind) != "file"
+    entry = {
+        "name": f"{source_id}/{str(name).rstrip('/')}",
+        "size": 0 if folder or pd.isna(size) else int(size),
+        "type": "directory" if folder else "file",
+    }
     if not folder and modified is not None and not pd.isna(modified):
         entry["modified"] = modified
     return entry
