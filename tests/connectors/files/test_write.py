@@ -140,6 +140,22 @@ def test_paths_cannot_leave_the_folder(folder: Session, tmp_path: Path) -> None:
     assert not (tmp_path.parent / "escape.csv").exists()
 
 
+@pytest.mark.parametrize("path", ["c.parquet", "c.csv", "c.jsonl"])
+def test_categories_with_a_missing_value_are_written_as_their_values(folder: Session, path: str) -> None:
+    frame = pd.DataFrame(
+        {
+            "n": pd.Categorical([1, None, 2]),
+            "flag": pd.Categorical([True, None, False]),
+            "word": pd.Categorical(["a", None, "b"]),
+        }
+    )
+    folder.write("out", path, frame)
+    back = folder.read("out", path)
+    assert back["n"].tolist() == [1, pd.NA, 2]
+    assert back["flag"].tolist() == [True, pd.NA, False]
+    assert back["word"].tolist() == ["a", pd.NA, "b"]
+
+
 def _no_space(descriptor: int) -> None:
     raise OSError(errno.ENOSPC, "No space left on device")
 
