@@ -174,7 +174,7 @@ def _check_names(names: list[str], source: str) -> None:
 def _arrow_column(name: str, column: pd.Series[Any], source: str, *, json_values: bool) -> pa.Array:
     """One column as Arrow; categories become their values, anything Arrow cannot hold is refused."""
     if isinstance(column.dtype, pd.CategoricalDtype):
-        column = column.astype(column.dtype.categories.dtype)
+        column = column.astype(_values_dtype(column.dtype.categories))
     if pd.api.types.is_timedelta64_dtype(column.dtype) or pd.api.types.is_complex_dtype(column.dtype):
         raise _unsupported(name, str(column.dtype), source)
     if isinstance(column.dtype, (pd.PeriodDtype, pd.IntervalDtype, pd.SparseDtype)):
@@ -191,6 +191,14 @@ def _arrow_column(name: str, column: pd.Series[Any], source: str, *, json_values
     if json_values and column.dtype == object and pa.types.is_nested(array.type):
         return _json_text(column)
     return array
+
+
+def _values_dtype(categories: pd.Index) -> Any:
+    """The dtype of a categorical's values that also holds its missing ones: whole numbers and
+    booleans go nullable (``Int64``, ``boolean``), as NumPy's ``int64`` has no missing value."""
+    if categories.dtype.kind in "iub":
+        return pd.array(categories.to_numpy()).dtype
+    return categories.dtype
 
 
 def _json_text(column: pd.Series[Any]) -> pa.Array:

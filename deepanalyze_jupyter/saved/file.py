@@ -178,25 +178,41 @@ def update_sources_file(path: Path, change: Callable[[dict[str, Any]], None]) ->
     Read, change and write happen under an exclusive lock, so that two kernels updating
     the file at once lose neither change; the write is atomic and owner-only. A file that
     cannot be parsed is left as it is (the change is refused) so that nothing is lost. A file
-    that is a symbolic link (kept with one's dotfiles) is written where it points.
+    that is a symbolic link (kept with one's dotfiles) is written where it points. A file
+    that cannot be written (no space left, no permission, a link that loops) is refused in
+    one line naming it, and stays as it was.
     """
-    path = path.resolve()
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with _locked(path):
-        try:
-            document = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-        except tomllib.TOMLDecodeError as error:
-            raise ConfigurationError(
-                f"{path}: not valid TOML: {error}; fix it first, nothing was written"
-            ) from None
-        except OSError as error:
-            problem = type(error).__name__
-            raise ConfigurationError(f"{path}: cannot be read ({problem}); nothing was written") from None
-        sources = document.setdefault("sources", {})
-        if not isinstance(sources, dict):
-            raise ConfigurationError(f"{path}: 'sources' is not a table; fix it first, nothing was written")
-        change(sources)
-        _write_atomically(path, _HEADER + tomli_w.dumps(document))
+    try:
+        path = path.resolve()
+    except (OSError, RuntimeError):  # a symbolic link that loops (RuntimeError before Python 3.13)
+        raise ConfigurationError(f"{path}: a symbolic link that loops; nothing was written") from None
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with _locked(path):
+            document = _read_for_update(path)
+            change(document["sources"])
+            _write_atomically(path, _HEADER + tomli_w.dumps(document))
+    except OSError as error:
+        problem = error.strerror or type(error).__name__
+        raise ConfigurationError(f"{path}: cannot be written ({problem}); nothing was written") from None
+
+
+def _read_for_update(path: Path) -> dict[str, Any]:
+    """The document of ``path`` about to be changed, with its ``sources`` table; a file that does
+    not parse is refused."""
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigurationError(
+            f"{path}: not valid TOML: {error}; fix it first, nothing was written"
+        ) from None
+    except (OSError, UnicodeDecodeError) as error:
+        problem = type(error).__name__
+        raise ConfigurationError(f"{path}: cannot be read ({problem}); nothing was written") from None
+    sources = document.setdefault("sources", {})
+    if not isinstance(sources, dict):
+        raise ConfigurationError(f"{path}: 'sources' is not a table; fix it first, nothing was written")
+    return document
 
 
 @contextmanager

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import multiprocessing
 import os
 import stat
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -312,3 +314,53 @@ def test_a_sources_file_that_is_a_link_is_written_through_it(
     assert places.user_file.is_symlink()
     assert sorted(read_toml(kept)["sources"]) == ["old", "shop"]
     assert [path.name for path in kept.parent.iterdir()] == ["sources.toml"]
+
+
+def _no_space(descriptor: int) -> None:
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def _denied(*args: object, **kwargs: object) -> None:
+    raise PermissionError(errno.EACCES, "Permission denied")
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("not UTF-8", "cannot be read (UnicodeDecodeError); nothing was written"),
+        ("disk full", "cannot be written (No space left on device); nothing was written"),
+        ("folder not writable", "cannot be written (Permission denied); nothing was written"),
+    ],
+)
+def test_a_file_that_cannot_be_saved_into_gives_one_line_and_stays(
+    places: Places, session: Session, shop_db: Path, monkeypatch: pytest.MonkeyPatch, case: str, expected: str
+) -> None:
+    before = b'[sources.old]\ntype = "sqlite"\n# caf\xe9 (Latin-1)\n[sources.old.options]\npath = "o.db"\n'
+    if case != "not UTF-8":
+        before = before.replace(b"\xe9", b"e")
+    places.user_file.parent.mkdir(parents=True)
+    places.user_file.write_bytes(before)
+    session.add("shop", "sqlite", path=str(shop_db))
+    if case == "disk full":
+        monkeypatch.setattr(os, "fsync", _no_space)
+    elif case == "folder not writable":  # as root may write anywhere, the refusal is made here
+        monkeypatch.setattr(tempfile, "mkstemp", _denied)
+    with pytest.raises(DataSourceError) as refused:
+        session.save("shop")
+    assert str(refused.value) == f"{places.user_file}: {expected}"
+    with pytest.raises(DataSourceError, match=r"nothing was written$"):
+        session.forget("old")
+    assert places.user_file.read_bytes() == before
+    assert [path.name for path in places.user_file.parent.iterdir()] == ["sources.toml"]
+
+
+def test_a_sources_file_that_links_to_itself_gives_one_line(
+    places: Places, session: Session, shop_db: Path
+) -> None:
+    places.user_file.parent.mkdir(parents=True)
+    places.user_file.symlink_to(places.user_file)
+    session.add("shop", "sqlite", path=str(shop_db))
+    loops = r"sources\.toml: a symbolic link that loops; nothing was written$"
+    with pytest.raises(DataSourceError, match=loops):
+        session.save("shop")
+    assert places.user_file.is_symlink()

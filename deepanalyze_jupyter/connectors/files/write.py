@@ -315,11 +315,31 @@ def _write_file(
     begin_rename: Callable[[], None],
 ) -> None:
     """Encode ``table`` into a temporary file, telling ``on_progress`` the rows done and the file's
-    size; then ``begin_rename()`` (which stops the write if it was interrupted) and the rename."""
+    size; then ``begin_rename()`` (which stops the write if it was interrupted) and the rename.
+
+    The folders made for the file are removed again if the write fails.
+    """
     if not replace and os.path.lexists(real):
         raise FileExistsError(real)
+    made = _make_folders(os.path.dirname(real))
+    try:
+        _write_through_temporary(real, table, fmt, compression, replace, on_progress, begin_rename)
+    except BaseException:
+        _remove_folders(made)
+        raise
+
+
+def _write_through_temporary(
+    real: str,
+    table: pa.Table,
+    fmt: str,
+    compression: str | None,
+    replace: bool,
+    on_progress: Callable[[int, int], None],
+    begin_rename: Callable[[], None],
+) -> None:
+    """The body of :func:`_write_file`, once the file's folder exists."""
     folder = os.path.dirname(real)
-    os.makedirs(folder, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(real)}.", suffix=".partial", dir=folder)
     try:
         with os.fdopen(handle, "wb") as sink:
@@ -335,6 +355,28 @@ def _write_file(
     finally:
         with suppress(FileNotFoundError):
             os.unlink(temporary)
+
+
+def _make_folders(folder: str) -> list[str]:
+    """Make ``folder`` and its missing parents; return those made, deepest first."""
+    missing = []
+    while folder and not os.path.isdir(folder) and folder != os.path.dirname(folder):
+        missing.append(folder)
+        folder = os.path.dirname(folder)
+    for made in reversed(missing):
+        try:
+            os.mkdir(made)
+        except BaseException:
+            _remove_folders(missing)
+            raise
+    return missing
+
+
+def _remove_folders(made: list[str]) -> None:
+    """Remove the folders a failed write made (deepest first); one that holds something stays."""
+    for folder in made:
+        with suppress(OSError):
+            os.rmdir(folder)
 
 
 async def in_thread_to_end(
@@ -381,7 +423,7 @@ async def write_local_batches(
     """
     fmt, compression = writable_format(shown, request.format, source=source)
     try:
-        sink, temporary = await in_thread_to_end(
+        sink, temporary, made = await in_thread_to_end(
             _temporary_file, real, request.replaces, undo=_remove_temporary
         )
     except FileExistsError:
@@ -399,6 +441,7 @@ async def write_local_batches(
         request.stage.committing(f"the file {shown}")
         await asyncio.to_thread(_put_in_place, temporary, real, request.replaces)
         request.stage.done()
+        made = []  # they hold the file
     except FileExistsError:
         raise WriteConflict(_exists(shown), source=source) from None
     except OSError as error:
@@ -411,6 +454,7 @@ async def write_local_batches(
         sink.close()
         with suppress(FileNotFoundError):
             os.unlink(temporary)
+        _remove_folders(made)
     return written(encoder.rows, shown, fmt, compression, source=source)
 
 
@@ -435,21 +479,29 @@ def _cannot_write(shown: str, error: OSError, source: str) -> ConfigurationError
     return ConfigurationError(f"cannot write {shown}: {reason}; nothing was written", source=source)
 
 
-def _temporary_file(real: str, replace: bool) -> tuple[IO[bytes], str]:
-    """An open temporary file next to ``real``, and its path; refuses an existing ``real``."""
+def _temporary_file(real: str, replace: bool) -> tuple[IO[bytes], str, list[str]]:
+    """An open temporary file next to ``real``, its path and the folders made for it (deepest
+    first); refuses an existing ``real``."""
     if not replace and os.path.lexists(real):
         raise FileExistsError(real)
     folder = os.path.dirname(real)
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(real)}.", suffix=".partial", dir=folder)
-    return os.fdopen(handle, "wb"), temporary
+    made = _make_folders(folder)
+    try:
+        handle, temporary = tempfile.mkstemp(
+            prefix=f".{os.path.basename(real)}.", suffix=".partial", dir=folder
+        )
+    except BaseException:
+        _remove_folders(made)
+        raise
+    return os.fdopen(handle, "wb"), temporary, made
 
 
-def _remove_temporary(made: tuple[IO[bytes], str]) -> None:
-    sink, temporary = made
+def _remove_temporary(made: tuple[IO[bytes], str, list[str]]) -> None:
+    sink, temporary, folders = made
     sink.close()
     with suppress(FileNotFoundError):
         os.unlink(temporary)
+    _remove_folders(folders)
 
 
 def _encode_batch(encoder: BatchEncoder, sink: IO[bytes], batch: pa.Table, report: Progress) -> None:

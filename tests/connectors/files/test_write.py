@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import re
@@ -137,6 +138,44 @@ def test_paths_cannot_leave_the_folder(folder: Session, tmp_path: Path) -> None:
         with pytest.raises(ConfigurationError, match=r"outside the folder|absolute path"):
             folder.write("out", path, pd.DataFrame({"a": [1]}))
     assert not (tmp_path.parent / "escape.csv").exists()
+
+
+@pytest.mark.parametrize("path", ["c.parquet", "c.csv", "c.jsonl"])
+def test_categories_with_a_missing_value_are_written_as_their_values(folder: Session, path: str) -> None:
+    frame = pd.DataFrame(
+        {
+            "n": pd.Categorical([1, None, 2]),
+            "flag": pd.Categorical([True, None, False]),
+            "word": pd.Categorical(["a", None, "b"]),
+        }
+    )
+    folder.write("out", path, frame)
+    back = folder.read("out", path)
+    assert back["n"].tolist() == [1, pd.NA, 2]
+    assert back["flag"].tolist() == [True, pd.NA, False]
+    assert back["word"].tolist() == ["a", pd.NA, "b"]
+
+
+def _no_space(descriptor: int) -> None:
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.parametrize("how", ["write", "export"])
+def test_a_failed_write_leaves_no_folder_it_made(
+    folder: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    (tmp_path / "kept").mkdir()
+    folder.write("out", "kept/in.csv", pd.DataFrame({"a": [1, 2]}))
+    before = sorted(tmp_path.rglob("*"))
+    monkeypatch.setattr(os, "fsync", _no_space)
+    target = "kept/new/deeper/x.csv"
+    write = {
+        "write": lambda: folder.write("out", target, pd.DataFrame({"a": [1]})),
+        "export": lambda: folder.export_files("out", "kept/in.csv", f"dsrc://out/{target}"),
+    }[how]
+    with pytest.raises(ConfigurationError, match=r"No space left on device; nothing was written$"):
+        write()
+    assert sorted(tmp_path.rglob("*")) == before
 
 
 def test_a_read_only_folder_refuses(session: Session, tmp_path: Path) -> None:
