@@ -145,6 +145,27 @@ def test_writes_leave_the_source_as_it_was(local_lake: Session, tmp_path: object
     assert local_lake.list_items("lake", recursive=True, refresh=True)["name"].tolist() == before
 
 
+def test_the_working_directory_s_dot_tmp_is_neither_read_nor_written(
+    local_lake: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # DuckDB's default temporary directory, ``.tmp`` of the working directory, is one it
+    # lets the SQL read and write even with external access off.
+    scratch = tmp_path / "notebook"
+    (scratch / ".tmp").mkdir(parents=True)
+    (scratch / ".tmp" / "kept.txt").write_text("not-yours")
+    monkeypatch.chdir(scratch)
+    folder = str(scratch / ".tmp")
+    for sql in (
+        f"SELECT * FROM read_text(concat('{folder}', '/kept.txt'))",
+        f"SELECT * FROM glob(concat('{folder}', '/*'))",
+        f"COPY (SELECT 1 AS x) TO '{folder}/written.csv'",
+        "EXPORT DATABASE '.tmp'",
+    ):
+        with pytest.raises(QueryError, match=r"^lake: refused: SQL on this source reads only its own files"):
+            local_lake.query("lake", sql)
+    assert sorted(os.listdir(scratch / ".tmp")) == ["kept.txt"]
+
+
 def test_queries_need_no_extension_from_disk_or_network(
     lake: Session, monkeypatch: pytest.MonkeyPatch, tmp_path: object
 ) -> None:

@@ -16,6 +16,8 @@ Each query gets its own in-memory DuckDB connection, sandboxed before the SQL ru
 * extension auto-install and auto-load off (nothing is downloaded; the Parquet, CSV and
   JSON readers are built in), Python replacement scans off (a table name never picks up
   a Python variable), and ``lock_configuration = true`` so no ``SET`` undoes any of it.
+* no temporary directory, which DuckDB would let the SQL read and write (``.tmp`` of the
+  working directory): a statement works in memory.
 
 DataFrames are joined only when given by name (``frames={"orders": df}``).
 """
