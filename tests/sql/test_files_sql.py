@@ -506,3 +506,17 @@ def test_an_error_after_the_first_rows_is_one_line_of_duckdb(local_lake: Session
     with pytest.raises(QueryError, match=r"^lake: Invalid Input Error: row 300001 is refused$"):
         list(local_lake.query_batches("lake", _FAILS_LATE, rows=100_000))
     assert local_lake.query("lake", "SELECT 1 AS n")["n"][0] == 1
+
+
+@pytest.mark.parametrize(
+    ("sql", "where"),
+    [("SELECT '\ud800' AS x", "U+D800 at character 9"), ("FROM 'a\udcff.csv'", "U+DCFF at character 8")],
+)
+def test_sql_that_is_not_valid_text_is_refused_in_one_line_naming_where(
+    local_lake: Session, sql: str, where: str
+) -> None:
+    # A lone surrogate (text decoded with surrogateescape): DuckDB's tokenizer cannot take it.
+    with pytest.raises(QueryError) as caught:
+        local_lake.query("lake", sql)
+    message = str(caught.value)
+    assert message == f"lake: the SQL holds a character that is not text ({where}); nothing ran"
