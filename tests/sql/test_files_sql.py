@@ -145,6 +145,27 @@ def test_writes_leave_the_source_as_it_was(local_lake: Session, tmp_path: object
     assert local_lake.list_items("lake", recursive=True, refresh=True)["name"].tolist() == before
 
 
+def test_the_working_directory_s_dot_tmp_is_neither_read_nor_written(
+    local_lake: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # DuckDB's default temporary directory, ``.tmp`` of the working directory, is one it
+    # lets the SQL read and write even with external access off.
+    scratch = tmp_path / "notebook"
+    (scratch / ".tmp").mkdir(parents=True)
+    (scratch / ".tmp" / "kept.txt").write_text("not-yours")
+    monkeypatch.chdir(scratch)
+    folder = str(scratch / ".tmp")
+    for sql in (
+        f"SELECT * FROM read_text(concat('{folder}', '/kept.txt'))",
+        f"SELECT * FROM glob(concat('{folder}', '/*'))",
+        f"COPY (SELECT 1 AS x) TO '{folder}/written.csv'",
+        "EXPORT DATABASE '.tmp'",
+    ):
+        with pytest.raises(QueryError, match=r"^lake: refused: SQL on this source reads only its own files"):
+            local_lake.query("lake", sql)
+    assert sorted(os.listdir(scratch / ".tmp")) == ["kept.txt"]
+
+
 def test_queries_need_no_extension_from_disk_or_network(
     lake: Session, monkeypatch: pytest.MonkeyPatch, tmp_path: object
 ) -> None:
@@ -485,3 +506,17 @@ def test_an_error_after_the_first_rows_is_one_line_of_duckdb(local_lake: Session
     with pytest.raises(QueryError, match=r"^lake: Invalid Input Error: row 300001 is refused$"):
         list(local_lake.query_batches("lake", _FAILS_LATE, rows=100_000))
     assert local_lake.query("lake", "SELECT 1 AS n")["n"][0] == 1
+
+
+@pytest.mark.parametrize(
+    ("sql", "where"),
+    [("SELECT '\ud800' AS x", "U+D800 at character 9"), ("FROM 'a\udcff.csv'", "U+DCFF at character 8")],
+)
+def test_sql_that_is_not_valid_text_is_refused_in_one_line_naming_where(
+    local_lake: Session, sql: str, where: str
+) -> None:
+    # A lone surrogate (text decoded with surrogateescape): DuckDB's tokenizer cannot take it.
+    with pytest.raises(QueryError) as caught:
+        local_lake.query("lake", sql)
+    message = str(caught.value)
+    assert message == f"lake: the SQL holds a character that is not text ({where}); nothing ran"

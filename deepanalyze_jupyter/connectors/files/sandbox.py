@@ -26,6 +26,9 @@ _CONFIG: dict[str, str | bool | int | float | list[str]] = {
     "autoinstall_known_extensions": False,
     "autoload_known_extensions": False,
     "python_enable_replacements": False,
+    # No temporary directory: DuckDB lets the SQL read and write in it whatever the allowed
+    # directories (by default ``.tmp`` of the working directory). A statement works in memory.
+    "temp_directory": "",
 }
 _SETUP = (
     # query_progress() answers only with the progress bar on; DuckDB itself prints nothing.

@@ -16,6 +16,8 @@ Each query gets its own in-memory DuckDB connection, sandboxed before the SQL ru
 * extension auto-install and auto-load off (nothing is downloaded; the Parquet, CSV and
   JSON readers are built in), Python replacement scans off (a table name never picks up
   a Python variable), and ``lock_configuration = true`` so no ``SET`` undoes any of it.
+* no temporary directory, which DuckDB would let the SQL read and write (``.tmp`` of the
+  working directory): a statement works in memory.
 
 DataFrames are joined only when given by name (``frames={"orders": df}``).
 """
@@ -244,6 +246,7 @@ async def _prepared(
     """
     source = connector.source_id
     connector.refuse_query_options(dict(options))
+    _refuse_invalid_text(sql, source)
     missing = missing_parameters(sql, params)
     if missing:
         raise QueryError(f"no value given for parameter {', '.join(':' + m for m in missing)}", source=source)
@@ -265,6 +268,19 @@ async def _prepared(
         await filesystem.aclose()
         raise
     return text, values, filesystem, connection
+
+
+def _refuse_invalid_text(sql: str, source: str) -> None:
+    """Refuse SQL holding a lone surrogate (a string decoded with ``surrogateescape``, say):
+    no encoding writes it, so DuckDB cannot be given it."""
+    try:
+        sql.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise QueryError(
+            f"the SQL holds a character that is not text (U+{ord(sql[error.start]):04X} at character "
+            f"{error.start + 1}); nothing ran",
+            source=source,
+        ) from None
 
 
 def _list_csv_globs(filesystem: StatementFileSystem, sql: str) -> None:
