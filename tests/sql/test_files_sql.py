@@ -166,6 +166,25 @@ def test_the_working_directory_s_dot_tmp_is_neither_read_nor_written(
     assert sorted(os.listdir(scratch / ".tmp")) == ["kept.txt"]
 
 
+def test_a_query_beyond_duckdb_s_memory_says_so_and_spills_nothing_to_disk(
+    local_lake: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from deepanalyze_jupyter.connectors.files import sandbox
+
+    notebook = tmp_path / "notebook"
+    notebook.mkdir()
+    monkeypatch.chdir(notebook)
+    monkeypatch.setattr(sandbox, "_SETUP", ("SET memory_limit = '32MB'", *sandbox._SETUP))
+    with pytest.raises(QueryError) as refused:
+        local_lake.query("lake", "SELECT i FROM range(10000000) t(i) ORDER BY hash(i)", limit=1)
+    message = str(refused.value)
+    assert message.startswith("lake: Out of Memory Error")
+    assert "\n" not in message
+    assert message.endswith("works in memory (nothing spills to disk): select fewer columns or rows")
+    assert os.listdir(notebook) == []  # no .tmp made for spilled blocks
+    assert local_lake.query("lake", "SELECT 1 AS one")["one"].tolist() == [1]
+
+
 def test_queries_need_no_extension_from_disk_or_network(
     lake: Session, monkeypatch: pytest.MonkeyPatch, tmp_path: object
 ) -> None:

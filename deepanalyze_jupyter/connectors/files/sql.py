@@ -429,6 +429,8 @@ def _query_error(error: duckdb.Error, source: str) -> QueryError:
         text = f"refused: SQL on this source reads only its own files ({text})"
     elif "configuration has been locked" in text:
         text = f"refused: the sandbox's settings cannot be changed ({text})"
+    elif isinstance(error, duckdb.OutOfMemoryException):
+        text += "; SQL over files works in memory (nothing spills to disk): select fewer columns or rows"
     return QueryError(text, source=source)
 
 
