@@ -319,42 +319,20 @@ def _write_file(
 
     The folders made for the file are removed again if the write fails.
     """
-    if not replace and os.path.lexists(real):
-        raise FileExistsError(real)
-    made = _make_folders(os.path.dirname(real))
+    sink, temporary, made = _temporary_file(real, replace)
     try:
-        _write_through_temporary(real, table, fmt, compression, replace, on_progress, begin_rename)
-    except BaseException:
-        _remove_folders(made)
-        raise
-
-
-def _write_through_temporary(
-    real: str,
-    table: pa.Table,
-    fmt: str,
-    compression: str | None,
-    replace: bool,
-    on_progress: Callable[[int, int], None],
-    begin_rename: Callable[[], None],
-) -> None:
-    """The body of :func:`_write_file`, once the file's folder exists."""
-    folder = os.path.dirname(real)
-    handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(real)}.", suffix=".partial", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as sink:
+        with sink:
             encode_table(table, sink, fmt, compression, on_rows=lambda rows: on_progress(rows, sink.tell()))
             sink.flush()
             os.fsync(sink.fileno())
             on_progress(0, sink.tell())  # the footer or the trailer
         begin_rename()
-        if replace:
-            os.replace(temporary, real)
-        else:
-            os.link(temporary, real)
+        _put_in_place(temporary, real, replace)
+        made = []  # they hold the file
     finally:
         with suppress(FileNotFoundError):
             os.unlink(temporary)
+        _remove_folders(made)
 
 
 def _make_folders(folder: str) -> list[str]:
