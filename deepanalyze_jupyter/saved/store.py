@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 
 __all__ = ["SavedSources"]
 
+#: How a refused save ends its line (a refused load says the source is not loaded).
+_NOT_SAVED = "nothing was saved"
+
 
 class SavedSources:
     """Save, load, forget and list the saved sources of one registry."""
@@ -73,8 +76,12 @@ class SavedSources:
                 sources[saved.id] = saved
         return sources, problems
 
-    def _check(self, saved: SavedSource) -> None:
-        """Refuse a saved source with a bad id, type or option, or with a secret in its options."""
+    def _check(self, saved: SavedSource, *, refused: str = "the source is not loaded") -> None:
+        """Refuse a saved source with a bad id, type or option, or with a secret in its options.
+
+        ``refused`` ends the line of a secret found in an option: what came of it (a load
+        leaves the source out; a save writes nothing).
+        """
         validate_source_id(saved.id)
         connector_class = self.registry.connector_class(saved.type, source=saved.id)
         secret_fields = {spec.name for spec in connector_class.option_specs if spec.secret}
@@ -92,7 +99,7 @@ class SavedSources:
             raise ConfigurationError(
                 f"option {literal[0]!r} holds a secret, and a sources file holds only references: "
                 f"give it in [sources.{saved.id}.secrets] as a reference ({REFERENCE_FORMS}); the "
-                "value is not shown and the source is not loaded",
+                f"value is not shown and {refused}",
                 source=saved.id,
             )
 
@@ -176,7 +183,7 @@ class SavedSources:
         connector_class = self.registry.connector_class(config.type, source=source_id)
         secret_fields = {spec.name for spec in connector_class.option_specs if spec.secret}
         references = {
-            key: parse_reference(text, source=source_id, field=key)
+            key: parse_reference(text, source=source_id, field=key, refused=_NOT_SAVED)
             for key, text in self.registry.secret_references(source_id).items()
         }
         references.update(
@@ -186,7 +193,7 @@ class SavedSources:
         )
         for key, text in given.items():
             if key in secret_fields:
-                references[key] = parse_reference(text, source=source_id, field=key)
+                references[key] = parse_reference(text, source=source_id, field=key, refused=_NOT_SAVED)
         unreferenced = sorted(set(config.secrets) - set(references))
         if unreferenced:
             key = unreferenced[0]
@@ -202,7 +209,7 @@ class SavedSources:
             if value is not None and value != defaults.get(key)
         }
         saved = SavedSource(source_id, config.type, path, config.name, options, references)
-        self._check(saved)
+        self._check(saved, refused=_NOT_SAVED)
         return saved
 
     def forget(self, source_id: str, *, project: bool = False) -> Path:

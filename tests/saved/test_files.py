@@ -78,7 +78,30 @@ def test_save_refuses_a_value_given_as_a_reference(places: Places, session: Sess
     with pytest.raises(DataSourceError) as refused:
         session.save("warehouse", references={"password": CANARY})
     assert "is not a reference" in str(refused.value)
+    assert str(refused.value).endswith("this value is not shown and nothing was saved")
     assert CANARY not in str(refused.value)
+    assert not places.user_file.exists()
+
+
+def test_save_refuses_a_secret_in_an_option_saying_nothing_was_saved(
+    places: Places, session: Session
+) -> None:
+    session.add(
+        "warehouse",
+        "postgresql",
+        host="db.internal",
+        dbname="sales",
+        user="analyst",
+        application_name=f"postgresql://u:{CANARY}@db/x",
+        test=False,
+    )
+    with pytest.raises(DataSourceError) as refused:
+        session.save("warehouse", references={"password": "env:PGPASSWORD"})
+    message = str(refused.value)
+    assert message.startswith("warehouse: option 'application_name' holds a secret")
+    assert message.endswith("the value is not shown and nothing was saved")
+    assert "not loaded" not in message
+    assert CANARY not in message
     assert not places.user_file.exists()
 
 
