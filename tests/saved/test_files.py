@@ -208,6 +208,15 @@ BAD_ENTRIES = {
         '[sources.bad]\ntype = "postgresql"\n[sources.bad.options]\nhost = "db"\nset = ["a=1", 2]\n',
         "bad: option 'set' must be text (a quoted \"string\"), or an array of such, not a whole number",
     ),
+    "an id holding a connection string": (
+        f'[sources."postgresql://u:{CANARY}@h/d"]\ntype = "postgresql"\n',
+        f"source 2 of the file has an invalid id ({len(CANARY) + 19} characters, not shown: it may hold "
+        "a secret): use letters, digits",
+    ),
+    "an id holding a secret, with a bad key": (
+        f'[sources."{CANARY} x"]\ntype = "sqlite"\ncolour = "red"\n',
+        "source 2 of the file has an invalid id (",
+    ),
     "not a secret field": (
         '[sources.bad]\ntype = "sqlite"\n[sources.bad.options]\npath = "x.db"\n[sources.bad.secrets]\n'
         'password = "env:X"\n',
