@@ -140,6 +140,14 @@ def test_paths_cannot_leave_the_folder(folder: Session, tmp_path: Path) -> None:
     assert not (tmp_path.parent / "escape.csv").exists()
 
 
+def test_a_path_with_a_nul_character_is_refused_saying_so(folder: Session, tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        folder.write("out", "a\x00b.csv", pd.DataFrame({"a": [1]}))
+    message = str(raised.value)
+    assert message == "out: 'a\\x00b.csv' holds a NUL character ('\\x00'), which no file name can hold"
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("path", ["c.parquet", "c.csv", "c.jsonl"])
 def test_categories_with_a_missing_value_are_written_as_their_values(folder: Session, path: str) -> None:
     frame = pd.DataFrame(
@@ -290,6 +298,13 @@ def test_two_writers_cannot_overwrite_each_other(
         lake.write("lake", "race.csv", pd.DataFrame({"a": [1]}), overwrite=overwrite)
     assert str(raised.value).count("\n") == 0
     assert blob_bytes(azurite, blob_container, "race.csv") == b"theirs"  # the other writer's blob is kept
+
+
+def test_a_blob_name_with_a_nul_character_is_refused_saying_so(lake: Session) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        lake.write("lake", "a\x00b.csv", pd.DataFrame({"a": [1]}))
+    message = str(raised.value)
+    assert message == "lake: 'a\\x00b.csv' holds a NUL character ('\\x00'), which no blob name can hold"
 
 
 def test_a_read_only_container_refuses(session: Session, azurite: AzuriteServer, blob_container: str) -> None:
