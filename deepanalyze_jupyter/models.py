@@ -11,7 +11,15 @@ from typing import Any
 from .errors import ConfigurationError, quoted
 from .redaction import MASK, sanitize
 
-__all__ = ["DataSourceConfig", "OptionSpec", "Secret", "as_secrets", "validate_source_id"]
+__all__ = [
+    "SOURCE_ID_RULE",
+    "DataSourceConfig",
+    "OptionSpec",
+    "Secret",
+    "as_secrets",
+    "is_source_id",
+    "validate_source_id",
+]
 
 _SOURCE_ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,62}$")
 
@@ -147,14 +155,20 @@ def _shown(value: Any, spec: OptionSpec) -> str:
     return MASK if spec.secret else repr(value)[:80]
 
 
+#: What a source id is made of, for messages.
+SOURCE_ID_RULE = "use letters, digits, '_', '-' or '.', starting with a letter or '_' (at most 63 characters)"
+
+
+def is_source_id(source_id: object) -> bool:
+    """Whether ``source_id`` is a usable id (a name like ``sales_db``)."""
+    return isinstance(source_id, str) and _SOURCE_ID_RE.match(source_id) is not None
+
+
 def validate_source_id(source_id: object) -> str:
     """Return ``source_id`` if it is a usable id (a name like ``sales_db``), else raise."""
-    if not isinstance(source_id, str) or not _SOURCE_ID_RE.match(source_id):
-        raise ConfigurationError(
-            f"invalid source id {quoted(str(source_id), 80)}: use letters, digits, '_', '-' or '.', "
-            "starting with a letter or '_' (at most 63 characters)"
-        )
-    return source_id
+    if not is_source_id(source_id):
+        raise ConfigurationError(f"invalid source id {quoted(str(source_id), 80)}: {SOURCE_ID_RULE}")
+    return str(source_id)
 
 
 def _now() -> datetime:

@@ -20,10 +20,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .errors import ConfigurationError, DataSourceError
+from .errors import ConfigurationError, DataSourceError, quoted
 from .models import OptionSpec
 
 __all__ = [
+    "FILE_WRITE_MODES",
     "READ_ONLY_OPTION",
     "WRITE_MODES",
     "WriteInterrupted",
@@ -33,11 +34,14 @@ __all__ = [
     "frame_to_arrow",
     "nothing_written",
     "refuse_read_only",
+    "refuse_table_mode",
     "write_request",
 ]
 
 WriteMode = Literal["create", "append", "replace"]
 WRITE_MODES: tuple[str, ...] = get_args(WriteMode)
+#: The modes a file takes: it is made, or replaced (``overwrite=True``), never appended to.
+FILE_WRITE_MODES: tuple[str, ...] = ("create", "replace")
 
 #: The option that allows writes, for sources that hold files (PostgreSQL and SQLite have their own).
 READ_ONLY_OPTION = OptionSpec("read_only", bool, "refuse writes (set false to allow them)", default=True)
@@ -132,6 +136,16 @@ def refuse_read_only(options: Mapping[str, Any], *, source: str) -> None:
     if options.get("read_only", True):
         raise ConfigurationError(
             "the source is read-only: nothing was written; register it with read_only=False to allow writes",
+            source=source,
+        )
+
+
+def refuse_table_mode(request: WriteRequest, *, source: str) -> None:
+    """Refuse, before anything is written, a mode only tables take (``append``) for a file."""
+    if request.mode not in FILE_WRITE_MODES:
+        raise ConfigurationError(
+            f"files are written whole: mode={request.mode!r} is for tables; pass overwrite=True to "
+            f"replace {quoted(request.target, 80)}",
             source=source,
         )
 

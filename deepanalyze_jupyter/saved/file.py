@@ -34,6 +34,7 @@ from typing import Any
 import tomli_w
 
 from ..errors import ConfigurationError, unknown_name
+from ..models import SOURCE_ID_RULE, is_source_id
 from .references import SecretReference, parse_reference
 
 if sys.version_info >= (3, 11):
@@ -118,12 +119,24 @@ def read_sources_file(path: Path) -> SourcesFile:
     except ConfigurationError as error:
         result.problems.append(str(error))
         return result
-    for source_id, table in document.items():
+    for position, (source_id, table) in enumerate(document.items(), start=1):
+        if not is_source_id(source_id):
+            result.problems.append(f"{path}: {_invalid_id(position, source_id)}")
+            continue
         try:
             result.sources.append(_saved_source(path, source_id, table))
         except ConfigurationError as error:
             result.problems.append(f"{path}: {error}")
     return result
+
+
+def _invalid_id(position: int, source_id: str) -> str:
+    """The line of a source whose id is invalid: its place in the file and its length, not its text,
+    which may be a secret pasted there (a connection string holding a password)."""
+    return (
+        f"source {position} of the file has an invalid id ({len(source_id)} characters, not shown: it "
+        f"may hold a secret): {SOURCE_ID_RULE}; the source is not loaded"
+    )
 
 
 def _parse(path: Path) -> dict[str, Any]:

@@ -84,8 +84,14 @@ class SecretReference:
         return None
 
 
-def parse_reference(text: object, *, source: str, field: str) -> SecretReference:
-    """Read a reference written in a sources file; anything else is refused without being shown."""
+def parse_reference(
+    text: object, *, source: str, field: str, refused: str = "the source is not loaded"
+) -> SecretReference:
+    """Read a reference written in a sources file; anything else is refused without being shown.
+
+    ``refused`` ends the refusal: what came of it (a load leaves the source out; a save
+    writes nothing).
+    """
     if isinstance(text, str):
         kind, colon, target = text.strip().partition(":")
         if not colon and kind in ("prompt", "none"):
@@ -96,7 +102,7 @@ def parse_reference(text: object, *, source: str, field: str) -> SecretReference
             return SecretReference("keyring", target)
     raise ConfigurationError(
         f"the value of secret {field!r} is not a reference ({REFERENCE_FORMS}); a secret is never "
-        "kept in a sources file, so this value is not shown and the source is not loaded",
+        f"kept in a sources file, so this value is not shown and {refused}",
         source=source,
     )
 

@@ -9,6 +9,7 @@ already in the kernel or holds a literal secret is left out, with one line sayin
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ..errors import ConfigurationError, DataSourceError
-from ..models import DataSourceConfig, validate_source_id
+from ..models import DataSourceConfig, OptionSpec, validate_source_id
 from ..redaction import mask_text
 from ..registry import DataSourceRegistry
 from .file import (
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
     from ..connectors.base import Connector
 
 __all__ = ["SavedSources"]
+
+#: How a refused save ends its line (a refused load says the source is not loaded).
+_NOT_SAVED = "nothing was saved"
 
 
 class SavedSources:
@@ -73,8 +77,12 @@ class SavedSources:
                 sources[saved.id] = saved
         return sources, problems
 
-    def _check(self, saved: SavedSource) -> None:
-        """Refuse a saved source with a bad id, type or option, or with a secret in its options."""
+    def _check(self, saved: SavedSource, *, refused: str = "the source is not loaded") -> None:
+        """Refuse a saved source with a bad id, type or option, or with a secret in its options.
+
+        ``refused`` ends the line of a secret found in an option: what came of it (a load
+        leaves the source out; a save writes nothing).
+        """
         validate_source_id(saved.id)
         connector_class = self.registry.connector_class(saved.type, source=saved.id)
         secret_fields = {spec.name for spec in connector_class.option_specs if spec.secret}
@@ -87,12 +95,13 @@ class SavedSources:
                 )
         literal = [key for key in saved.options if key in secret_fields or _holds_secret(saved.options[key])]
         if not literal:
+            _check_option_kinds(connector_class, saved, refused)
             literal = sorted(_literal_secrets(connector_class, saved))
         if literal:
             raise ConfigurationError(
                 f"option {literal[0]!r} holds a secret, and a sources file holds only references: "
                 f"give it in [sources.{saved.id}.secrets] as a reference ({REFERENCE_FORMS}); the "
-                "value is not shown and the source is not loaded",
+                f"value is not shown and {refused}",
                 source=saved.id,
             )
 
@@ -176,7 +185,7 @@ class SavedSources:
         connector_class = self.registry.connector_class(config.type, source=source_id)
         secret_fields = {spec.name for spec in connector_class.option_specs if spec.secret}
         references = {
-            key: parse_reference(text, source=source_id, field=key)
+            key: parse_reference(text, source=source_id, field=key, refused=_NOT_SAVED)
             for key, text in self.registry.secret_references(source_id).items()
         }
         references.update(
@@ -186,7 +195,7 @@ class SavedSources:
         )
         for key, text in given.items():
             if key in secret_fields:
-                references[key] = parse_reference(text, source=source_id, field=key)
+                references[key] = parse_reference(text, source=source_id, field=key, refused=_NOT_SAVED)
         unreferenced = sorted(set(config.secrets) - set(references))
         if unreferenced:
             key = unreferenced[0]
@@ -202,7 +211,7 @@ class SavedSources:
             if value is not None and value != defaults.get(key)
         }
         saved = SavedSource(source_id, config.type, path, config.name, options, references)
-        self._check(saved)
+        self._check(saved, refused=_NOT_SAVED)
         return saved
 
     def forget(self, source_id: str, *, project: bool = False) -> Path:
@@ -258,6 +267,71 @@ def _holds_secret(value: object) -> bool:
     """Whether an option's value holds a secret the masker knows (a URI's password, a key)."""
     texts = value if isinstance(value, list) else [value]
     return any(isinstance(text, str) and mask_text(text) != text for text in texts)
+
+
+def _check_option_kinds(connector_class: type[Connector], saved: SavedSource, refused: str) -> None:
+    """Refuse an option whose value is not of the option's kind (an array or a table where text
+    belongs, a number where a URL does, NaN for a timeout), naming what it is, not its value.
+
+    The connector would otherwise take it as the text it prints as (``['x']``). Text given
+    for a number or a switch is taken when it reads as one, as the magics' text is.
+    """
+    for key, value in saved.options.items():
+        spec = connector_class.spec(key)
+        if spec is None or spec.secret:
+            continue  # an unknown option is refused by the connector; a secret one already was
+        items = value if spec.repeatable and isinstance(value, list) else [value]
+        found = next((problem for item in items if (problem := _kind_problem(spec.kind, item))), None)
+        if found is not None:
+            expected = _KIND_NAMES.get(spec.kind, spec.kind.__name__)
+            if spec.repeatable:
+                expected = f"{expected}, or an array of such"
+            raise ConfigurationError(
+                f"option {key!r} must be {expected}, not {found}; {refused}", source=saved.id
+            )
+
+
+#: What an option's kind is, as a sources file writes it.
+_KIND_NAMES = {
+    str: 'text (a quoted "string")',
+    int: "a whole number",
+    float: "a number",
+    bool: "true or false",
+}
+
+
+def _kind_problem(kind: type, value: object) -> str | None:
+    """What ``value`` (from a sources file) is when it is not of ``kind`` (never the value itself,
+    but for NaN and infinities), or ``None`` when it is."""
+    if isinstance(value, str) and kind is not str:
+        try:
+            value = OptionSpec("option", kind).coerce(value)
+        except ConfigurationError:
+            return "text that does not read as one"
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, kind) and (kind is bool or not isinstance(value, bool)):
+        return None
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return None
+    return _toml_kind(value)
+
+
+def _toml_kind(value: object) -> str:
+    """The kind of a TOML value, as a message names it."""
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int):
+        return "a whole number"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    return "a date or time"
 
 
 def _literal_secrets(connector_class: type[Connector], saved: SavedSource) -> set[str]:

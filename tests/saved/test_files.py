@@ -78,7 +78,30 @@ def test_save_refuses_a_value_given_as_a_reference(places: Places, session: Sess
     with pytest.raises(DataSourceError) as refused:
         session.save("warehouse", references={"password": CANARY})
     assert "is not a reference" in str(refused.value)
+    assert str(refused.value).endswith("this value is not shown and nothing was saved")
     assert CANARY not in str(refused.value)
+    assert not places.user_file.exists()
+
+
+def test_save_refuses_a_secret_in_an_option_saying_nothing_was_saved(
+    places: Places, session: Session
+) -> None:
+    session.add(
+        "warehouse",
+        "postgresql",
+        host="db.internal",
+        dbname="sales",
+        user="analyst",
+        application_name=f"postgresql://u:{CANARY}@db/x",
+        test=False,
+    )
+    with pytest.raises(DataSourceError) as refused:
+        session.save("warehouse", references={"password": "env:PGPASSWORD"})
+    message = str(refused.value)
+    assert message.startswith("warehouse: option 'application_name' holds a secret")
+    assert message.endswith("the value is not shown and nothing was saved")
+    assert "not loaded" not in message
+    assert CANARY not in message
     assert not places.user_file.exists()
 
 
@@ -161,6 +184,39 @@ BAD_ENTRIES = {
         '[sources.bad.secrets]\naccount_key = "none"\n',
         'bad: account_key = "none" gives it no value, and a azure_blob source with these options needs one',
     ),
+    "an array where text belongs": (
+        '[sources.bad]\ntype = "sqlite"\n[sources.bad.options]\npath = ["x.db"]\n',
+        "bad: option 'path' must be text (a quoted \"string\"), not an array; the source is not loaded",
+    ),
+    "a table where text belongs": (
+        f'[sources.bad]\ntype = "postgresql"\n[sources.bad.options]\nhost = {{x = "{CANARY}"}}\n',
+        "bad: option 'host' must be text (a quoted \"string\"), not a table; the source is not loaded",
+    ),
+    "a number where a URL belongs": (
+        '[sources.bad]\ntype = "azure_blob"\n[sources.bad.options]\naccount_url = 5\nauth = "entra_id"\n',
+        "bad: option 'account_url' must be text (a quoted \"string\"), not a whole number",
+    ),
+    "nan for a timeout": (
+        '[sources.bad]\ntype = "sqlite"\n[sources.bad.options]\npath = "x.db"\ntimeout = nan\n',
+        "bad: option 'timeout' must be a number, not nan; the source is not loaded",
+    ),
+    "text that is no number": (
+        f'[sources.bad]\ntype = "postgresql"\n[sources.bad.options]\nhost = "db"\nport = "{CANARY}"\n',
+        "bad: option 'port' must be a whole number, not text that does not read as one",
+    ),
+    "a number in an array of text": (
+        '[sources.bad]\ntype = "postgresql"\n[sources.bad.options]\nhost = "db"\nset = ["a=1", 2]\n',
+        "bad: option 'set' must be text (a quoted \"string\"), or an array of such, not a whole number",
+    ),
+    "an id holding a connection string": (
+        f'[sources."postgresql://u:{CANARY}@h/d"]\ntype = "postgresql"\n',
+        f"source 2 of the file has an invalid id ({len(CANARY) + 19} characters, not shown: it may hold "
+        "a secret): use letters, digits",
+    ),
+    "an id holding a secret, with a bad key": (
+        f'[sources."{CANARY} x"]\ntype = "sqlite"\ncolour = "red"\n',
+        "source 2 of the file has an invalid id (",
+    ),
     "not a secret field": (
         '[sources.bad]\ntype = "sqlite"\n[sources.bad.options]\npath = "x.db"\n[sources.bad.secrets]\n'
         'password = "env:X"\n',
@@ -185,6 +241,20 @@ def test_a_bad_source_is_left_out_with_one_line(places: Places, shop_db: Path, c
         listed = fresh.saved_sources()
         assert listed["id"].tolist() == ["shop"]
         assert listed.attrs["problems"] == problems
+
+
+def test_options_of_their_kinds_load_and_text_that_reads_as_one_too(places: Places, shop_db: Path) -> None:
+    _write(
+        places.user_file,
+        f'[sources.shop]\ntype = "sqlite"\n[sources.shop.options]\npath = "{shop_db}"\ntimeout = 2\n'
+        '[sources.pg]\ntype = "postgresql"\n[sources.pg.options]\nhost = "db"\nport = "5433"\n'
+        'set = ["a.b=1"]\n',
+    )
+    with Session() as fresh:
+        assert fresh.load() == [f"{name}: loaded from {places.user_file}" for name in ("shop", "pg")]
+        assert fresh.registry.get_config("shop").options["timeout"] == 2.0
+        assert fresh.registry.get_config("pg").options["port"] == 5433
+        assert fresh.registry.get_config("pg").options["set"] == ["a.b=1"]
 
 
 def test_a_malformed_file_names_its_line_and_the_other_file_still_loads(

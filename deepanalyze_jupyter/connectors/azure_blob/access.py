@@ -56,7 +56,12 @@ class ContainerAccess(Connector):
         container (and fail as if the credential were wrong, or read another container).
         """
         text = path.strip().lstrip("/")
-        if "\x00" in text or ".." in text.replace("\\", "/").split("/"):
+        if "\x00" in text:
+            raise ConfigurationError(
+                f"{path!r} holds a NUL character ('\\x00'), which no blob name can hold",
+                source=self.source_id,
+            )
+        if ".." in text.replace("\\", "/").split("/"):
             raise ConfigurationError(f"{path!r} leads outside the container ('..')", source=self.source_id)
         if self._container is not None:
             return self._container, text

@@ -32,7 +32,7 @@ from azure.storage.blob.aio import BlobClient
 
 from ...errors import ConfigurationError, WriteConflict
 from ...progress import NullProgress, Progress
-from ...writing import WriteRequest, WriteStage, nothing_written, refuse_read_only
+from ...writing import WriteRequest, WriteStage, nothing_written, refuse_read_only, refuse_table_mode
 from ..files.globs import is_glob
 from ..files.write import (
     BatchEncoder,
@@ -277,6 +277,7 @@ class BlobWriting(ContainerAccess):
 
     async def _upload(self, request: WriteRequest, upload: Callable[..., Awaitable[int]], data: Any) -> str:
         """Check the target, then ``upload(blob, data, ...)`` under a bar of rows; say what was written."""
+        refuse_table_mode(request, source=self.source_id)
         refuse_read_only(self.options, source=self.source_id)
         container, name = self._locate(request.target)
         if not name or name.endswith("/") or is_glob(name):

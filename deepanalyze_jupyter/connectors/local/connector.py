@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from ...errors import ConfigurationError, ItemNotFound
 from ...models import OptionSpec, Secret
-from ...writing import READ_ONLY_OPTION, WriteRequest, refuse_read_only
+from ...writing import READ_ONLY_OPTION, WriteRequest, refuse_read_only, refuse_table_mode
 from ..base import absolute_path
 from ..files.opening import OpensFiles
 from ..files.sql import SqlOverFiles
@@ -88,6 +88,7 @@ class LocalFolderConnector(FolderReading, SqlOverFiles, OpensFiles):
 
     def _file_to_write(self, request: WriteRequest) -> str:
         """The folder-relative name of the file ``request`` writes, once writing is allowed."""
+        refuse_table_mode(request, source=self.source_id)
         refuse_read_only(self.options, source=self.source_id)
         name = self.normalize(request.target)
         if not name:

@@ -41,7 +41,12 @@ class FolderPaths(Connector):
             raise ConfigurationError(
                 f"{path!r} is an absolute path; give paths relative to the folder", source=self.source_id
             )
-        if "\x00" in relative or ".." in relative.replace("\\", "/").split("/"):
+        if "\x00" in relative:
+            raise ConfigurationError(
+                f"{path!r} holds a NUL character ('\\x00'), which no file name can hold",
+                source=self.source_id,
+            )
+        if ".." in relative.replace("\\", "/").split("/"):
             raise ConfigurationError(f"{path!r} leads outside the folder ('..')", source=self.source_id)
         normal = posixpath.normpath(relative) if relative else ""
         return "" if normal == "." else normal

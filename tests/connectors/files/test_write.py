@@ -133,11 +133,35 @@ def test_an_existing_file_needs_overwrite(folder: Session, tmp_path: Path) -> No
     assert (tmp_path / "a.csv").read_text() == '"a"\n"3"\n'
 
 
+@pytest.mark.parametrize("existing", [False, True], ids=["new-file", "existing-file"])
+def test_a_file_refuses_mode_append_before_writing(folder: Session, tmp_path: Path, existing: bool) -> None:
+    if existing:
+        folder.write("out", "x.csv", pd.DataFrame({"a": [1]}))
+    with pytest.raises(ConfigurationError) as raised:
+        folder.write("out", "x.csv", pd.DataFrame({"a": [2]}), mode="append")
+    assert str(raised.value) == (
+        "out: files are written whole: mode='append' is for tables; pass overwrite=True to replace 'x.csv'"
+    )
+    assert [path.name for path in tmp_path.iterdir()] == (["x.csv"] if existing else [])
+    if existing:
+        assert (tmp_path / "x.csv").read_text() == '"a"\n"1"\n'
+    folder.write("out", "x.csv", pd.DataFrame({"a": [3]}), mode="replace")  # replace is overwrite=True
+    assert (tmp_path / "x.csv").read_text() == '"a"\n"3"\n'
+
+
 def test_paths_cannot_leave_the_folder(folder: Session, tmp_path: Path) -> None:
     for path in ("../escape.csv", "/tmp/escape.csv"):
         with pytest.raises(ConfigurationError, match=r"outside the folder|absolute path"):
             folder.write("out", path, pd.DataFrame({"a": [1]}))
     assert not (tmp_path.parent / "escape.csv").exists()
+
+
+def test_a_path_with_a_nul_character_is_refused_saying_so(folder: Session, tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        folder.write("out", "a\x00b.csv", pd.DataFrame({"a": [1]}))
+    message = str(raised.value)
+    assert message == "out: 'a\\x00b.csv' holds a NUL character ('\\x00'), which no file name can hold"
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("path", ["c.parquet", "c.csv", "c.jsonl"])
@@ -290,6 +314,23 @@ def test_two_writers_cannot_overwrite_each_other(
         lake.write("lake", "race.csv", pd.DataFrame({"a": [1]}), overwrite=overwrite)
     assert str(raised.value).count("\n") == 0
     assert blob_bytes(azurite, blob_container, "race.csv") == b"theirs"  # the other writer's blob is kept
+
+
+def test_a_blob_name_with_a_nul_character_is_refused_saying_so(lake: Session) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        lake.write("lake", "a\x00b.csv", pd.DataFrame({"a": [1]}))
+    message = str(raised.value)
+    assert message == "lake: 'a\\x00b.csv' holds a NUL character ('\\x00'), which no blob name can hold"
+
+
+def test_a_blob_refuses_mode_append(lake: Session, azurite: AzuriteServer, blob_container: str) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        lake.write("lake", "x.csv", pd.DataFrame({"a": [1]}), mode="append")
+    assert str(raised.value) == (
+        "lake: files are written whole: mode='append' is for tables; pass overwrite=True to replace 'x.csv'"
+    )
+    with _container(azurite, blob_container) as container:
+        assert list(container.list_blob_names()) == []
 
 
 def test_a_read_only_container_refuses(session: Session, azurite: AzuriteServer, blob_container: str) -> None:

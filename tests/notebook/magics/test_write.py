@@ -90,6 +90,19 @@ def test_write_a_file_and_bad_variables(shell: InteractiveShell, tmp_path: Path)
     assert "--types takes COLUMN=TYPE" in usage_error(shell, "%datasource write out x.csv frame --types a")
 
 
+def test_a_file_refuses_mode_append_in_the_magics_words(shell: InteractiveShell, tmp_path: Path) -> None:
+    assert run(shell, f"%datasource add out --type local --path {tmp_path} --read-only false").error is None
+    shell.user_ns["frame"] = pd.DataFrame({"a": [1, 2]})
+    assert run(shell, "%datasource write out x.csv frame").error is None
+    refused = usage_error(shell, "%datasource write out x.csv frame --mode append")
+    assert refused == (
+        "out: files are written whole: --mode append is for tables; pass --overwrite to replace 'x.csv'"
+    )
+    assert (tmp_path / "x.csv").read_text() == '"a"\n"1"\n"2"\n'
+    assert "--mode append" in usage_error(shell, "%datasource write out new.csv frame --mode append")
+    assert not (tmp_path / "new.csv").exists()
+
+
 @pytest.mark.usefixtures("with_password", "ctrl_c")
 def test_an_interrupted_write_says_what_it_left(
     shell: InteractiveShell, pg_server: PostgresServer, pg_schema: str
