@@ -21,7 +21,7 @@ __all__ = [
     "validate_source_id",
 ]
 
-_SOURCE_ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,62}$")
+_SOURCE_ID_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,62}")
 
 
 class Secret:
@@ -161,7 +161,7 @@ SOURCE_ID_RULE = "use letters, digits, '_', '-' or '.', starting with a letter o
 
 def is_source_id(source_id: object) -> bool:
     """Whether ``source_id`` is a usable id (a name like ``sales_db``)."""
-    return isinstance(source_id, str) and _SOURCE_ID_RE.match(source_id) is not None
+    return isinstance(source_id, str) and _SOURCE_ID_RE.fullmatch(source_id) is not None
 
 
 def validate_source_id(source_id: object) -> str:

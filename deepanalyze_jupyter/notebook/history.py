@@ -25,7 +25,7 @@ __all__ = ["Replacement", "scrub_input_history", "scrub_text"]
 #: ``(secret text, what replaces it)``.
 Replacement = tuple[str, str]
 
-_INPUT_VARIABLE_RE = re.compile(r"^_i(?:i{0,2}|\d+|00)$")
+_INPUT_VARIABLE_RE = re.compile(r"_i(?:i{0,2}|\d+|00)")
 _HISTORY_TRAITS = ("_i00", "_i", "_ii", "_iii")
 #: Shortest secret replaced wherever it appears in a cell (shorter ones only inside the line).
 _MIN_LOOSE_LENGTH = 3
@@ -86,7 +86,7 @@ def scrub_input_history(shell: Any, replacements: Sequence[Replacement], *, line
     namespace = getattr(shell, "user_ns", None)
     if isinstance(namespace, dict):
         for name, value in list(namespace.items()):
-            if isinstance(value, str) and _INPUT_VARIABLE_RE.match(name):
+            if isinstance(value, str) and _INPUT_VARIABLE_RE.fullmatch(name):
                 namespace[name] = scrub(value)
     _scrub_prompt_history(shell, scrub)
     _scrub_compiled_cells(scrub)

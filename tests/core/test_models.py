@@ -113,7 +113,7 @@ class TestSourceId:
     def test_good_ids(self, source_id: str) -> None:
         assert validate_source_id(source_id) == source_id
 
-    @pytest.mark.parametrize("source_id", ["", "1db", "has space", "a" * 64, "semi;colon", None, 3])
+    @pytest.mark.parametrize("source_id", ["", "1db", "has space", "a" * 64, "semi;colon", "shop\n", None, 3])
     def test_bad_ids_are_refused(self, source_id: object) -> None:
         with pytest.raises(ConfigurationError, match="invalid source id"):
             validate_source_id(source_id)
