@@ -121,7 +121,7 @@ class OptionSpec:
         if value is None or isinstance(value, self.kind):
             result = value
         elif self.kind is bool:
-            result = _parse_bool(value, self.name, source)
+            result = _parse_bool(value, self, source)
         else:
             try:
                 result = self.kind(value)
@@ -138,13 +138,15 @@ class OptionSpec:
         return result
 
 
-def _parse_bool(value: Any, name: str, source: str | None) -> bool:
+def _parse_bool(value: Any, spec: OptionSpec, source: str | None) -> bool:
     text = str(value).strip().lower()
     if text in {"1", "true", "yes", "on"}:
         return True
     if text in {"0", "false", "no", "off"}:
         return False
-    raise ConfigurationError(f"option {name!r} must be true or false, got {value!r}", source=source)
+    raise ConfigurationError(
+        f"option {spec.name!r} must be true or false, got {_shown(value, spec)}", source=source
+    )
 
 
 def _kind_name(kind: type) -> str:

@@ -137,6 +137,11 @@ def test_every_way_out_is_refused_in_one_line(lake: Session, sql: str) -> None:
     assert "root:" not in message
 
 
+def test_a_path_holding_a_nul_character_is_refused_saying_so(local_lake: Session) -> None:
+    with pytest.raises(QueryError, match=r"^lake: refused: 'x\\x00\.csv' holds a NUL character"):
+        local_lake.query("lake", "SELECT * FROM 'x\x00.csv'")
+
+
 def test_writes_leave_the_source_as_it_was(local_lake: Session, tmp_path: object) -> None:
     before = local_lake.list_items("lake", recursive=True, refresh=True)["name"].tolist()
     for sql in (ESCAPES["copy into the source"], ESCAPES["copy to a local file"]):

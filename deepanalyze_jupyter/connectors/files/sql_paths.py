@@ -254,7 +254,11 @@ def _source_path(path: str, source: str) -> str:
         raise QueryError(
             f"refused: {path!r} is not a path in this source; write paths relative to it", source=source
         )
-    if "\x00" in path or ".." in path.replace("\\", "/").split("/"):
+    if "\x00" in path:
+        raise QueryError(
+            f"refused: {path!r} holds a NUL character ('\\x00'), which no path can hold", source=source
+        )
+    if ".." in path.replace("\\", "/").split("/"):
         raise QueryError(f"refused: {path!r} leads outside the source ('..')", source=source)
     return source_url(source, path)
 
