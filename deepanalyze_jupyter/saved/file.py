@@ -141,22 +141,7 @@ def _invalid_id(position: int, source_id: str) -> str:
 
 def _parse(path: Path) -> dict[str, Any]:
     """The ``sources`` table of ``path`` (empty when the file does not exist)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return {}
-    except PermissionError:
-        raise ConfigurationError(
-            f"{path}: cannot be read (permission denied); nothing was loaded from it"
-        ) from None
-    except (OSError, UnicodeDecodeError) as error:
-        problem = type(error).__name__
-        raise ConfigurationError(f"{path}: cannot be read ({problem}); nothing was loaded from it") from None
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        # The decoder's message names the line and column and quotes nothing of the file.
-        raise ConfigurationError(f"{path}: not valid TOML: {error}; nothing was loaded from it") from None
+    document = _read_document(path, refused="nothing was loaded from it")
     sources = document.get("sources", {})
     if not isinstance(sources, dict):
         raise ConfigurationError(f"{path}: 'sources' must be a table of sources; nothing was loaded from it")
@@ -210,18 +195,32 @@ def update_sources_file(path: Path, change: Callable[[dict[str, Any]], None]) ->
         raise ConfigurationError(f"{path}: cannot be written ({problem}); nothing was written") from None
 
 
+def _read_document(path: Path, *, refused: str, invalid: str | None = None) -> dict[str, Any]:
+    """The TOML document of ``path`` (empty when there is no file).
+
+    A file that cannot be read is refused saying ``refused`` (what was not done), one that is
+    not valid TOML saying ``invalid`` (by default ``refused``).
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as error:
+        problem = "permission denied" if isinstance(error, PermissionError) else type(error).__name__
+        raise ConfigurationError(f"{path}: cannot be read ({problem}); {refused}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        # The decoder's message names the line and column and quotes nothing of the file.
+        raise ConfigurationError(f"{path}: not valid TOML: {error}; {invalid or refused}") from None
+
+
 def _read_for_update(path: Path) -> dict[str, Any]:
     """The document of ``path`` about to be changed, with its ``sources`` table; a file that does
     not parse is refused."""
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigurationError(
-            f"{path}: not valid TOML: {error}; fix it first, nothing was written"
-        ) from None
-    except (OSError, UnicodeDecodeError) as error:
-        problem = type(error).__name__
-        raise ConfigurationError(f"{path}: cannot be read ({problem}); nothing was written") from None
+    document = _read_document(
+        path, refused="nothing was written", invalid="fix it first, nothing was written"
+    )
     sources = document.setdefault("sources", {})
     if not isinstance(sources, dict):
         raise ConfigurationError(f"{path}: 'sources' is not a table; fix it first, nothing was written")

@@ -317,21 +317,20 @@ def _kind_problem(kind: type, value: object) -> str | None:
     return _toml_kind(value)
 
 
+#: The kinds of TOML values, as a message names them (``bool`` before ``int``, which it is too).
+_TOML_KINDS = (
+    (bool, "true or false"),
+    (int, "a whole number"),
+    (float, "a number"),
+    (str, "text"),
+    (list, "an array"),
+    (dict, "a table"),
+)
+
+
 def _toml_kind(value: object) -> str:
     """The kind of a TOML value, as a message names it."""
-    if isinstance(value, bool):
-        return "true or false"
-    if isinstance(value, int):
-        return "a whole number"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "a table"
-    return "a date or time"
+    return next((name for kind, name in _TOML_KINDS if isinstance(value, kind)), "a date or time")
 
 
 def _literal_secrets(connector_class: type[Connector], saved: SavedSource) -> set[str]:
