@@ -23,13 +23,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 
 from ..connectors.files.globs import glob_escape
 from ..errors import AuthenticationFailed, ConfigurationError, DataSourceError, FormatError, ItemNotFound
-from ..frames import nullable_floats
-from .collection import WORKER_SOURCE, for_source, from_parts
+from .collection import WORKER_SOURCE, for_source, from_parts, nullable
 
 if TYPE_CHECKING:
     from ..connectors.azure_blob.sas import WorkerCredential
@@ -96,30 +94,6 @@ def read_file_part(part: FilePart) -> pd.DataFrame:
             raise for_source(error, part.source) from None
     frame = _like_first_file(nullable(frame), part)
     frame.attrs.clear()
-    return frame
-
-
-def nullable(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with integer, boolean and float columns in pandas' nullable dtypes (NaN kept).
-
-    A file without a missing value reads as ``int64``, one with as ``Int64``; a task cannot
-    know whether another file holds one, so every partition takes the nullable dtype.
-    """
-    changed: dict[int, Any] = {}
-    for position, dtype in enumerate(frame.dtypes):
-        if not isinstance(dtype, np.dtype) or dtype.kind not in "iubf" or dtype == np.float16:
-            continue
-        values = frame.iloc[:, position].to_numpy()
-        if dtype.kind == "f":
-            changed[position] = nullable_floats(values, np.zeros(len(values), dtype=bool))
-        else:
-            name = "boolean" if dtype.kind == "b" else dtype.name.replace("int", "Int").replace("uI", "UI")
-            changed[position] = frame.iloc[:, position].astype(pd.api.types.pandas_dtype(name)).array
-    if not changed:
-        return frame
-    frame = frame.copy(deep=False)
-    for position, column in changed.items():
-        frame.isetitem(position, column)
     return frame
 
 

@@ -6,7 +6,9 @@ and the SQL of one partition. The worker opens its own connection and signs in w
 what its machine has: a password file (``~/.pgpass``, or ``PGPASSFILE``), a service
 file, a client certificate, or ``PGPASSWORD`` in its environment. Each part is read by
 the same code as in the kernel (a private :class:`~deepanalyze_jupyter.Session` on the
-worker), so its dtypes are those of ``Session.query``.
+worker), so its dtypes are those of ``Session.query``, but for integer, boolean and float
+columns: these take pandas' nullable dtypes in every partition (and in the ``meta``), as a
+range without a NULL would read as ``int64`` and one with as ``Int64``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import pandas as pd
 
 from ..errors import AuthenticationFailed, ConfigurationError, DataSourceError
 from ..sqlparams import strip_terminator
-from .collection import WORKER_SOURCE, for_source, from_parts
+from .collection import WORKER_SOURCE, for_source, from_parts, nullable
 
 __all__ = ["WorkerPart", "query_to_dask", "read_part"]
 
@@ -53,6 +55,7 @@ def read_part(part: WorkerPart) -> pd.DataFrame:
             ) from None
         except DataSourceError as error:
             raise for_source(error, part.source) from None
+    frame = nullable(frame)
     frame.attrs.clear()
     return frame
 
@@ -68,7 +71,7 @@ def query_to_dask(session: Any, source_id: str, sql: str, *, partition_on: str, 
     bounds = session.query(
         source_id, f"SELECT min({column}) AS low, max({column}) AS high FROM ({inner}) AS b"
     )
-    meta = session.query(source_id, f"{inner} LIMIT 0", limit=None)
+    meta = nullable(session.query(source_id, f"{inner} LIMIT 0", limit=None))
     meta.attrs.clear()
     low, high = bounds["low"].iloc[0], bounds["high"].iloc[0]
     if pd.isna(low):

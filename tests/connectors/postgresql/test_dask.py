@@ -88,7 +88,25 @@ def test_dates_and_bytes_stay_as_the_kernel_reads_them(pg: Session, cluster: dis
     """Dask would turn object columns (dates, bytes) into text; the hand-off keeps the reader's."""
     sql = "SELECT g AS id, date '2024-01-01' + g AS day, int4send(g) AS raw FROM generate_series(1, 50) AS g"
     ddf = pg.to_dask("pg", sql, partition_on="id", partitions=2)
-    single = pg.query("pg", sql, limit=None)
+    single = pg.query("pg", sql, limit=None).astype({"id": "Int64"})  # nullable in every partition
     single.attrs.clear()
     assert ddf.dtypes.to_dict() == single.dtypes.to_dict()
+    pd.testing.assert_frame_equal(ddf.compute().sort_values("id").reset_index(drop=True), single)
+
+
+def test_every_partition_has_the_dtypes_dask_was_told(pg: Session, cluster: distributed.Client) -> None:
+    """A range whose rows hold a NULL reads as ``Int64``, one without as ``int64``: every partition
+    (and the ``meta``) takes the nullable dtype, so ``ddf.dtypes`` is what each part gives."""
+    sql = """
+    SELECT g AS id, CASE WHEN g < 5 THEN NULL ELSE g END AS n, CASE WHEN g < 5 THEN NULL ELSE g > 7 END AS b,
+           CASE WHEN g < 5 THEN NULL ELSE g / 3.0 END::float8 AS f
+    FROM generate_series(1, 20) AS g
+    """
+    ddf = pg.to_dask("pg", sql, partition_on="id", partitions=3)
+    meta = ddf.dtypes.to_dict()
+    assert meta == {"id": "Int64", "n": "Int64", "b": "boolean", "f": "Float64"}
+    parts = cluster.compute([ddf.partitions[index] for index in range(ddf.npartitions)], sync=True)
+    assert [part.dtypes.to_dict() for part in parts] == [meta] * 3
+    single = pg.query("pg", sql, limit=None).astype(meta)
+    single.attrs.clear()
     pd.testing.assert_frame_equal(ddf.compute().sort_values("id").reset_index(drop=True), single)
