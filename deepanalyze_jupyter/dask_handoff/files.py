@@ -100,8 +100,9 @@ def read_file_part(part: FilePart) -> pd.DataFrame:
 def _like_first_file(frame: pd.DataFrame, part: FilePart) -> pd.DataFrame:
     """``frame`` in the first file's dtypes (Dask's ``meta``), or one line saying how it differs.
 
-    Integers where the first file has floats become floats, as the kernel's read of all the
-    files promotes them; any other difference is refused.
+    Integers where the first file has floats become floats, and a column with no value (a
+    header-only CSV's, a JSON key always null) takes the first file's dtype, as the kernel's
+    read of all the files does; any other difference is refused.
     """
     meta = part.meta
     if frame.empty and not len(frame.columns):
@@ -112,9 +113,13 @@ def _like_first_file(frame: pd.DataFrame, part: FilePart) -> pd.DataFrame:
         detail = _column_difference(list(frame.columns), list(meta.columns))
     else:
         for position, (got, wanted) in enumerate(zip(frame.dtypes, meta.dtypes, strict=True)):
-            if pd.api.types.is_integer_dtype(got) and pd.api.types.is_float_dtype(wanted):
+            column = frame.iloc[:, position]
+            if got != wanted and (
+                (pd.api.types.is_integer_dtype(got) and pd.api.types.is_float_dtype(wanted))
+                or _no_value(column)
+            ):
                 frame = frame.copy(deep=False)
-                frame.isetitem(position, frame.iloc[:, position].astype(wanted).array)
+                frame.isetitem(position, column.astype(wanted).array)
         pairs = enumerate(zip(frame.dtypes, meta.dtypes, strict=True))
         differing = next((index for index, (got, wanted) in pairs if got != wanted), None)
         if differing is None:
@@ -127,6 +132,11 @@ def _like_first_file(frame: pd.DataFrame, part: FilePart) -> pd.DataFrame:
         f"{part.path!r} does not match the first file ({detail}); give dtype={{...}} or read the files apart",
         source=part.source,
     )
+
+
+def _no_value(column: pd.Series) -> bool:
+    """Whether ``column`` holds no value at all (no rows, or only missing ones) in an untyped dtype."""
+    return column.dtype == object and bool(column.isna().all())
 
 
 def _column_difference(columns: Sequence[Any], first: Sequence[Any]) -> str:
@@ -190,12 +200,23 @@ def _refuse_whole_read_options(read_options: Mapping[str, Any], source_id: str) 
 def _first_columns(
     session: Any, source_id: str, paths: Sequence[str], read_options: Mapping[str, Any]
 ) -> pd.DataFrame:
-    """The first of the files that has columns (an empty file has none), read in the kernel."""
+    """The first of the files that has rows, else the first that has columns, read in the kernel.
+
+    A file of columns but no rows (a CSV header) tells no types: it sets the columns' order only.
+    """
+    first: pd.DataFrame | None = None
     for path in paths:
         frame: pd.DataFrame = session.read(source_id, [glob_escape(path)], limit=None, **read_options)
-        if len(frame.columns):
+        if not len(frame.columns):
+            continue
+        first = frame if first is None else first
+        if len(frame):
             break
-    return frame
+    if first is None:
+        return frame
+    if list(frame.columns) != list(first.columns) and _same_names(frame.columns, first.columns):
+        frame = frame[list(first.columns)]
+    return frame if len(frame) else first
 
 
 async def _files_and_access(

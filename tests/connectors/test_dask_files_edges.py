@@ -214,3 +214,23 @@ def test_nothing_matched_in_a_source_of_a_whole_account_is_the_kernel_reads_one_
         assert str(raised.value) == str(kernel.value)
         assert str(raised.value).startswith("account: ")
         assert "\n" not in str(raised.value)
+
+
+#: A CSV header with no rows first, and a file whose column holds no value: neither tells a type.
+UNTYPED_FILES = {
+    "untyped/a.csv": b"id,amount,done\n",
+    "untyped/b.csv": b"id,amount,done\n1,2.5,true\n2,,false\n",
+    "untyped/c.csv": b"id,amount,done\n3,4.25,\n",
+}
+
+
+def test_files_whose_columns_tell_no_type_read_as_in_the_kernel(
+    session: Session, cluster: Any, tmp_path: Path
+) -> None:
+    """A header-only CSV first sets no dtypes (they were ``object``, refusing every later file);
+    a column with no value takes the dtype of the first file, as the kernel's read widens it."""
+    lake = folder_lake(session, tmp_path / "lake", UNTYPED_FILES)
+    expected = _kernel_read(lake, "untyped")
+    ddf = lake.to_dask("lake", "untyped")
+    assert ddf.dtypes.to_dict() == expected.dtypes.to_dict()
+    pd.testing.assert_frame_equal(ddf.compute().reset_index(drop=True), expected)
