@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 
@@ -102,7 +102,9 @@ def _like_first_file(frame: pd.DataFrame, part: FilePart) -> pd.DataFrame:
 
     Integers where the first file has floats become floats, and a column with no value (a
     header-only CSV's, a JSON key always null) takes the first file's dtype, as the kernel's
-    read of all the files does; any other difference is refused.
+    read of all the files does. Where the first file's column is untyped (``object``: no value
+    there, or values of mixed types), a file's values of any type are taken as objects. Any
+    other difference is refused.
     """
     meta = part.meta
     if frame.empty and not len(frame.columns):
@@ -117,9 +119,11 @@ def _like_first_file(frame: pd.DataFrame, part: FilePart) -> pd.DataFrame:
             if got != wanted and (
                 (pd.api.types.is_integer_dtype(got) and pd.api.types.is_float_dtype(wanted))
                 or _no_value(column)
+                or pd.api.types.is_object_dtype(wanted)
             ):
                 frame = frame.copy(deep=False)
-                frame.isetitem(position, column.astype(wanted).array)
+                # A Series: pandas reads an array of objects holding text as text again.
+                frame.isetitem(position, cast(Any, column.astype(wanted)))
         pairs = enumerate(zip(frame.dtypes, meta.dtypes, strict=True))
         differing = next((index for index, (got, wanted) in pairs if got != wanted), None)
         if differing is None:

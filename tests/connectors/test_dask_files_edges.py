@@ -234,3 +234,18 @@ def test_files_whose_columns_tell_no_type_read_as_in_the_kernel(
     ddf = lake.to_dask("lake", "untyped")
     assert ddf.dtypes.to_dict() == expected.dtypes.to_dict()
     pd.testing.assert_frame_equal(ddf.compute().reset_index(drop=True), expected)
+
+
+def test_a_column_the_first_file_leaves_empty_takes_later_values_as_objects(
+    session: Session, cluster: Any, tmp_path: Path
+) -> None:
+    """The first file with rows has no value in ``name`` (so ``object``); a later file's text
+    is taken as objects rather than refused."""
+    files = {"late/1.csv": b"id,name\n1,\n", "late/2.csv": b"id,name\n2,x\n"}
+    lake = folder_lake(session, tmp_path / "lake", files)
+    ddf = lake.to_dask("lake", "late")
+    assert str(ddf.dtypes["name"]) == "object"
+    computed = ddf.compute().reset_index(drop=True)
+    assert computed["id"].tolist() == [1, 2]
+    assert computed["name"].isna().tolist() == [True, False]
+    assert computed["name"][1] == "x"
