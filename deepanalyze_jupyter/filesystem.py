@@ -323,7 +323,8 @@ class SourceFileSystem(AbstractFileSystem):  # type: ignore[misc]
             properties = None
         if properties is not None and properties.get("kind") == "file":
             modified = properties.get("last_modified")
-            return {"name": name, "size": int(properties["size"] or 0), "type": "file", "modified": modified}
+            found = {"name": name, "size": int(properties["size"] or 0), "type": "file", "modified": modified}
+            return {**found, "etag": properties["etag"]} if properties.get("etag") else found
         if properties is not None and properties.get("kind") in ("folder", "container"):
             return {"name": name, "size": 0, "type": "directory"}
         if len(self._listing(source_id, f"{relative}/", recursive=False, limit=1)):
@@ -362,10 +363,17 @@ class SourceFileSystem(AbstractFileSystem):  # type: ignore[misc]
         return self.read_range(source_id, relative, start, end)
 
     def read_range(self, source_id: str, relative: str, start: int, end: int) -> bytes:
-        """Bytes ``start`` to ``end`` of ``relative`` in ``source_id`` (counted in :attr:`bytes_fetched`)."""
-        data = self._run(source_id, lambda connector: connector.read_range(relative, start, end))
+        """Bytes ``start`` to ``end`` of ``relative`` in ``source_id`` (counted in :attr:`bytes_fetched`),
+        of the version its listing gave: the reads of a file replaced meanwhile fail, not mix two."""
+        etag = self._version(f"{source_id}/{relative}")
+        data = self._run(source_id, lambda connector: connector.read_range(relative, start, end, etag=etag))
         self.bytes_fetched += len(data)
         return data
+
+    def _version(self, name: str) -> str | None:
+        """The etag the listing of file ``SOURCE/path`` gave, if it gave one."""
+        etag: str | None = self._listed.get(name, {}).get("etag")
+        return etag
 
     def read_direct(self, source_id: str, file: DirectFile, start: int, end: int) -> bytes:
         """Bytes ``start`` to ``end`` of a file opened with :meth:`open_direct` (counted too)."""
@@ -480,13 +488,14 @@ def _entries(source_id: str, frame: pd.DataFrame) -> list[dict[str, Any]]:
     """
     columns = [
         frame[column].tolist() if column in frame.columns else [None] * len(frame)
-        for column in ("name", "kind", "size", "last_modified")
+        for column in ("name", "kind", "size", "last_modified", "etag")
     ]
     return [_entry(source_id, *row) for row in zip(*columns, strict=True)]
 
 
-def _entry(source_id: str, name: Any, kind: Any, size: Any, modified: Any) -> dict[str, Any]:
-    """fsspec's description of one row of a source's listing."""
+def _entry(source_id: str, name: Any, kind: Any, size: Any, modified: Any, etag: Any) -> dict[str, Any]:
+    """fsspec's description of one row of a source's listing (with the file's version, its
+    ``etag``, when the source gives one)."""
     folder = str(kind) != "file"
     entry = {
         "name": f"{source_id}/{str(name).rstrip('/')}",
@@ -495,6 +504,8 @@ def _entry(source_id: str, name: Any, kind: Any, size: Any, modified: Any) -> di
     }
     if not folder and modified is not None and not pd.isna(modified):
         entry["modified"] = modified
+    if not folder and isinstance(etag, str) and etag:
+        entry["etag"] = etag
     return entry
 
 

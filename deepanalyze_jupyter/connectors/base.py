@@ -222,11 +222,13 @@ class Connector(ABC):
                 source=self.source_id,
             )
 
-    async def read_range(self, path: str, start: int, end: int) -> bytes:
+    async def read_range(self, path: str, start: int, end: int, *, etag: str | None = None) -> bytes:
         """The bytes ``start`` to ``end`` (exclusive) of the file at ``path``; fewer at its end.
 
         What the filesystem over sources (:mod:`deepanalyze_jupyter.filesystem`) reads
-        with: a Parquet footer or the columns a query needs, never the whole file.
+        with: a Parquet footer or the columns a query needs, never the whole file. ``etag``,
+        the file's version its listing gave, is checked by a source whose files have one: a
+        file replaced since is refused rather than read as pieces of two versions.
         """
         raise ConfigurationError(f"{self.display_name} sources do not hold files", source=self.source_id)
 

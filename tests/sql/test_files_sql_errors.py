@@ -29,3 +29,26 @@ def test_a_csv_value_that_does_not_convert_names_its_file_and_value(bad_value: S
     assert message.startswith("lake: Conversion Error: CSV Error on Line: 30002 of 'c/d3.csv': ")
     assert """Could not convert string "x" to 'BIGINT'""" in message
     assert "\n" not in message
+
+
+@pytest.fixture(params=["local", pytest.param("blob", marks=[pytest.mark.integration, pytest.mark.azurite])])
+def long_line(request: pytest.FixtureRequest, session: Session, tmp_path: Path) -> Session:
+    files = {"long.csv": "id,text\n1," + "x" * 3_000_000 + "\n2,short\n"}  # over DuckDB's 2 MB line
+    if request.param == "local":
+        _local(session, tmp_path / "lake", files)
+    else:
+        _blob(request, session, files)
+    return session
+
+
+def test_a_csv_line_over_duckdbs_longest_says_so_and_which_max_line_size_reads_it(long_line: Session) -> None:
+    with pytest.raises(QueryError) as raised:
+        long_line.query("lake", "SELECT id FROM 'long.csv'")
+    message = str(raised.value)
+    assert message.startswith("lake: Invalid Input Error: CSV Error on Line: 1 of 'long.csv': ")
+    assert "Maximum line size of 2000000 bytes exceeded" in message
+    size = int(message.rpartition("max_line_size=")[2])
+    assert "\n" not in message
+    read = f"SELECT id, length(text) AS n FROM read_csv('long.csv', max_line_size={size})"
+    frame = long_line.query("lake", read)
+    assert frame["n"].tolist() == [3_000_000, 5]

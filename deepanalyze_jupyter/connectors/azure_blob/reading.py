@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, HttpResponseError
 
 from ...errors import ConfigurationError, FormatError, ItemNotFound
@@ -198,15 +199,22 @@ class BlobReading(ContainerAccess):
         """All of one blob, by the download path of :meth:`fetch` (lighter than a ranged ``GET``)."""
         return await self.fetch(path)
 
-    async def read_range(self, path: str, start: int, end: int) -> bytes:
-        """The bytes ``start`` to ``end`` of one blob: one ranged ``GET``, nothing more."""
+    async def read_range(self, path: str, start: int, end: int, *, etag: str | None = None) -> bytes:
+        """The bytes ``start`` to ``end`` of one blob: one ranged ``GET``, nothing more; only
+        if the blob is still version ``etag`` when given (else it changed while it was read)."""
         container, name = self._locate(path)
         if end <= start:
             return b""
         blob = self._container_client(container).get_blob_client(name)
+        unchanged: dict[str, Any] = {}  # the SDK takes an etag only with its condition
+        if etag:
+            unchanged = {"etag": _quoted(etag), "match_condition": MatchConditions.IfNotModified}
         try:
-            downloader = await blob.download_blob(offset=start, length=end - start, decompress=False)
-            return await downloader.readall()
+            downloader = await blob.download_blob(
+                offset=start, length=end - start, decompress=False, **unchanged
+            )
+            data: bytes = await downloader.readall()
+            return data
         except HttpResponseError as error:
             if error.status_code == 416:  # the range starts at or after the blob's end
                 return b""
@@ -302,3 +310,8 @@ class BlobReading(ContainerAccess):
         except (AzureError, OSError) as error:
             raise self._error(error, container) from None
         return len(listing) > 0
+
+
+def _quoted(etag: str) -> str:
+    """An etag as an ``If-Match`` header gives it: in quotes (a listing gives it without)."""
+    return etag if etag.startswith('"') else f'"{etag}"'

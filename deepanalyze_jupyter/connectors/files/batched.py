@@ -91,6 +91,11 @@ class StatementFileSystem(SourceFileSystem):
             found = self._described[name] = super().info(path, **kwargs)
         return dict(found)
 
+    def _version(self, name: str) -> str | None:
+        """The etag the statement's listing or description of file ``SOURCE/path`` gave, if any."""
+        etag: str | None = self._described.get(name, {}).get("etag")
+        return super()._version(name) or etag
+
     def read_range(self, source_id: str, relative: str, start: int, end: int) -> bytes:
         """Bytes ``start`` to ``end`` of a file: from its batch when one brings it."""
         name = f"{source_id}/{relative}"

@@ -53,6 +53,12 @@ _PROGRESS_EVERY = 0.25
 _RESULT_BATCH_ROWS = 100_000
 #: Seconds a stopped statement's worker thread is given to end.
 _STOP_WAIT = 5.0
+#: DuckDB's line saying that a CSV line is longer than its ``max_line_size``.
+_LINE_TOO_LONG = "Maximum line size of "
+#: DuckDB's line after it, with the ``max_line_size`` that would read that line.
+_LINE_SIZE_FIX = "Possible Solution: Change the maximum length size, e.g.,"
+#: The lines of a CSV error of DuckDB that tell what is wrong, below its first.
+_CSV_REASONS = ("Error when converting", _LINE_TOO_LONG)
 #: The name of a Python exception class before its message on the last line of a traceback.
 _PYTHON_ERROR = re.compile(r"^[A-Za-z_][\w.]*: ")
 
@@ -435,8 +441,12 @@ def _query_error(error: duckdb.Error, source: str) -> QueryError:
 
 
 def _csv_detail(lines: list[str], source: str) -> str:
-    """Which file and what value a CSV error of DuckDB is about (it says so lines further down)."""
+    """Which file and what a CSV error of DuckDB is about (it says so lines further down): the
+    value that does not convert, or the line over DuckDB's longest and the ``max_line_size`` it needs."""
     prefix = f"file = {source_url(source)}"
     file = next((line[len(prefix) :] for line in lines[1:] if line.startswith(prefix)), None)
-    what = next((line for line in lines[1:] if line.startswith("Error when converting")), None)
+    what = next((line for line in lines[1:] if line.startswith(_CSV_REASONS)), None)
+    if what is not None and what.startswith(_LINE_TOO_LONG):
+        fix = next((line for line in lines[1:] if line.startswith(_LINE_SIZE_FIX)), None)
+        what += f" {fix[len(_LINE_SIZE_FIX) :].strip()}" if fix else ""
     return (f" of {file!r}" if file else "") + (f": {what}" if what else "")

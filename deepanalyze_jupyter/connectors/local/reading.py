@@ -107,8 +107,9 @@ class FolderReading(FolderListing):
             return sorted(found, key=lambda entry: natural_key(entry.name))
         return [entry]
 
-    async def read_range(self, path: str, start: int, end: int) -> bytes:
-        """The bytes ``start`` to ``end`` of one file inside the folder (read in a worker thread)."""
+    async def read_range(self, path: str, start: int, end: int, *, etag: str | None = None) -> bytes:
+        """The bytes ``start`` to ``end`` of one file inside the folder (read in a worker thread;
+        a local file has no ``etag``)."""
         return await asyncio.to_thread(self._read_range, path, start, end)
 
     def _read_range(self, path: str, start: int, end: int) -> bytes:
