@@ -388,8 +388,24 @@ def parse_small_copy_text(
 
 
 def unescape_copy_text(text: str) -> str:
-    """Undo the backslash escapes of ``COPY`` text format in one value."""
-    return _ESCAPE_RE.sub(_replace_escape, text) if "\\" in text else text
+    """Undo the backslash escapes of ``COPY`` text format in one value.
+
+    Each escape is a backslash and the character after it, read from the left. Escaped
+    backslashes are set aside first as NUL, which no PostgreSQL text holds, and the
+    other escapes replaced by ``str.replace``: a call back to Python for each escape took
+    8 s for 20 MB of backslashes. An escape the server does not write falls back to the
+    pattern.
+    """
+    if "\\" not in text:
+        return text
+    if "\0" in text:  # not from the server; read escape by escape
+        return _ESCAPE_RE.sub(_replace_escape, text)
+    text = text.replace("\\\\", "\0")
+    for char, value in _ESCAPES.items():
+        text = text.replace("\\" + char, value)
+    if "\\" in text:
+        text = _ESCAPE_RE.sub(_replace_escape, text)
+    return text.replace("\0", "\\")
 
 
 def _unescape(column: pa.ChunkedArray) -> pa.ChunkedArray:

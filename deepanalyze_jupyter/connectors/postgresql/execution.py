@@ -58,7 +58,7 @@ def column_planner(conn: AsyncConnection, plans: PlanCache, *, numeric_as_float:
     settings = plan_settings(conn, numeric_as_float=numeric_as_float)
 
     def planner(fields: Sequence[tuple[str, int, int]]) -> list[ColumnPlan]:
-        return plans.plans(fields, conn.adapters, settings)
+        return plans.plans(fields, conn, settings)
 
     return planner
 

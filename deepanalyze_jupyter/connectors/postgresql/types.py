@@ -54,7 +54,7 @@ from typing import Any
 
 import pyarrow as pa
 from psycopg import pq
-from psycopg.adapt import AdaptersMap
+from psycopg.abc import AdaptContext
 
 from ... import frames
 from . import oids
@@ -146,10 +146,15 @@ def session_time_zone(name: str | None) -> str:
 
 
 def plan_columns(
-    fields: Sequence[tuple[str, int, int]], adapters: AdaptersMap, settings: PlanSettings
+    fields: Sequence[tuple[str, int, int]], context: AdaptContext, settings: PlanSettings
 ) -> list[ColumnPlan]:
-    """Plans for result columns given as ``(name, type oid, type modifier)``."""
-    return [_plan(name, oid, modifier, adapters, settings) for name, oid, modifier in fields]
+    """Plans for result columns given as ``(name, type oid, type modifier)``.
+
+    ``context`` is the connection the result comes from (or its adapters): psycopg's
+    loaders take the session's time zone from it, for the timestamps inside an array or
+    a range, as a cursor on the connection loads them.
+    """
+    return [_plan(name, oid, modifier, context, settings) for name, oid, modifier in fields]
 
 
 class PlanCache:
@@ -160,13 +165,13 @@ class PlanCache:
         self._plans: OrderedDict[tuple[Any, ...], tuple[ColumnPlan, ...]] = OrderedDict()
 
     def plans(
-        self, fields: Sequence[tuple[str, int, int]], adapters: AdaptersMap, settings: PlanSettings
+        self, fields: Sequence[tuple[str, int, int]], context: AdaptContext, settings: PlanSettings
     ) -> list[ColumnPlan]:
         """Like :func:`plan_columns`, from the cache when the same shape was planned before."""
         key = (tuple(fields), settings)
         found = self._plans.get(key)
         if found is None:
-            found = tuple(plan_columns(fields, adapters, settings))
+            found = tuple(plan_columns(fields, context, settings))
             self._plans[key] = found
             if len(self._plans) > self._size:
                 self._plans.popitem(last=False)
@@ -175,13 +180,13 @@ class PlanCache:
         return list(found)
 
 
-def _plan(name: str, oid: int, modifier: int, adapters: AdaptersMap, settings: PlanSettings) -> ColumnPlan:
-    load = _loader(oid, adapters) or _decode_text
+def _plan(name: str, oid: int, modifier: int, context: AdaptContext, settings: PlanSettings) -> ColumnPlan:
+    load = _loader(oid, context) or _decode_text
     native = _native_type(oid, modifier, settings)
     if native is not None:
-        load_binary = _loader(oid, adapters, pq.Format.BINARY)
+        load_binary = _loader(oid, context, pq.Format.BINARY)
         return ColumnPlan(name, oid, ColumnKind.NATIVE, native, load, load_binary)
-    if oid in _TEXT_OIDS or adapters.get_loader(oid, pq.Format.TEXT) is None:
+    if oid in _TEXT_OIDS or context.adapters.get_loader(oid, pq.Format.TEXT) is None:
         return ColumnPlan(name, oid, ColumnKind.TEXT, pa.string(), _decode_text)
     arrow_type = pa.duration("us") if oid == oids.INTERVAL else None
     return ColumnPlan(name, oid, ColumnKind.PYTHON, arrow_type, load)
@@ -222,11 +227,11 @@ def _decimal_type(modifier: int) -> pa.DataType | None:
 
 
 def _loader(
-    oid: int, adapters: AdaptersMap, format: pq.Format = pq.Format.TEXT
+    oid: int, context: AdaptContext, format: pq.Format = pq.Format.TEXT
 ) -> Callable[[bytes], Any] | None:
     """psycopg's loader of one value of type ``oid`` in ``format``, if it has one."""
-    loader_class = adapters.get_loader(oid, format)
-    return None if loader_class is None else loader_class(oid, adapters).load
+    loader_class = context.adapters.get_loader(oid, format)
+    return None if loader_class is None else loader_class(oid, context).load
 
 
 def _decode_text(data: bytes) -> str:

@@ -349,3 +349,22 @@ def test_null_and_nan_floats_stay_apart(pg: Session, rows: int, float_type: str)
     assert column.isna().tolist() == [g % 3 == 0 for g in range(1, rows + 1)]
     assert math.isnan(column.array._data[0])  # 'NaN' stays a NaN, not missing
     assert column.iloc[1] == 2.0
+
+
+_ZONED_INSIDE = (
+    "SELECT ARRAY[timestamptz '2020-07-01 12:00+00', NULL] AS stamps, "
+    "tstzrange('2020-07-01 12:00+00', NULL) AS span"
+)
+
+
+def test_timestamps_inside_arrays_and_ranges_are_in_the_sessions_time_zone_on_every_run(
+    pg: Session, pg_server: PostgresServer
+) -> None:
+    with pg_server.admin_connection() as conn:
+        conn.execute("SET TimeZone = 'Europe/Paris'")
+        expected = list(conn.execute(_ZONED_INSIDE).fetchone() or ())
+    for _ in range(3):  # read through COPY first, then in one round trip
+        row = pg.query("pg", _ZONED_INSIDE).iloc[0].tolist()
+        assert [repr(value) for value in row] == [repr(value) for value in expected]
+    stamp = pg.query("pg", _ZONED_INSIDE)["stamps"].iloc[0][0]
+    assert (stamp.hour, str(stamp.tzinfo)) == (14, "Europe/Paris")
