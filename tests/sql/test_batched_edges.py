@@ -121,7 +121,8 @@ def _csv_of_size(size: int, tag: str) -> bytes:
 def test_small_files_at_the_threshold_and_over_and_empty_ones_read_as_duckdb_reads_them(
     session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    threshold = batched.SMALL_FILE_BYTES
+    threshold = 4096
+    monkeypatch.setattr(batched, "TEXT_FILE_BYTES", threshold)  # a CSV's, above a Parquet file's
     files: dict[str, str | bytes] = {
         "c/a-at.csv": _csv_of_size(threshold, "at"),
         "c/b-over.csv": _csv_of_size(threshold + 1, "over"),
@@ -173,6 +174,70 @@ def test_a_batch_over_its_byte_cap_reads_the_rest_in_ranges(
     assert frame["pad"].tolist() == expected["pad"].tolist()
     assert sorted(whole) == [f"c/f{n:02d}.csv" for n in range(4)]  # what fits; the rest in ranges
     assert sum(len(files[name]) for name in whole) <= 5000
+
+
+def _csv_files(prefix: str, count: int, size: int) -> dict[str, str]:
+    """``count`` CSV files of about ``size`` bytes: ``id,v`` rows, ``id`` numbering them all."""
+    rows = size // 16
+    return {
+        f"{prefix}{n}.csv": "id,v\n" + "".join(f"{n * rows + i},{i % 97:012d}\n" for i in range(rows))
+        for n in range(count)
+    }
+
+
+_STORES = ["local", pytest.param("blob", marks=[pytest.mark.integration, pytest.mark.azurite])]
+
+
+def _rows_and_bytes(files: dict[str, str], prefix: str) -> tuple[int, int]:
+    chosen = [data for name, data in files.items() if name.startswith(prefix)]
+    return sum(data.count("\n") - 1 for data in chosen), sum(len(data) for data in chosen)
+
+
+@pytest.mark.parametrize("store", _STORES)
+def test_csv_files_larger_than_a_small_file_come_in_the_batch_once_each(
+    request: pytest.FixtureRequest, session: Session, tmp_path: Path, store: str
+) -> None:
+    """DuckDB reads a CSV file two or three times (to sniff it, to bind and to scan): the
+    files of a glob up to ``TEXT_FILE_BYTES`` come in its batch, each fetched once."""
+    files = _csv_files("g/part-", 3, 3 * batched.SMALL_FILE_BYTES // 2)
+    if store == "local":
+        _local(session, tmp_path / "lake", dict(files))
+    else:
+        _blob(request, session, files)
+    frame = session.query("lake", "SELECT count(*) AS n, sum(id) AS total FROM read_csv('g/*.csv')")
+    rows, size = _rows_and_bytes(files, "g/")
+    assert frame["n"].tolist() == [rows]
+    assert frame["total"].tolist() == [rows * (rows - 1) // 2]
+    assert frame.attrs["bytes_fetched"] == size
+
+
+@pytest.mark.integration
+@pytest.mark.azurite
+def test_a_blob_read_in_ranges_fetches_each_range_once(
+    request: pytest.FixtureRequest, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CSV blob above the batch's size is read in ranges, DuckDB's first buffer two or three
+    times: the statement keeps what it fetched, so each byte crosses the network once."""
+    monkeypatch.setattr(batched, "TEXT_FILE_BYTES", 2 * batched.SMALL_FILE_BYTES)
+    files = _csv_files("big/only-", 1, 3 * batched.SMALL_FILE_BYTES)
+    _blob(request, session, files)
+    frame = session.query("lake", "SELECT count(*) AS n FROM read_csv('big/only-0.csv')")
+    rows, size = _rows_and_bytes(files, "big/")
+    assert frame["n"].tolist() == [rows]
+    assert frame.attrs["bytes_fetched"] == size
+
+
+def test_the_ranges_kept_for_a_statement_stay_within_their_bound(session: Session) -> None:
+    filesystem = batched.StatementFileSystem(session=session)
+    piece = b"x" * (batched.KEPT_BYTES // 4)
+    for start in range(6):
+        filesystem._keep(("lake/a.csv", start, start + len(piece)), piece)
+    assert filesystem._kept_bytes == batched.KEPT_BYTES
+    assert [key[1] for key in filesystem._kept] == [2, 3, 4, 5]  # the least recently read let go
+    filesystem._keep(("lake/huge.csv", 0, batched.KEPT_BYTES), b"x" * batched.KEPT_BYTES)
+    assert "lake/huge.csv" not in {key[0] for key in filesystem._kept}  # more than half: never kept
+    filesystem.close()
+    assert filesystem._kept_bytes == 0
 
 
 def test_thousands_of_tiny_files(session: Session, tmp_path: Path) -> None:

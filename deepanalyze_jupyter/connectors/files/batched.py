@@ -3,15 +3,20 @@
 DuckDB opens the files a glob matched one after another, each open a round trip from its
 thread to the source's loop and, for a blob container, to the service. Over many small
 files those round trips are the query's time. So when a glob matches files, the small
-ones (up to ``SMALL_FILE_BYTES`` each, :data:`BATCH_BYTES` in all) start downloading at
-once, concurrently and in the order DuckDB reads them, and DuckDB's reads of a file wait
-only for that file: DuckDB works on the first files while the later ones arrive.
+ones start downloading at once (:data:`BATCH_BYTES` in all), concurrently and in the order
+DuckDB reads them, and DuckDB's reads of a file wait only for that file: DuckDB works on
+the first files while the later ones arrive.
 
-Only files that would have been fetched whole anyway (see ``SourceFileSystem._open``)
-are batched, so a query fetches the same bytes as before; a larger file is still read in
-exact ranges (Parquet footers and the column chunks a query needs). The memory is the
-statement's: :meth:`StatementFileSystem.close` stops what is still downloading and lets
-it go.
+A file is small when a reader would read it whole anyway: a file up to ``SMALL_FILE_BYTES``
+(which ``SourceFileSystem._open`` fetches whole), or a text file (CSV, TSV, JSON) up to
+:data:`TEXT_FILE_BYTES`, which DuckDB reads whole unless a ``LIMIT`` stops it early (the
+downloads still running then are stopped with the statement). A larger file is read in
+exact ranges (Parquet footers and the column chunks a query needs). DuckDB reads some of
+those ranges more than once (a CSV file's first buffer when it sniffs the file, when it
+binds the query and when it scans it; a Parquet footer when it binds and when it scans),
+so the ranges a statement fetched are kept for it, up to :data:`KEPT_BYTES`, and read again
+from memory. The memory is the statement's: :meth:`StatementFileSystem.close` stops what is
+still downloading and lets it go.
 """
 
 from __future__ import annotations
@@ -20,22 +25,30 @@ import asyncio
 import concurrent.futures
 import copy
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ...errors import OperationCancelled, QueryError
+from ...errors import FormatError, OperationCancelled, QueryError
 from ...filesystem import _WHOLE_FILE_BYTES as SMALL_FILE_BYTES
 from ...filesystem import SourceFileSystem, _ConnectorAccess
 from ...runner import gather_all
+from .formats import detect_format
 from .joined import FilesCheck, JoinedFile, Part
 
 if TYPE_CHECKING:
     from ..base import Connector, DirectFile
 
-__all__ = ["BATCH_BYTES", "SMALL_FILE_BYTES", "StatementFileSystem"]
+__all__ = ["BATCH_BYTES", "KEPT_BYTES", "SMALL_FILE_BYTES", "StatementFileSystem"]
 
 #: At most this many bytes of small files are held for one statement.
 BATCH_BYTES = 64 << 20
+#: A text file (CSV, TSV, JSON, gzipped too) up to this size is batched as a small file is:
+#: DuckDB reads one whole (unless a LIMIT stops it early), a round trip for each of its buffers.
+TEXT_FILE_BYTES = 16 << 20
+#: At most this many bytes of the ranges a statement fetched are kept for it to read again
+#: (the least recently read go first).
+KEPT_BYTES = 64 << 20
 #: Reads of one batch in flight at once, unless the source sets its own ``max_concurrency``.
 _CONCURRENT_READS = 32
 
@@ -61,6 +74,9 @@ class StatementFileSystem(SourceFileSystem):
         self._described: dict[str, dict[str, Any]] = {}
         #: Files made of pieces of the held files (:meth:`hold_joined`), by ``SOURCE/path``.
         self._joined: dict[str, JoinedFile] = {}
+        #: The ranges fetched, by ``(SOURCE/path, start, end)``, least recently read first.
+        self._kept: OrderedDict[tuple[str, int, int], bytes] = OrderedDict()
+        self._kept_bytes = 0
 
     @classmethod
     def for_statement(cls, connector: Connector, loop: asyncio.AbstractEventLoop) -> StatementFileSystem:
@@ -105,7 +121,29 @@ class StatementFileSystem(SourceFileSystem):
         joined = self._joined.get(name)
         if joined is not None:
             return joined.read(start, end)
-        return super().read_range(source_id, relative, start, end)
+        key = (name, start, end)
+        with self._lock:
+            kept = self._kept.get(key)
+            if kept is not None:
+                self._kept.move_to_end(key)
+                return kept
+        data = super().read_range(source_id, relative, start, end)
+        self._keep(key, data)
+        return data
+
+    def _keep(self, key: tuple[str, int, int], data: bytes) -> None:
+        """Keep a fetched range for the statement to read again, the least recently read
+        ranges let go beyond :data:`KEPT_BYTES`."""
+        if len(data) > KEPT_BYTES // 2:
+            return
+        with self._lock:
+            if self._closed or key in self._kept:
+                return
+            self._kept[key] = data
+            self._kept_bytes += len(data)
+            while self._kept_bytes > KEPT_BYTES:
+                _, dropped = self._kept.popitem(last=False)
+                self._kept_bytes -= len(dropped)
 
     def open_direct(self, path: str) -> DirectFile | None:
         """Opened directly unless a batch or a join of this statement holds its bytes."""
@@ -158,6 +196,8 @@ class StatementFileSystem(SourceFileSystem):
             if self._closed:
                 return
             self._closed = True
+            self._kept.clear()
+            self._kept_bytes = 0
         if isinstance(self._access, _ConnectorAccess):
             self._access.stop()
         for batch in self._batches:
@@ -205,7 +245,7 @@ class StatementFileSystem(SourceFileSystem):
         for path in paths:
             name = self._strip_protocol(path)
             entry = self._listed.get(name)
-            if entry is None or name in self._held or not 0 < entry["size"] <= SMALL_FILE_BYTES:
+            if entry is None or name in self._held or not 0 < entry["size"] <= _batched_size(name):
                 continue
             owner, relative = self._split(name)
             if owner != source_id or entry["size"] > room:
@@ -213,6 +253,16 @@ class StatementFileSystem(SourceFileSystem):
             room -= entry["size"]
             files.append((relative, entry["size"]))
         return files
+
+
+def _batched_size(name: str) -> int:
+    """The largest file named ``name`` that a batch fetches: a Parquet file's reader reads
+    only the ranges it needs, a text file's the whole file."""
+    try:
+        format, _ = detect_format(name)
+    except FormatError:
+        return SMALL_FILE_BYTES
+    return SMALL_FILE_BYTES if format == "parquet" else TEXT_FILE_BYTES
 
 
 async def _fetch_batch(
