@@ -52,3 +52,28 @@ def test_a_csv_line_over_duckdbs_longest_says_so_and_which_max_line_size_reads_i
     read = f"SELECT id, length(text) AS n FROM read_csv('long.csv', max_line_size={size})"
     frame = long_line.query("lake", read)
     assert frame["n"].tolist() == [3_000_000, 5]
+
+
+@pytest.mark.parametrize(
+    ("data", "sql", "reason"),
+    [
+        (b"\x00\x01binary\xff\xfe", "SELECT * FROM read_csv('x.csv')", "This file is not utf-8 encoded."),
+        (
+            b'a,b\n1,2\n"unterminated,3\n4,5,6,7\n',
+            "SELECT * FROM read_csv('x.csv', strict_mode=true, columns={'a': 'INT', 'b': 'INT'})",
+            "It was not possible to automatically detect the CSV parsing dialect",
+        ),
+    ],
+    ids=["not utf-8", "no dialect"],
+)
+def test_a_csv_that_cannot_be_read_says_why_in_its_one_line(
+    session: Session, tmp_path: Path, data: bytes, sql: str, reason: str
+) -> None:
+    _local(session, tmp_path / "lake", {"x.csv": data})
+    with pytest.raises(QueryError) as raised:
+        session.query("lake", sql)
+    message = str(raised.value)
+    assert message.startswith("lake: Invalid Input Error: ")
+    assert message.endswith(reason)
+    assert "\n" not in message
+    assert ".:" not in message

@@ -57,8 +57,10 @@ _STOP_WAIT = 5.0
 _LINE_TOO_LONG = "Maximum line size of "
 #: DuckDB's line after it, with the ``max_line_size`` that would read that line.
 _LINE_SIZE_FIX = "Possible Solution: Change the maximum length size, e.g.,"
-#: The lines of a CSV error of DuckDB that tell what is wrong, below its first.
-_CSV_REASONS = ("Error when converting", _LINE_TOO_LONG)
+#: How the first line of DuckDB's errors about a CSV file begins (after the error's kind).
+_CSV_ERRORS = ("CSV Error on Line", "Error when sniffing file")
+#: Lines of a CSV error of DuckDB, below its first, that tell the context rather than the reason.
+_CSV_CONTEXT = ("Original Line:", "file = ", "Possible Solution:", "Possible fixes:")
 #: The name of a Python exception class before its message on the last line of a traceback.
 _PYTHON_ERROR = re.compile(r"^[A-Za-z_][\w.]*: ")
 
@@ -430,7 +432,9 @@ def _query_error(error: duckdb.Error, source: str) -> QueryError:
     named = _PYTHON_ERROR.match(first)
     if named and first[named.end() :].startswith(f"{source}: "):
         first = first[named.end() :]  # the same error as DuckDB 1.x gives it: without the traceback
-    text = first.removeprefix(f"{source}: ") + _csv_detail(lines, source)
+    detail = _csv_detail(lines, source)
+    text = first.removeprefix(f"{source}: ")
+    text = (text.removesuffix(".") + detail) if detail else text
     if isinstance(error, duckdb.PermissionException) or "disabled by configuration" in text:
         text = f"refused: SQL on this source reads only its own files ({text})"
     elif "configuration has been locked" in text:
@@ -441,11 +445,14 @@ def _query_error(error: duckdb.Error, source: str) -> QueryError:
 
 
 def _csv_detail(lines: list[str], source: str) -> str:
-    """Which file and what a CSV error of DuckDB is about (it says so lines further down): the
-    value that does not convert, or the line over DuckDB's longest and the ``max_line_size`` it needs."""
+    """Which file and what a CSV error of DuckDB is about (it says so lines further down): its
+    reason (a value that does not convert, bytes that are not UTF-8, a dialect the sniffer
+    could not tell), and for a line over DuckDB's longest the ``max_line_size`` it needs."""
     prefix = f"file = {source_url(source)}"
     file = next((line[len(prefix) :] for line in lines[1:] if line.startswith(prefix)), None)
-    what = next((line for line in lines[1:] if line.startswith(_CSV_REASONS)), None)
+    what = None
+    if any(error in lines[0] for error in _CSV_ERRORS):
+        what = next((line for line in lines[1:] if not line.startswith(_CSV_CONTEXT)), None)
     if what is not None and what.startswith(_LINE_TOO_LONG):
         fix = next((line for line in lines[1:] if line.startswith(_LINE_SIZE_FIX)), None)
         what += f" {fix[len(_LINE_SIZE_FIX) :].strip()}" if fix else ""
