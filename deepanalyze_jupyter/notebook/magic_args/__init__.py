@@ -19,7 +19,7 @@ from .options import OptionValues, add_option_arguments, option_flag, spelled_as
 from .parser import HelpShown, MagicLineParser
 from .saved import forget_parser, load_parser, save_parser
 from .values import MAX_ROW_LIMIT, MAX_TIMEOUT, output_variable, positive_float, positive_int
-from .words import split_line
+from .words import split_line, without_final_semicolon
 
 __all__ = [
     "MAX_ROW_LIMIT",
@@ -43,4 +43,5 @@ __all__ = [
     "split_line",
     "subcommand_parser",
     "update_parser",
+    "without_final_semicolon",
 ]

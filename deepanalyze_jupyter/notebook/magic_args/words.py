@@ -8,7 +8,7 @@ import re
 from IPython.core.error import UsageError
 from IPython.utils.process import arg_split  # type: ignore[attr-defined]
 
-__all__ = ["split_line"]
+__all__ = ["split_line", "without_final_semicolon"]
 
 
 def split_line(line: str, *, strict: bool = True) -> list[str]:
@@ -35,6 +35,24 @@ def split_line(line: str, *, strict: bool = True) -> list[str]:
             raise UsageError(f"cannot read the line: {problem} (check the quotes)")
         words.append(_unquoted(head) + tail)
     return words
+
+
+def without_final_semicolon(line: str) -> tuple[str, bool]:
+    """``line`` without the ``;`` that ends it outside quotes, and whether it had one.
+
+    A final ``;`` is IPython's sign that the output is not to be shown (``%datasource
+    list;``); it is no part of the last word. A quoted or escaped ``;`` (``'a;'``, ``a\\;``)
+    is text and stays.
+    """
+    stripped = line.rstrip(_BLANKS)
+    if not stripped.endswith(";"):
+        return line, False
+    head = stripped[:-1]
+    try:
+        split_line(head)
+    except UsageError:  # the ``;`` is inside an open quote or after a backslash
+        return line, False
+    return head, True
 
 
 _BLANKS = " \t\r\n"

@@ -24,6 +24,7 @@ from ..magic_args import (
     split_line,
     subcommand_parser,
     update_parser,
+    without_final_semicolon,
 )
 from . import saved
 from .items import ItemCommands
@@ -118,12 +119,18 @@ class DataSourceMagics(SourceCommands, ItemCommands, QueryCommands):
         hidden prompt with ``--prompt password``, or use the form. A literal secret is
         refused, and the line is removed from the input history.
 
+        A final ``;`` shows no output, as in IPython (``%datasource read ID a.csv -o df;``).
+
         Example::
 
           %datasource add warehouse --type postgresql --host db.internal --dbname sales \\
               --user analyst --password-env PGPASSWORD
         """
-        return self._guarded(line, lambda: self._datasource(line), lambda: self._datasource_interrupted(line))
+        command, silenced = without_final_semicolon(line)
+        result = self._guarded(
+            line, lambda: self._datasource(command), lambda: self._datasource_interrupted(command)
+        )
+        return None if silenced else result
 
     def _datasource(self, line: str) -> Any:
         scanned = split_line(line, strict=False)

@@ -167,6 +167,23 @@ def test_ls_read_and_cache_clear_on_a_local_folder(shell: InteractiveShell, tmp_
     assert run(shell, "%datasource cache clear").error is None
 
 
+def test_a_final_semicolon_shows_no_output_and_is_no_part_of_the_last_word(
+    shell: InteractiveShell, tmp_path: Path
+) -> None:
+    (tmp_path / "a;b.csv").write_text("id\n1\n")
+    (tmp_path / "jan.csv").write_text("id,amount\n1,10\n")
+    assert run(shell, f"%datasource add files --type local --path '{tmp_path}'").error is None
+    listed = run(shell, "%datasource list;")
+    assert (listed.error, listed.result, listed.text) == (None, None, "")
+    read = run(shell, "%datasource read files jan.csv -o jan ;  ")
+    assert (read.error, read.result) == (None, None)
+    assert shell.user_ns["jan"]["amount"].tolist() == [10]
+    assert run(shell, "%datasource info files;").result is None
+    quoted = run(shell, "%datasource read files 'a;b.csv'").result  # a quoted ; is text
+    assert quoted["id"].tolist() == [1]
+    assert "no file 'jan.csv;'" in usage_error(shell, "%datasource read files jan.csv\\;")
+
+
 def test_read_of_latin_1_text_names_the_byte_and_encoding_reads_it(
     shell: InteractiveShell, tmp_path: Path
 ) -> None:
