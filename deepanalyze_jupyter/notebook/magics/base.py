@@ -38,6 +38,7 @@ from ..magic_args import (
     add_parser,
     query_parser,
     spelled_as_flags,
+    split_line,
     subcommand_parser,
 )
 from ..secret_input import LiteralSecretRefused, find_literal_secrets
@@ -262,6 +263,7 @@ class MagicsBase(Magics):
         except HelpShown:
             return None
         except LiteralSecretRefused as refusal:
+            self._watch_refused(refusal, line)
             scrub_input_history(
                 self.shell, [(found.value, found.masked) for found in refusal.found], line=line
             )
@@ -274,6 +276,16 @@ class MagicsBase(Magics):
                 raise
             raise redacted from None
         raise Interrupted(told or interrupted())
+
+    def _watch_refused(self, refusal: LiteralSecretRefused, line: str) -> None:
+        """Mask the refused secrets in outputs from now on, as every secret entered is.
+
+        The line that held them stays in the frames of the error (``%debug``, ``%tb``,
+        ``sys.last_traceback``); the other words of the line are its ordinary text.
+        """
+        values = [found.value for found in refusal.found]
+        ordinary = [word for word in split_line(line, strict=False) if not any(v in word for v in values)]
+        self.session.redactor.add("refused", values, ordinary=ordinary)
 
     def _spelled_as_flags(self, text: str) -> str:
         """``text`` with the options it names as the magics' flags (``--read-only false``).

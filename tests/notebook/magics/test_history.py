@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import sqlite3
-from contextlib import closing
+from contextlib import closing, redirect_stderr, redirect_stdout
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,7 +15,7 @@ from deepanalyze_jupyter.notebook.history import scrub_text
 from deepanalyze_jupyter.redaction import MASK
 from deepanalyze_jupyter.session import Session
 
-from .conftest import run, usage_error
+from .conftest import EXTENSION, run, usage_error
 
 SECRET = "hunter2-Very-Secret"
 
@@ -202,3 +203,40 @@ def test_displayed_secrets_are_masked_in_the_logstart_file_and_the_history_datab
     assert "'shown: ********'" in outputs
     assert not any(SECRET in output for output in outputs)
     assert SECRET not in manager.output_hist_reprs.get(number, "")
+
+
+#: Prints what ``%debug`` then ``p line`` shows: the magic line among the locals of the frames
+#: of the last error.
+PRINT_LINES_OF_LAST_ERROR = """\
+import sys as _sys
+_tb = _sys.last_traceback
+while _tb is not None:
+    if isinstance(_tb.tb_frame.f_locals.get("line"), str):
+        print("line:", _tb.tb_frame.f_locals["line"])
+    _tb = _tb.tb_next
+"""
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        f"%datasource add w --type postgresql --host h --password {SECRET}",
+        f"%datasource add w --type postgresql --dsn 'postgresql://u:{SECRET}@h/db'",
+        f"%%dsquery w --password {SECRET}\nSELECT 1",
+    ],
+)
+def test_a_refused_secret_is_masked_in_what_the_frames_of_the_error_show(
+    ipython: InteractiveShell, line: str
+) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):  # the extension wraps these streams
+        ipython.reset(new_session=True)
+        ipython.extension_manager.load_extension(EXTENSION)
+        try:
+            assert type(ipython.run_cell(line, store_history=True).error_in_exec).__name__ == "UsageError"
+            ipython.run_cell(PRINT_LINES_OF_LAST_ERROR, store_history=True)
+        finally:
+            ipython.extension_manager.unload_extension(EXTENSION)
+    printed = out.getvalue() + err.getvalue()
+    assert "line: " in printed
+    assert SECRET not in printed
