@@ -21,6 +21,7 @@ __all__ = [
     "BoundSQL",
     "bind_literals",
     "find_parameters",
+    "has_statement",
     "missing_parameters",
     "strip_terminator",
     "to_numbered",
@@ -125,6 +126,11 @@ def find_parameters(sql: str) -> list[str]:
         if piece.name is not None:
             names.setdefault(piece.name)
     return list(names)
+
+
+def has_statement(sql: str) -> bool:
+    """Whether ``sql`` holds more than comments, blanks and ``;`` (a cell of comments has none)."""
+    return any(not piece.comment and piece.text.strip(" \t\r\n;") for piece in _scan(sql))
 
 
 def missing_parameters(sql: str, params: Mapping[str, Any] | None) -> list[str]:

@@ -36,6 +36,8 @@ class ItemCommands(MagicsBase):
 
     def _read(self, words: list[str]) -> Any:
         args = parser_of("read").parse_words(words)
+        if args.overwrite and args.to is None:
+            raise UsageError(f"{args.id}: --overwrite goes with --to PATH (an export)")
         if args.to is not None:
             given = [flag for flag, value in (("--limit", args.limit), ("-o", args.output)) if value]
             if given or args.result_format is not None:

@@ -12,7 +12,7 @@ from IPython.core.error import UsageError
 from ...connectors.files.statements import is_sql
 from ...errors import DataSourceError
 from ...results import Result
-from ...sqlparams import find_parameters
+from ...sqlparams import find_parameters, has_statement
 from ..magic_args import MagicLineParser, query_parser, split_line
 from .base import MagicsBase, reader_options
 
@@ -33,6 +33,7 @@ class QueryCommands(MagicsBase):
                 "%dsquery: no source given: name one (%%dsquery ID), "
                 "or set %config DataSourceMagics.default_source = 'ID'"
             )
+        self._refuse_lone_flags(source_id, args)
         if args.to is not None:
             print(self._export(source_id, body, args))
             return None
@@ -71,10 +72,7 @@ class QueryCommands(MagicsBase):
                 f"{source_id}: --format, --source-column and --encoding apply to file sources only"
             )
         sql = body.strip()
-        if not sql:
-            raise UsageError(
-                f"{source_id}: the query is empty; write the SQL in the cell, below the %%dsquery line"
-            )
+        self._refuse_empty(source_id, sql)
         params = self._parameters(source_id, sql)
         options: dict[str, Any] = {"numeric_as_float": True} if args.numeric_as_float else {}
         if args.frames:
@@ -106,15 +104,27 @@ class QueryCommands(MagicsBase):
                 **reader_options(args),
             )
         sql = body.strip()
-        if not sql:
-            raise UsageError(
-                f"{source_id}: the query is empty; write the SQL in the cell, below the %%dsquery line"
-            )
+        self._refuse_empty(source_id, sql)
         options = {"numeric_as_float": True} if args.numeric_as_float else {}
         params = self._parameters(source_id, sql)
         return self.session.export(
             source_id, sql, args.to, params or None, overwrite=args.overwrite, timeout=args.timeout, **options
         )
+
+    def _refuse_empty(self, source_id: str, sql: str) -> None:
+        """An empty cell, or one of comments only, is no query (not an empty result)."""
+        if not has_statement(sql):
+            what = "empty" if not sql else "only comments"
+            raise UsageError(
+                f"{source_id}: the query is {what}; write the SQL in the cell, below the %%dsquery line"
+            )
+
+    def _refuse_lone_flags(self, source_id: str, args: argparse.Namespace) -> None:
+        """Flags that only go with another one: alone they would be silently ignored."""
+        if args.partitions is not None and args.partition_on is None:
+            raise UsageError(f"{source_id}: --partitions goes with --partition-on COLUMN")
+        if args.overwrite and args.to is None:
+            raise UsageError(f"{source_id}: --overwrite goes with --to PATH (an export)")
 
     def _refuse_sql_flags(self, source_id: str, args: argparse.Namespace) -> None:
         for flag, given in (

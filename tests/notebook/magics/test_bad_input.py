@@ -96,6 +96,12 @@ BAD_INPUT = [
     ("%%dsquery f --numeric-as-float\nx.csv", "--numeric-as-float applies to SQL sources only"),
     ("%%dsquery w --bogus\nSELECT 1", "unknown option --bogus"),
     ("%%dsquery\nSELECT 1", "no source given"),
+    ("%%dsquery w\n-- only a comment\n", "w: the query is only comments"),
+    ("%%dsquery w\n/* a comment */ ;\n-- and another", "w: the query is only comments"),
+    ("%%dsquery w --to out.csv\n-- only a comment", "w: the query is only comments"),
+    ("%%dsquery w --partitions 3\nSELECT 1", "w: --partitions goes with --partition-on COLUMN"),
+    ("%%dsquery w --overwrite\nSELECT 1", "w: --overwrite goes with --to PATH"),
+    ("%datasource read f x.csv --overwrite", "f: --overwrite goes with --to PATH"),
 ]
 
 
