@@ -7,6 +7,7 @@ from psycopg.postgres import types
 __all__ = [
     "BOOL",
     "BPCHAR",
+    "BYTEA",
     "CHAR",
     "DATE",
     "FLOAT4",
@@ -32,6 +33,7 @@ __all__ = [
 INT2, INT4, INT8, OID = (types[name].oid for name in ("int2", "int4", "int8", "oid"))
 FLOAT4, FLOAT8, NUMERIC = (types[name].oid for name in ("float4", "float8", "numeric"))
 BOOL = types["bool"].oid
+BYTEA = types["bytea"].oid
 DATE, TIME, TIMESTAMP, TIMESTAMPTZ, INTERVAL = (
     types[name].oid for name in ("date", "time", "timestamp", "timestamptz", "interval")
 )

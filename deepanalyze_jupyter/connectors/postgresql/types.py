@@ -188,8 +188,16 @@ def _plan(name: str, oid: int, modifier: int, context: AdaptContext, settings: P
         return ColumnPlan(name, oid, ColumnKind.NATIVE, native, load, load_binary)
     if oid in _TEXT_OIDS or context.adapters.get_loader(oid, pq.Format.TEXT) is None:
         return ColumnPlan(name, oid, ColumnKind.TEXT, pa.string(), _decode_text)
-    arrow_type = pa.duration("us") if oid == oids.INTERVAL else None
-    return ColumnPlan(name, oid, ColumnKind.PYTHON, arrow_type, load)
+    return ColumnPlan(name, oid, ColumnKind.PYTHON, _python_arrow_type(oid), load)
+
+
+def _python_arrow_type(oid: int) -> pa.DataType | None:
+    """The Arrow type of a column psycopg loads value by value, where one holds every value.
+
+    Given, not inferred from the values, so that a result of no rows or only NULLs (and each
+    batch of one result) has the type a result with values has: ``binary``, not ``null``.
+    """
+    return {oids.INTERVAL: pa.duration("us"), oids.BYTEA: pa.binary()}.get(oid)
 
 
 def _native_type(oid: int, modifier: int, settings: PlanSettings) -> pa.DataType | None:
