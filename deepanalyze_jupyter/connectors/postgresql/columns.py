@@ -145,6 +145,11 @@ def arrow_column(plan: ColumnPlan, values: Sequence[Any]) -> pa.Array:
     """
     if plan.kind is ColumnKind.TEXT:
         return pa.array([v if v is None or isinstance(v, str) else str(v) for v in values], pa.large_string())
+    if plan.oid == oids.TIMETZ:  # Arrow's times have no offset: '10:00+02' would read as 10:00
+        raise ConversionError(
+            f"column {plan.name!r} cannot be held in Arrow (its times have a UTC offset, which Arrow's "
+            "times have not); use --as pandas"
+        )
     arrow_type = plan.arrow_type
     if arrow_type is None and plan.oid == oids.NUMERIC:
         arrow_type = _decimal_holding(values)

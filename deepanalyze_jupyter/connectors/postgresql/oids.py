@@ -24,6 +24,7 @@ __all__ = [
     "TIME",
     "TIMESTAMP",
     "TIMESTAMPTZ",
+    "TIMETZ",
     "UNKNOWN",
     "UUID",
     "VARCHAR",
@@ -34,8 +35,8 @@ INT2, INT4, INT8, OID = (types[name].oid for name in ("int2", "int4", "int8", "o
 FLOAT4, FLOAT8, NUMERIC = (types[name].oid for name in ("float4", "float8", "numeric"))
 BOOL = types["bool"].oid
 BYTEA = types["bytea"].oid
-DATE, TIME, TIMESTAMP, TIMESTAMPTZ, INTERVAL = (
-    types[name].oid for name in ("date", "time", "timestamp", "timestamptz", "interval")
+DATE, TIME, TIMETZ, TIMESTAMP, TIMESTAMPTZ, INTERVAL = (
+    types[name].oid for name in ("date", "time", "timetz", "timestamp", "timestamptz", "interval")
 )
 TEXT, VARCHAR, BPCHAR, NAME, CHAR = (
     types[name].oid for name in ("text", "varchar", "bpchar", "name", '"char"')

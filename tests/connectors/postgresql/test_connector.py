@@ -180,6 +180,17 @@ def test_a_value_arrow_cannot_hold_is_one_line_naming_its_column(pg: Session, ty
     assert pg.query("pg", f"SELECT jb FROM {typed_table}", limit=None)["jb"][0]["list"] == [1, "x"]
 
 
+@pytest.mark.parametrize("output", ["arrow", "polars"])
+def test_times_with_an_offset_are_refused_in_arrow_rather_than_cut_to_their_clock_time(
+    pg: Session, output: str
+) -> None:
+    sql = "SELECT '10:00+02'::timetz AS t"
+    with pytest.raises(QueryError, match=r"^pg: column 't' cannot be held in Arrow \(.*UTC offset.*\); use"):
+        pg.query("pg", sql, output=output)
+    value = pg.query("pg", sql)["t"][0]
+    assert (value.hour, value.utcoffset()) == (10, dt.timedelta(hours=2))
+
+
 @pytest.mark.parametrize("where", ["", "WHERE i4 <= 10"], ids=["large", "small"])
 def test_every_column_of_a_result_can_be_edited_in_place(pg: Session, typed_table: str, where: str) -> None:
     """No column may be a read-only view of the parsed data: assigning into it would fail."""
