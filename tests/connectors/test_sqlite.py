@@ -252,6 +252,20 @@ def test_mixed_type_column_stays_object(shop: Session) -> None:
     assert frame["value"].tolist() == [1, "two", 3.5]
 
 
+@pytest.mark.parametrize(
+    "sql", ["SELECT 'x' AS v UNION ALL SELECT x'00'", "SELECT x'00' AS v UNION ALL SELECT 'x'"]
+)
+def test_text_among_blobs_stays_text(shop: Session, sql: str) -> None:
+    """Arrow would make the text bytes: the column is a mix, kept as SQLite gave it."""
+    expected = [row[0] for row in sqlite3.connect(":memory:").execute(sql)]
+    frame = shop.query("shop", sql)
+    assert frame["v"].dtype == object
+    assert frame["v"].tolist() == expected
+    assert [type(value) for value in frame["v"]] == [type(value) for value in expected]
+    with pytest.raises(QueryError, match=r"^shop: column 'v' mixes value types"):
+        shop.query("shop", sql, output="arrow")
+
+
 def test_duplicate_column_names_are_kept(shop: Session) -> None:
     frame = shop.query("shop", "SELECT id, id FROM orders ORDER BY id LIMIT 1")
     assert list(frame.columns) == ["id", "id"]
