@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sqlite3
 import threading
 import time
@@ -108,6 +109,28 @@ def test_a_file_that_is_not_a_database_is_refused(session: Session, tmp_path: Pa
 def test_folder_as_path_is_refused(session: Session, tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="is a folder, not a database file"):
         session.add("dir", "sqlite", path=str(tmp_path))
+
+
+def test_a_pipe_is_refused_rather_than_waited_on(session: Session, tmp_path: Path) -> None:
+    """SQLite's open of a named pipe waits for a writer; here one comes, so old code ends too."""
+    pipe = tmp_path / "pipe.db"
+    os.mkfifo(pipe)
+    writer = threading.Thread(target=lambda: open(pipe, "wb").close(), daemon=True)
+    writer.start()
+    try:
+        with pytest.raises(ConfigurationError, match=r"^pipe: .*pipe\.db is not a regular file \(a pipe,"):
+            session.add("pipe", "sqlite", path=str(pipe))
+        assert not session.registry.exists("pipe")
+    finally:
+        while writer.is_alive():  # free the writer: it waits for a reader
+            os.close(os.open(pipe, os.O_RDONLY | os.O_NONBLOCK))
+            writer.join(timeout=0.1)
+
+
+@pytest.mark.parametrize("read_only", [True, False])
+def test_a_device_is_refused_not_taken_for_an_empty_database(session: Session, read_only: bool) -> None:
+    with pytest.raises(ConfigurationError, match=r"^null: /dev/null is not a regular file"):
+        session.add("null", "sqlite", path="/dev/null", read_only=read_only)
 
 
 @pytest.mark.parametrize(

@@ -121,10 +121,21 @@ class SqliteConnector(Connector):
         self._connection = await self._call(self._open)
 
     def _check_file(self) -> None:
+        """Refuse a folder, a missing file (unless writable) and what is not a file at all.
+
+        SQLite would wait forever to open a named pipe, and take a device such as
+        ``/dev/null`` for an empty database.
+        """
         if os.path.isdir(self.path):
             raise ConfigurationError(f"{self.path} is a folder, not a database file", source=self.source_id)
-        if self.read_only and not os.path.exists(self.path):
-            raise ItemNotFound(f"database file {self.path} does not exist", source=self.source_id)
+        if not os.path.exists(self.path):
+            if self.read_only:
+                raise ItemNotFound(f"database file {self.path} does not exist", source=self.source_id)
+        elif not os.path.isfile(self.path):
+            raise ConfigurationError(
+                f"{self.path} is not a regular file (a pipe, device or socket), not a database file",
+                source=self.source_id,
+            )
 
     def _open(self) -> sqlite3.Connection:
         if self.path == MEMORY:
