@@ -531,6 +531,40 @@ def test_memory_database_is_private_and_writable(session: Session) -> None:
     assert session.list_items("mem", refresh=True)["name"].tolist() == ["t"]
 
 
+def replace_database(path: Path, value: str) -> None:
+    """Put a new database at ``path`` as a script regenerating it does: made aside, then moved."""
+    fresh = path.with_name("fresh.db")
+    with closing_connection(fresh) as connection:
+        connection.execute("CREATE TABLE t (x TEXT)")
+        connection.execute("INSERT INTO t VALUES (?)", (value,))
+    fresh.replace(path)
+
+
+@pytest.mark.parametrize("read_only", [True, False])
+def test_a_replaced_file_is_read_anew(session: Session, tmp_path: Path, read_only: bool) -> None:
+    path = tmp_path / "made.db"
+    replace_database(path, "old")
+    session.add("made", "sqlite", path=str(path), read_only=read_only)
+    assert session.query("made", "SELECT x FROM t")["x"].tolist() == ["old"]
+    replace_database(path, "new")
+    assert session.query("made", "SELECT x FROM t")["x"].tolist() == ["new"]
+    if not read_only:  # a write reaches the file at the path, not the one it replaced
+        session.query("made", "INSERT INTO t VALUES ('added')")
+        with closing_connection(path) as connection:
+            assert connection.execute("SELECT x FROM t").fetchall() == [("new",), ("added",)]
+
+
+def test_a_deleted_file_is_one_clear_line(session: Session, tmp_path: Path) -> None:
+    path = tmp_path / "gone.db"
+    replace_database(path, "old")
+    session.add("gone", "sqlite", path=str(path))
+    path.unlink()
+    with pytest.raises(ItemNotFound, match=r"^gone: database file .*gone\.db no longer exists$"):
+        session.query("gone", "SELECT x FROM t")
+    replace_database(path, "back")
+    assert session.query("gone", "SELECT x FROM t")["x"].tolist() == ["back"]
+
+
 # -- interruption and the event loop ---------------------------------------------------------------
 
 
