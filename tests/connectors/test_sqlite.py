@@ -294,6 +294,12 @@ def test_duplicate_column_names_are_kept(shop: Session) -> None:
     assert list(frame.columns) == ["id", "id"]
 
 
+@pytest.mark.parametrize("sql", ["SELECT id, id FROM orders", "SELECT value, value FROM mixed WHERE 0"])
+def test_duplicate_column_names_as_polars_are_one_line(shop: Session, sql: str) -> None:
+    with pytest.raises(QueryError, match=r"^shop: column '(id|value)' appears more than once, which Polars"):
+        shop.query("shop", sql, output="polars")
+
+
 def test_empty_result_keeps_its_columns(shop: Session) -> None:
     frame = shop.query("shop", "SELECT id, region FROM orders WHERE id < 0")
     assert list(frame.columns) == ["id", "region"]
