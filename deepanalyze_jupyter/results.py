@@ -79,14 +79,29 @@ def convert_result(frame: pd.DataFrame | pa.Table, output: str, *, source: str |
         return frame
     if isinstance(frame, pa.Table):
         table = _in_utc_table(frame)
-        return table if output == "arrow" else _polars(source).from_arrow(table)
+        return table if output == "arrow" else _to_polars(table, source)
     try:
         table = _arrow_table(frame)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         raise QueryError(_unconvertible(frame, output), source=source) from None
     if output == "arrow":
         return table
-    return _polars(source).from_arrow(table)
+    return _to_polars(table, source)
+
+
+def _to_polars(table: pa.Table, source: str | None) -> Any:
+    """``table`` as a Polars DataFrame; a column name given twice, which Polars refuses, is one line."""
+    polars = _polars(source)
+    try:
+        return polars.from_arrow(table)
+    except polars.exceptions.DuplicateError:
+        names = table.column_names
+        twice = next(name for position, name in enumerate(names) if name in names[:position])
+        raise QueryError(
+            f"column {twice!r} appears more than once, which Polars does not allow; "
+            "name the columns apart (AS) or use --as pandas",
+            source=source,
+        ) from None
 
 
 def result_info(result: Any) -> dict[str, Any]:

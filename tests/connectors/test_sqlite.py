@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sqlite3
 import threading
 import time
@@ -108,6 +109,28 @@ def test_a_file_that_is_not_a_database_is_refused(session: Session, tmp_path: Pa
 def test_folder_as_path_is_refused(session: Session, tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="is a folder, not a database file"):
         session.add("dir", "sqlite", path=str(tmp_path))
+
+
+def test_a_pipe_is_refused_rather_than_waited_on(session: Session, tmp_path: Path) -> None:
+    """SQLite's open of a named pipe waits for a writer; here one comes, so old code ends too."""
+    pipe = tmp_path / "pipe.db"
+    os.mkfifo(pipe)
+    writer = threading.Thread(target=lambda: open(pipe, "wb").close(), daemon=True)
+    writer.start()
+    try:
+        with pytest.raises(ConfigurationError, match=r"^pipe: .*pipe\.db is not a regular file \(a pipe,"):
+            session.add("pipe", "sqlite", path=str(pipe))
+        assert not session.registry.exists("pipe")
+    finally:
+        while writer.is_alive():  # free the writer: it waits for a reader
+            os.close(os.open(pipe, os.O_RDONLY | os.O_NONBLOCK))
+            writer.join(timeout=0.1)
+
+
+@pytest.mark.parametrize("read_only", [True, False])
+def test_a_device_is_refused_not_taken_for_an_empty_database(session: Session, read_only: bool) -> None:
+    with pytest.raises(ConfigurationError, match=r"^null: /dev/null is not a regular file"):
+        session.add("null", "sqlite", path="/dev/null", read_only=read_only)
 
 
 @pytest.mark.parametrize(
@@ -252,9 +275,29 @@ def test_mixed_type_column_stays_object(shop: Session) -> None:
     assert frame["value"].tolist() == [1, "two", 3.5]
 
 
+@pytest.mark.parametrize(
+    "sql", ["SELECT 'x' AS v UNION ALL SELECT x'00'", "SELECT x'00' AS v UNION ALL SELECT 'x'"]
+)
+def test_text_among_blobs_stays_text(shop: Session, sql: str) -> None:
+    """Arrow would make the text bytes: the column is a mix, kept as SQLite gave it."""
+    expected = [row[0] for row in sqlite3.connect(":memory:").execute(sql)]
+    frame = shop.query("shop", sql)
+    assert frame["v"].dtype == object
+    assert frame["v"].tolist() == expected
+    assert [type(value) for value in frame["v"]] == [type(value) for value in expected]
+    with pytest.raises(QueryError, match=r"^shop: column 'v' mixes value types"):
+        shop.query("shop", sql, output="arrow")
+
+
 def test_duplicate_column_names_are_kept(shop: Session) -> None:
     frame = shop.query("shop", "SELECT id, id FROM orders ORDER BY id LIMIT 1")
     assert list(frame.columns) == ["id", "id"]
+
+
+@pytest.mark.parametrize("sql", ["SELECT id, id FROM orders", "SELECT value, value FROM mixed WHERE 0"])
+def test_duplicate_column_names_as_polars_are_one_line(shop: Session, sql: str) -> None:
+    with pytest.raises(QueryError, match=r"^shop: column '(id|value)' appears more than once, which Polars"):
+        shop.query("shop", sql, output="polars")
 
 
 def test_empty_result_keeps_its_columns(shop: Session) -> None:
@@ -492,6 +535,40 @@ def test_memory_database_is_private_and_writable(session: Session) -> None:
     session.query("mem", "INSERT INTO t VALUES ('a')")
     assert session.query("mem", "SELECT x FROM t")["x"].tolist() == ["a"]
     assert session.list_items("mem", refresh=True)["name"].tolist() == ["t"]
+
+
+def replace_database(path: Path, value: str) -> None:
+    """Put a new database at ``path`` as a script regenerating it does: made aside, then moved."""
+    fresh = path.with_name("fresh.db")
+    with closing_connection(fresh) as connection:
+        connection.execute("CREATE TABLE t (x TEXT)")
+        connection.execute("INSERT INTO t VALUES (?)", (value,))
+    fresh.replace(path)
+
+
+@pytest.mark.parametrize("read_only", [True, False])
+def test_a_replaced_file_is_read_anew(session: Session, tmp_path: Path, read_only: bool) -> None:
+    path = tmp_path / "made.db"
+    replace_database(path, "old")
+    session.add("made", "sqlite", path=str(path), read_only=read_only)
+    assert session.query("made", "SELECT x FROM t")["x"].tolist() == ["old"]
+    replace_database(path, "new")
+    assert session.query("made", "SELECT x FROM t")["x"].tolist() == ["new"]
+    if not read_only:  # a write reaches the file at the path, not the one it replaced
+        session.query("made", "INSERT INTO t VALUES ('added')")
+        with closing_connection(path) as connection:
+            assert connection.execute("SELECT x FROM t").fetchall() == [("new",), ("added",)]
+
+
+def test_a_deleted_file_is_one_clear_line(session: Session, tmp_path: Path) -> None:
+    path = tmp_path / "gone.db"
+    replace_database(path, "old")
+    session.add("gone", "sqlite", path=str(path))
+    path.unlink()
+    with pytest.raises(ItemNotFound, match=r"^gone: database file .*gone\.db no longer exists$"):
+        session.query("gone", "SELECT x FROM t")
+    replace_database(path, "back")
+    assert session.query("gone", "SELECT x FROM t")["x"].tolist() == ["back"]
 
 
 # -- interruption and the event loop ---------------------------------------------------------------

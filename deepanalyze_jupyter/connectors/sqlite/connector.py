@@ -6,6 +6,7 @@ that could write anywhere: an authorizer allows reading only (no ``ATTACH``, whi
 reach other files or the same file writable, no ``VACUUM INTO``, no temporary tables, no
 pragma that changes anything), and the connection may attach no database at all. A
 transaction a query opens (``BEGIN``, ``SAVEPOINT``) ends with it, so no lock outlives a query.
+A file replaced at its path (or deleted and made again) is opened anew by the next call.
 
 Every :mod:`sqlite3` call runs on one worker thread owned by
 the connector, because a connection belongs to the thread that made it; the event loop
@@ -73,6 +74,8 @@ class SqliteConnector(Connector):
     def __init__(self, context: SourceContext) -> None:
         super().__init__(context)
         self._connection: sqlite3.Connection | None = None
+        # The (device, inode) of the file the connection has open, to tell when another took its path.
+        self._identity: tuple[int, int] | None = None
         self._executor: ThreadPoolExecutor | None = None
         # The stop flag of the call running on the worker thread, and the lock that keeps
         # an interrupt from reaching a call other than the one it was meant for.
@@ -121,12 +124,24 @@ class SqliteConnector(Connector):
         self._connection = await self._call(self._open)
 
     def _check_file(self) -> None:
+        """Refuse a folder, a missing file (unless writable) and what is not a file at all.
+
+        SQLite would wait forever to open a named pipe, and take a device such as
+        ``/dev/null`` for an empty database.
+        """
         if os.path.isdir(self.path):
             raise ConfigurationError(f"{self.path} is a folder, not a database file", source=self.source_id)
-        if self.read_only and not os.path.exists(self.path):
-            raise ItemNotFound(f"database file {self.path} does not exist", source=self.source_id)
+        if not os.path.exists(self.path):
+            if self.read_only:
+                raise ItemNotFound(f"database file {self.path} does not exist", source=self.source_id)
+        elif not os.path.isfile(self.path):
+            raise ConfigurationError(
+                f"{self.path} is not a regular file (a pipe, device or socket), not a database file",
+                source=self.source_id,
+            )
 
     def _open(self) -> sqlite3.Connection:
+        identity = _file_identity(self.path)  # before opening: a file put there meanwhile is seen later
         if self.path == MEMORY:
             target, uri = MEMORY, False
         else:
@@ -148,6 +163,7 @@ class SqliteConnector(Connector):
         except sqlite3.Error as error:
             connection.close()
             raise ConnectionFailed(f"cannot read {self.path}: {error}", source=self.source_id) from error
+        self._identity = identity or _file_identity(self.path)  # a file the open made
         return connection
 
     async def disconnect(self) -> None:
@@ -293,9 +309,31 @@ class SqliteConnector(Connector):
     # -- the worker thread ---------------------------------------------------------
 
     def _require_connection(self) -> sqlite3.Connection:
-        if self._connection is None:
+        """The open connection, opened again first if its file is no longer the one at its path."""
+        connection = self._connection
+        if connection is None:
             raise ConnectionFailed("the database is not open", source=self.source_id)
-        return self._connection
+        if self.path != MEMORY and _file_identity(self.path) != self._identity:
+            connection = self._reopen(connection)
+        return connection
+
+    def _reopen(self, old: sqlite3.Connection) -> sqlite3.Connection:
+        """Open the database again because its file was replaced (or deleted) since it was opened.
+
+        The old connection would go on reading, and writing, a file no path names any more.
+        """
+        if not os.path.isfile(self.path):
+            raise ItemNotFound(f"database file {self.path} no longer exists", source=self.source_id)
+        new = self._open()
+        with self._stop_lock:
+            current = self._connection
+            if current is old:
+                self._connection = new
+        old.close()
+        if current is not old:  # disconnected meanwhile
+            new.close()
+            raise ConnectionFailed("the database is not open", source=self.source_id)
+        return new
 
     async def _call(self, function: Callable[..., T], *args: Any) -> T:
         """Run ``function`` on the worker thread; if cancelled, stop it and wait for it.
@@ -336,3 +374,14 @@ class SqliteConnector(Connector):
         """SQLite's progress handler: a non-zero answer interrupts the statement."""
         stop = self._stop
         return 1 if stop is not None and stop.is_set() else 0
+
+
+def _file_identity(path: str) -> tuple[int, int] | None:
+    """The (device, inode) of the file at ``path``; None for ``:memory:`` or a missing file."""
+    if path == MEMORY:
+        return None
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino

@@ -69,9 +69,25 @@ def _rows_to_arrays(
     arrays: list[pa.Array] = []
     mixed: dict[int, list[Any]] = {}
     for position, values in enumerate(columns):
-        try:
-            arrays.append(pa.array(values))
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-            arrays.append(pa.nulls(len(values)))
+        array = _one_type_array(values)
+        if array is None:
+            array = pa.nulls(len(values))
             mixed[position] = values
+        arrays.append(array)
     return arrays, mixed
+
+
+def _one_type_array(values: list[Any]) -> pa.Array | None:
+    """``values`` as one Arrow array, or None when their types mix.
+
+    Arrow would take text among blobs as bytes (``'x'`` becoming ``b'x'``), so a binary
+    array holding any text is a mix too.
+    """
+    try:
+        array = pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return None
+    binary = pa.types.is_binary(array.type) or pa.types.is_large_binary(array.type)
+    if binary and any(isinstance(value, str) for value in values):
+        return None
+    return array
