@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from deepanalyze_jupyter import Session
-from tests.connectors.postgresql.postgres import source_options
+from tests.connectors.postgresql.postgres import add_postgres
 from tests.services import PostgresServer
 
 
@@ -20,10 +20,4 @@ def session() -> Iterator[Session]:
 @pytest.fixture
 def pg(session: Session, pg_server: PostgresServer) -> Session:
     """A session with source ``pg``: read-only, session time zone Europe/Paris."""
-    session.add(
-        "pg",
-        "postgresql",
-        secrets={"password": pg_server.password},
-        **source_options(pg_server, options="-c TimeZone=Europe/Paris"),
-    )
-    return session
+    return add_postgres(session, pg_server, options="-c TimeZone=Europe/Paris")

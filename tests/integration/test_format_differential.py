@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 from psycopg import sql
 
 from deepanalyze_jupyter import Session
-from tests.connectors.postgresql.postgres import source_options
+from tests.connectors.postgresql.postgres import add_postgres
 from tests.services import AzuriteServer, PostgresServer
 
 FORMATS = ("pandas", "arrow", "polars")
@@ -129,13 +129,7 @@ EDGES = """SELECT * FROM (VALUES
 
 @pytest.fixture
 def pg(session: Session, pg_server: PostgresServer, pg_schema: str) -> Session:
-    session.add(
-        "pg",
-        "postgresql",
-        secrets={"password": pg_server.password},
-        **source_options(pg_server, options=f"-c search_path={pg_schema} -c TimeZone={PARIS}"),
-    )
-    return session
+    return add_postgres(session, pg_server, options=f"-c search_path={pg_schema} -c TimeZone={PARIS}")
 
 
 def _psycopg_rows(pg_server: PostgresServer, query: str) -> dict[str, list[Any]]:
@@ -296,10 +290,15 @@ CSV = (
 )
 
 
+def _read_in_every_format(session: Session, folder: Path, name: str, text: str) -> dict[str, pa.Table]:
+    """``text`` written as file ``name`` of a local source, read in every format."""
+    (folder / name).write_text(text)
+    session.add("files", "local", path=str(folder))
+    return in_every_format(lambda output: session.read("files", name, output=output))
+
+
 def test_local_csv_in_every_format_is_pandas(session: Session, tmp_path: Path) -> None:
-    (tmp_path / "edge.csv").write_text(CSV)
-    session.add("files", "local", path=str(tmp_path))
-    tables = in_every_format(lambda output: session.read("files", "edge.csv", output=output))
+    tables = _read_in_every_format(session, tmp_path, "edge.csv", CSV)
     reference = pd.read_csv(io.StringIO(CSV), dtype={"i": "Int64"})
     assert_same(tables, {"i": [None if pd.isna(v) else int(v) for v in reference["i"]]})
     types = {field.name: field.type for field in tables["arrow"].schema}
@@ -321,9 +320,7 @@ JSONL = (
 
 
 def test_local_jsonl_in_every_format_is_pyarrows(session: Session, tmp_path: Path) -> None:
-    (tmp_path / "edge.jsonl").write_text(JSONL)
-    session.add("files", "local", path=str(tmp_path))
-    tables = in_every_format(lambda output: session.read("files", "edge.jsonl", output=output))
+    tables = _read_in_every_format(session, tmp_path, "edge.jsonl", JSONL)
     expected = pa_json.read_json(io.BytesIO(JSONL.encode()))
     assert_same(tables, expected.to_pydict())
 

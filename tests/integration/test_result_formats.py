@@ -29,7 +29,7 @@ from deepanalyze_jupyter import Session, fetching, results
 from deepanalyze_jupyter.connectors.sqlite import values as sqlite_values
 from deepanalyze_jupyter.errors import ConfigurationError, ConnectionFailed, QueryError
 from deepanalyze_jupyter.results import result_info
-from tests.connectors.postgresql.postgres import source_options
+from tests.connectors.postgresql.postgres import add_postgres, source_options
 from tests.services import AzuriteServer, PostgresServer
 
 FORMATS = ("pandas", "arrow", "polars")
@@ -79,13 +79,7 @@ def pg(session: Session, pg_server: PostgresServer, pg_schema: str) -> Session:
                 " (2, NULL, NULL, NULL, '2024-06-01 12:30+02'), (3, 3, 2.5, 12345678901234.99, NULL)"
             ).format(sql.Identifier(pg_schema))
         )
-    session.add(
-        "pg",
-        "postgresql",
-        secrets={"password": pg_server.password},
-        **source_options(pg_server, options=f"-c search_path={pg_schema} -c TimeZone={PARIS}"),
-    )
-    return session
+    return add_postgres(session, pg_server, options=f"-c search_path={pg_schema} -c TimeZone={PARIS}")
 
 
 def _pg_query(session: Session, output: str, **options: Any) -> Any:

@@ -23,6 +23,17 @@ def source_options(pg_server: PostgresServer, **options: Any) -> dict[str, Any]:
     return {**base, **options}
 
 
+def add_postgres(session: Any, pg_server: PostgresServer, source_id: str = "pg", **options: Any) -> Any:
+    """``session`` with a PostgreSQL source ``source_id`` on the test server (``options`` added)."""
+    session.add(
+        source_id,
+        "postgresql",
+        secrets={"password": pg_server.password},
+        **source_options(pg_server, **options),
+    )
+    return session
+
+
 def admin(
     pg_server: PostgresServer, statement: str | sql.SQL | sql.Composed, *args: Any
 ) -> list[tuple[Any, ...]]:

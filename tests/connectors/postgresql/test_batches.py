@@ -16,7 +16,7 @@ import pytest
 
 from deepanalyze_jupyter import Session
 from deepanalyze_jupyter.errors import DataSourceError, QueryError
-from tests.connectors.postgresql.postgres import source_options
+from tests.connectors.postgresql.postgres import add_postgres, source_options
 from tests.connectors.postgresql.test_failures import backend_pid, running_queries, wait_until
 from tests.services import PostgresServer
 
@@ -42,13 +42,7 @@ def application() -> str:
 
 @pytest.fixture
 def pg(session: Session, pg_server: PostgresServer, application: str) -> Session:
-    session.add(
-        "pg",
-        "postgresql",
-        secrets={"password": pg_server.password},
-        **source_options(pg_server, options="-c TimeZone=Europe/Paris", application_name=application),
-    )
-    return session
+    return add_postgres(session, pg_server, options="-c TimeZone=Europe/Paris", application_name=application)
 
 
 def test_batches_hold_the_values_of_the_whole_read(pg: Session) -> None:

@@ -12,7 +12,7 @@ import pytest
 from deepanalyze_jupyter import Session
 from deepanalyze_jupyter.connectors.postgresql.partitions import partition_ranges
 from deepanalyze_jupyter.errors import DataSourceError
-from tests.connectors.postgresql.postgres import source_options
+from tests.connectors.postgresql.postgres import add_postgres
 from tests.connectors.postgresql.test_failures import running_queries, wait_until
 from tests.services import PostgresServer
 
@@ -30,13 +30,7 @@ def application() -> str:
 
 @pytest.fixture
 def pg(session: Session, pg_server: PostgresServer, application: str) -> Session:
-    session.add(
-        "pg",
-        "postgresql",
-        secrets={"password": pg_server.password},
-        **source_options(pg_server, application_name=application, pool_max_size=4),
-    )
-    return session
+    return add_postgres(session, pg_server, application_name=application, pool_max_size=4)
 
 
 def test_ranges_cover_the_bounds_once() -> None:
