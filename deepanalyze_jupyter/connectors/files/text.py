@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.json as pa_json
 
+from ...frames import arrow_to_frame
 from .options import ARROW_TYPES, ReaderOptions
 
 __all__ = [
@@ -148,18 +149,33 @@ def parse_json(raw: bytes | memoryview, options: ReaderOptions) -> pa.Table | pd
     raise ValueError(f"expected an array or an object, found a {type(document).__name__}")
 
 
+_UNTYPED = (pa.ArrowException, TypeError, OverflowError)
+
+
 def _records_table(records: list[Any]) -> pa.Table | pd.DataFrame:
     if records and all(isinstance(record, dict) for record in records):
         try:
             # pa.array infers one struct type over every record's keys, in order of appearance.
             return pa.Table.from_struct_array(pa.array(records))
-        except (pa.ArrowException, TypeError, OverflowError):
-            return pd.DataFrame.from_records(records)
+        except _UNTYPED:
+            keys = dict.fromkeys(key for record in records for key in record)
+            return _columns_table({key: [record.get(key) for record in records] for key in keys})
     return pd.DataFrame(records)
 
 
 def _columns_table(columns: dict[str, list[Any]]) -> pa.Table | pd.DataFrame:
+    """The columns as an Arrow table; where one holds values of changing types (``1`` and
+    ``"x"``), a DataFrame of that column as objects and the others as Arrow types them."""
     try:
         return pa.table(columns)
-    except (pa.ArrowException, TypeError, OverflowError):
-        return pd.DataFrame(columns)
+    except _UNTYPED:
+        return pd.DataFrame({name: _typed_column(values) for name, values in columns.items()})
+
+
+def _typed_column(values: list[Any]) -> pd.Series:
+    """``values`` in the dtype Arrow gives them (integers with a null stay integers), or as objects."""
+    try:
+        column = pa.array(values)
+    except _UNTYPED:
+        return pd.Series(values, dtype=object)
+    return arrow_to_frame(pa.table({"values": column}))["values"]

@@ -169,6 +169,33 @@ def test_jsonl_with_changing_types_falls_back_to_objects() -> None:
     assert frame["a"].tolist() == [1, "two"]
 
 
+@pytest.mark.parametrize(
+    ("data", "name"),
+    [
+        (
+            b'{"a": 1, "i": -9223372036854775808, "s": "", "b": true}\n'
+            b'{"a": "two", "i": null, "s": null, "b": null}\n'
+            b'{"a": 3, "i": 9223372036854775807, "s": "x", "b": false}\n',
+            "mixed.jsonl",
+        ),
+        (
+            b'{"a": [1, "two", 3], "i": [-9223372036854775808, null, 9223372036854775807], '
+            b'"s": ["", null, "x"], "b": [true, null, false]}',
+            "columns.json",
+        ),
+    ],
+    ids=["records", "columns"],
+)
+def test_one_column_of_changing_types_leaves_the_others_typed(data: bytes, name: str) -> None:
+    frame = parse(data, name)
+    assert frame["a"].tolist() == [1, "two", 3]
+    assert str(frame["i"].dtype) == "Int64"  # not float64: the extremes stay exact
+    assert frame["i"].tolist() == [-9223372036854775808, pd.NA, 9223372036854775807]
+    assert frame["s"].dtype == pd.StringDtype("pyarrow")
+    assert frame["s"].tolist() == ["", pd.NA, "x"]
+    assert str(frame["b"].dtype) == "boolean"
+
+
 def test_jsonl_with_long_records_spanning_blocks() -> None:
     line = json.dumps({"text": "x" * 3_000_000}).encode()
     frame = parse(line + b"\n" + line + b"\n", "long.jsonl")
