@@ -137,11 +137,6 @@ def test_every_way_out_is_refused_in_one_line(lake: Session, sql: str) -> None:
     assert "root:" not in message
 
 
-def test_a_path_holding_a_nul_character_is_refused_saying_so(local_lake: Session) -> None:
-    with pytest.raises(QueryError, match=r"^lake: refused: 'x\\x00\.csv' holds a NUL character"):
-        local_lake.query("lake", "SELECT * FROM 'x\x00.csv'")
-
-
 def test_writes_leave_the_source_as_it_was(local_lake: Session, tmp_path: object) -> None:
     before = local_lake.list_items("lake", recursive=True, refresh=True)["name"].tolist()
     for sql in (ESCAPES["copy into the source"], ESCAPES["copy to a local file"]):
@@ -534,7 +529,12 @@ def test_an_error_after_the_first_rows_is_one_line_of_duckdb(local_lake: Session
 
 @pytest.mark.parametrize(
     ("sql", "where"),
-    [("SELECT '\ud800' AS x", "U+D800 at character 9"), ("FROM 'a\udcff.csv'", "U+DCFF at character 8")],
+    [
+        ("SELECT '\ud800' AS x", "U+D800 at character 9"),
+        ("FROM 'a\udcff.csv'", "U+DCFF at character 8"),
+        ("SELECT * FROM 'x\x00.csv'", "U+0000 at character 17"),  # some DuckDB versions end the text there
+    ],
+    ids=["surrogate", "surrogate in a path", "NUL"],
 )
 def test_sql_that_is_not_valid_text_is_refused_in_one_line_naming_where(
     local_lake: Session, sql: str, where: str

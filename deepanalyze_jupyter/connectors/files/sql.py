@@ -279,16 +279,21 @@ async def _prepared(
 
 
 def _refuse_invalid_text(sql: str, source: str) -> None:
-    """Refuse SQL holding a lone surrogate (a string decoded with ``surrogateescape``, say):
-    no encoding writes it, so DuckDB cannot be given it."""
+    """Refuse SQL holding a lone surrogate (a string decoded with ``surrogateescape``, say),
+    which no encoding writes, or a NUL character, where some DuckDB versions end the text."""
     try:
         sql.encode("utf-8")
     except UnicodeEncodeError as error:
-        raise QueryError(
-            f"the SQL holds a character that is not text (U+{ord(sql[error.start]):04X} at character "
-            f"{error.start + 1}); nothing ran",
-            source=source,
-        ) from None
+        where = error.start
+    else:
+        where = sql.find("\x00")
+        if where < 0:
+            return
+    raise QueryError(
+        f"the SQL holds a character that is not text (U+{ord(sql[where]):04X} at character "
+        f"{where + 1}); nothing ran",
+        source=source,
+    )
 
 
 def _list_csv_globs(filesystem: StatementFileSystem, sql: str) -> None:
