@@ -26,6 +26,8 @@ class CuttingProxy:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="cutting-proxy", daemon=True)
         self._server: asyncio.Server | None = None
+        #: The relays of the connections open now (each a task of the proxy's loop).
+        self._relays: set[asyncio.Task[None]] = set()
         self._after = 0
         self._cuts_left = 0
         self.port = 0
@@ -46,7 +48,7 @@ class CuttingProxy:
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         if self._server is not None:  # closed on its own loop: a relay ending meanwhile wakes it too
-            asyncio.run_coroutine_threadsafe(_closed(self._server), self._loop).result(timeout=10)
+            asyncio.run_coroutine_threadsafe(self._shut(self._server), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
         self._loop.close()
@@ -58,13 +60,31 @@ class CuttingProxy:
     def _set(self, after: int, times: int) -> None:
         self._after, self._cuts_left = after, times
 
+    async def _shut(self, server: asyncio.Server) -> None:
+        """Stop accepting, end the connections still relayed (a client's idle keep-alive ones), and
+        wait until their sockets are closed: Python 3.11's ``wait_closed`` does not wait for them."""
+        server.close()
+        for relay in list(self._relays):
+            relay.cancel()
+        await asyncio.gather(*self._relays, return_exceptions=True)
+        await server.wait_closed()
+        for _ in range(2):  # the aborted transports close their sockets in the loop's next rounds
+            await asyncio.sleep(0)
+
     async def _relay(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        relay = asyncio.current_task()
+        if relay is not None:
+            self._relays.add(relay)
+            relay.add_done_callback(self._relays.discard)
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection(*self._target)
         except OSError:
             client_writer.transport.abort()
             return
+        except asyncio.CancelledError:  # the proxy shuts while the service is being reached
+            client_writer.transport.abort()
+            raise
         try:
             await asyncio.gather(
                 _pipe(client_reader, upstream_writer), self._answer(upstream_reader, client_writer)
@@ -90,11 +110,6 @@ class CuttingProxy:
             await client.drain()
             sent += len(piece)
         client.close()
-
-
-async def _closed(server: asyncio.Server) -> None:
-    server.close()
-    await server.wait_closed()
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
