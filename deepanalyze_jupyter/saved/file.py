@@ -22,6 +22,7 @@ write.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import tempfile
@@ -180,10 +181,7 @@ def update_sources_file(path: Path, change: Callable[[dict[str, Any]], None]) ->
     that cannot be written (no space left, no permission, a link that loops) is refused in
     one line naming it, and stays as it was.
     """
-    try:
-        path = path.resolve()
-    except (OSError, RuntimeError):  # a symbolic link that loops (RuntimeError before Python 3.13)
-        raise ConfigurationError(f"{path}: a symbolic link that loops; nothing was written") from None
+    path = _resolved(path)
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         with _locked(path):
@@ -193,6 +191,25 @@ def update_sources_file(path: Path, change: Callable[[dict[str, Any]], None]) ->
     except OSError as error:
         problem = error.strerror or type(error).__name__
         raise ConfigurationError(f"{path}: cannot be written ({problem}); nothing was written") from None
+
+
+def _resolved(path: Path) -> Path:
+    """``path`` with its symbolic links followed; one that loops is refused in one line.
+
+    ``resolve()`` raised for a loop before Python 3.13 (``RuntimeError``, or ``OSError``);
+    since then it returns the path, and only opening it fails (``ELOOP``).
+    """
+    loops = ConfigurationError(f"{path}: a symbolic link that loops; nothing was written")
+    try:
+        resolved = path.resolve()
+    except (OSError, RuntimeError):
+        raise loops from None
+    try:
+        os.stat(resolved)
+    except OSError as error:  # a missing file is made; other errors are told when it is read
+        if error.errno == errno.ELOOP:
+            raise loops from None
+    return resolved
 
 
 def _read_document(path: Path, *, refused: str, invalid: str | None = None) -> dict[str, Any]:

@@ -280,7 +280,11 @@ def test_mixed_type_column_stays_object(shop: Session) -> None:
 )
 def test_text_among_blobs_stays_text(shop: Session, sql: str) -> None:
     """Arrow would make the text bytes: the column is a mix, kept as SQLite gave it."""
-    expected = [row[0] for row in sqlite3.connect(":memory:").execute(sql)]
+    reference = sqlite3.connect(":memory:")
+    try:
+        expected = [row[0] for row in reference.execute(sql)]
+    finally:
+        reference.close()  # Python 3.13 warns of a connection left to the collector
     frame = shop.query("shop", sql)
     assert frame["v"].dtype == object
     assert frame["v"].tolist() == expected
